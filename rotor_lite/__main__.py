@@ -1,0 +1,3 @@
+from rotor_lite.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""The Litestar application: routes, auth dependency, error envelope, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import Message, Scope
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from rotor_lite import __version__
+from rotor_lite.api.auth import RateLimiter, provide_principal
+from rotor_lite.api.controllers.jobs import DlqController, JobController
+from rotor_lite.api.controllers.queues import QueueController
+from rotor_lite.api.controllers.status import get_status, get_usage, healthz, metrics, openapi_document
+from rotor_lite.api.errors import http_error_handler, internal_error_handler, rate_limit_headers, rotor_error_handler
+from rotor_lite.clock import Clock
+from rotor_lite.config import Settings
+from rotor_lite.engine.runtime import Runtime
+from rotor_lite.errors import ConfigError, RotorError
+from rotor_lite.services.workspaces import Authenticator
+
+log = logging.getLogger("rotor_lite")
+ROUTES = [QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document]
+
+
+def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = None) -> Litestar:
+    """The app; the runtime (storage and engine) starts in its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            runtime = Runtime(settings, clock)
+            await runtime.__aenter__()
+        except ConfigError as exc:
+            log.error("cannot start: %s", exc.message)
+            raise
+        try:
+            assert runtime.core is not None
+            app.state.runtime = runtime
+            app.state.core = runtime.core
+            app.state.authenticator = Authenticator(runtime.core.db)
+            app.state.rate_limiter = RateLimiter(settings.limits.rate_limit_per_minute)
+            if on_ready is not None:
+                on_ready(runtime)
+            yield
+        finally:
+            await runtime.__aexit__(None, None, None)
+
+    return Litestar(
+        route_handlers=ROUTES,
+        dependencies={"principal": Provide(provide_principal)},
+        exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},
+        before_send=[_add_rate_limit_headers],
+        lifespan=[lifespan],
+        request_max_body_size=settings.limits.max_request_bytes,
+        openapi_config=OpenAPIConfig(
+            title="rotor-lite", version=__version__, path="/schema",
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )
+
+
+async def _add_rate_limit_headers(message: Message, scope: Scope) -> None:
+    limit = scope.get("state", {}).get("rate_limit")
+    if limit is not None and message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        for name, value in rate_limit_headers(*limit).items():
+            headers[name] = value

@@ -1,0 +1,53 @@
+"""Authentication, authorization by role, and the per-workspace rate limit."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Request
+
+from rotor_lite.errors import Forbidden, RateLimited
+from rotor_lite.models import Principal, Role
+from rotor_lite.services.core import Core
+from rotor_lite.services.workspaces import Authenticator
+
+_WRITERS = frozenset({Role.ADMIN, Role.DEVELOPER})
+
+
+class RateLimiter:
+    """Requests per workspace per fixed one-minute window; 0 means unlimited."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._windows: dict[str, tuple[int, int]] = {}
+
+    def hit(self, workspace_id: str, now_s: float) -> tuple[int, int]:
+        """Count one request; returns (remaining, reset epoch seconds) or raises RateLimited."""
+        window = int(now_s // 60)
+        reset_at = (window + 1) * 60
+        start, count = self._windows.get(workspace_id, (window, 0))
+        if start != window:
+            count = 0
+        if count >= self.per_minute:
+            raise RateLimited(max(1, int(reset_at - now_s)), self.per_minute, reset_at)
+        self._windows[workspace_id] = (window, count + 1)
+        return self.per_minute - count - 1, reset_at
+
+
+async def provide_principal(request: Request[object, object, object]) -> Principal:
+    """The caller, authenticated and counted against the workspace's rate limit."""
+    state = request.app.state
+    core: Core = state.core
+    authenticator: Authenticator = state.authenticator
+    principal = await authenticator.authenticate(request.headers.get("authorization"), core.clock.now_ms())
+    limiter: RateLimiter = state.rate_limiter
+    if limiter.per_minute:
+        remaining, reset_at = limiter.hit(principal.workspace_id, time.time())
+        request.state.rate_limit = (limiter.per_minute, remaining, reset_at)
+    return principal
+
+
+def require_write(principal: Principal) -> None:
+    """Only admin and developer keys may change queues and jobs."""
+    if principal.role not in _WRITERS:
+        raise Forbidden(f"a {principal.role.value} key may not do this", {"role": principal.role.value})

@@ -1,0 +1,91 @@
+"""`/v1/queues/:name/jobs` and `/v1/dlq`: enqueue, batch, get, list, cancel, retry, DLQ, replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
+
+from rotor_lite.api.auth import require_write
+from rotor_lite.api.http import core_of, json_response, page_limit, read_body
+from rotor_lite.api.render import job_out
+from rotor_lite.models import Principal
+from rotor_lite.schemas import BatchCreate, JobCreate, Page, ReplayRequest
+from rotor_lite.services import jobs as service
+
+
+class JobController(Controller):
+    path = "/v1/queues/{name:str}/jobs"
+    tags = ["Jobs"]
+
+    @post("/", status_code=201)
+    async def enqueue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
+        """Enqueue a job; a known `jobId` answers 200 with `duplicate: true` (409 with `strict`)."""
+        require_write(principal)
+        spec = await read_body(request, JobCreate)
+        header_key = request.headers.get("idempotency-key")
+        done = await service.enqueue(core_of(request), principal, name, spec, header_key.strip() if header_key else None)
+        return json_response(job_out(done.job, duplicate=done.duplicate), 200 if done.duplicate else 201)
+
+    @post("/batch", status_code=201)
+    async def enqueue_batch(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
+        """Enqueue up to 1000 jobs, all or none."""
+        require_write(principal)
+        spec = await read_body(request, BatchCreate, ("jobs",))
+        done = await service.enqueue_batch(core_of(request), principal, name, spec)
+        return json_response({"data": [job_out(d.job, duplicate=d.duplicate) for d in done]}, 201)
+
+    @get("/")
+    async def list_jobs(
+        self, request: Request[Any, Any, Any], principal: Principal, name: str,
+        job_state: Annotated[str | None, Parameter(query="state")] = None,
+        tag: str | None = None, limit: int | None = None, cursor: str | None = None,
+    ) -> Response[bytes]:
+        """Jobs of the queue, newest first; filter by `state` and `tag`."""
+        jobs, next_cursor = await service.list_jobs(
+            core_of(request), principal, name, state=job_state, tag=tag, limit=page_limit(limit), cursor=cursor
+        )
+        return json_response(Page(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
+
+    @get("/{job_id:str}")
+    async def get_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
+        """The job with its attempt log."""
+        job, attempts = await service.get_job(core_of(request), principal, name, job_id)
+        return json_response(job_out(job, attempts=attempts))
+
+    @delete("/{job_id:str}", status_code=200)
+    async def cancel_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
+        """Cancel a waiting, delayed or pending-approval job; an active job is a 409."""
+        require_write(principal)
+        return json_response(job_out(await service.cancel_job(core_of(request), principal, name, job_id)))
+
+    @post("/{job_id:str}/retry", status_code=200)
+    async def retry_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
+        """A failed, cancelled or blocked job back to waiting with its attempts reset."""
+        require_write(principal)
+        return json_response(job_out(await service.retry_job(core_of(request), principal, name, job_id)))
+
+
+class DlqController(Controller):
+    path = "/v1/dlq"
+    tags = ["Jobs"]
+
+    @get("/")
+    async def list_dlq(
+        self, request: Request[Any, Any, Any], principal: Principal, queue: str | None = None,
+        limit: int | None = None, cursor: str | None = None,
+    ) -> Response[bytes]:
+        """Failed jobs (the dead-letter queue), newest first."""
+        jobs, next_cursor = await service.list_dlq(
+            core_of(request), principal, queue_name=queue, limit=page_limit(limit), cursor=cursor
+        )
+        return json_response(Page(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
+
+    @post("/replay", status_code=200)
+    async def replay(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
+        """Retry failed jobs of a queue (all, or `jobIds`); harmless to call twice."""
+        require_write(principal)
+        spec = await read_body(request, ReplayRequest)
+        replayed = await service.replay_dlq(core_of(request), principal, spec.queue, spec.job_ids)
+        return json_response({"replayed": replayed})

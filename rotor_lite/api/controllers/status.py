@@ -1,0 +1,44 @@
+"""Status, usage, metrics, health and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+
+from rotor_lite.api.http import core_of, json_response
+from rotor_lite.metrics import CONTENT_TYPE_LATEST
+from rotor_lite.models import Principal
+from rotor_lite.services import status as service
+
+
+@get("/v1/status", tags=["Status"])
+async def get_status(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
+    """Workspace health and quota."""
+    return json_response(await service.status(core_of(request), principal))
+
+
+@get("/v1/usage", tags=["Usage"])
+async def get_usage(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
+    """Jobs accepted this billing period, per queue."""
+    return json_response(await service.usage(core_of(request), principal))
+
+
+@get("/metrics", tags=["Metrics"])
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text format."""
+    core = core_of(request)
+    await service.refresh_queue_gauges(core)
+    return Response(content=core.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@get("/healthz", tags=["Status"])
+async def healthz() -> Response[bytes]:
+    """Liveness: no auth."""
+    return json_response({"status": "ok"})
+
+
+@get("/doc", tags=["Status"], include_in_schema=False)
+async def openapi_document(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The OpenAPI document of every route."""
+    return json_response(request.app.openapi_schema.to_schema())

@@ -1,0 +1,27 @@
+"""Injected time: every component asks a Clock, so tests can control it."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Wall-clock time in milliseconds since the epoch."""
+
+    def now_ms(self) -> int: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+def iso_from_ms(ms: int | None) -> str | None:
+    """Format epoch milliseconds as ISO 8601 UTC with milliseconds and a `Z`."""
+    if ms is None:
+        return None
+    secs, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"

@@ -1,0 +1,169 @@
+"""Settings: `rotor.toml`, overridden by `ROTOR_<SECTION>_<KEY>` environment variables, overridden by flags."""
+
+from __future__ import annotations
+
+import os
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from rotor_lite.durations import parse_duration_ms
+from rotor_lite.errors import ConfigError
+
+Duration = int | str
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    def ms(self, name: str) -> int:
+        """The duration field `name` in milliseconds (validated at load time)."""
+        return parse_duration_ms(getattr(self, name))
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    drain_timeout: Duration = "30s"
+
+
+class StorageSettings(_Section):
+    data_dir: str = "./data"
+    synchronous: Literal["FULL", "NORMAL", "OFF", "EXTRA"] = "FULL"
+
+
+class AuthSettings(_Section):
+    bootstrap_api_key: str = ""
+
+
+class SecuritySettings(_Section):
+    master_key: str = ""
+
+
+class CallbackSettings(_Section):
+    allow_private_networks: bool = False
+    default_timeout: Duration = "30s"
+    max_connections: int = 256
+
+
+class DispatchSettings(_Section):
+    concurrency_key_recheck: Duration = "10s"
+    concurrency_key_ttl: Duration = "300s"
+    lease: Duration = "30s"
+    poll_interval: Duration = "1s"
+
+
+class LimitSettings(_Section):
+    max_payload_bytes: int = 512 * 1024
+    max_request_bytes: int = 16 * 1024 * 1024
+    rate_limit_per_minute: int = 0
+    monthly_job_quota: int = 0
+
+
+class RetentionSettings(_Section):
+    finished_jobs: Duration = "7d"
+    sweep_interval: Duration = "1m"
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Every setting of the server; `rotor.toml.example` documents each key."""
+
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    callbacks: CallbackSettings = msgspec.field(default_factory=CallbackSettings)
+    dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
+    limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.storage.data_dir)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_path / "rotor.db"
+
+
+_DURATION_KEYS = {
+    ("server", "drain_timeout"), ("callbacks", "default_timeout"),
+    ("dispatch", "concurrency_key_recheck"), ("dispatch", "concurrency_key_ttl"),
+    ("dispatch", "lease"), ("dispatch", "poll_interval"),
+    ("retention", "finished_jobs"), ("retention", "sweep_interval"),
+}
+_ENV_ALIASES = {"ROTOR_BOOTSTRAP_API_KEY": ("auth", "bootstrap_api_key")}
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    overrides: dict[tuple[str, str], Any] | None = None,
+) -> Settings:
+    """Settings from the file (or `./rotor.toml` if present), then env, then `overrides`."""
+    raw = _read_file(config_file)
+    for (section, key), value in _env_overrides(os.environ if env is None else env).items():
+        raw.setdefault(section, {})[key] = value
+    for (section, key), value in (overrides or {}).items():
+        if value is not None:
+            raw.setdefault(section, {})[key] = value
+    settings = _convert(raw)
+    _check_durations(settings)
+    return settings
+
+
+def _read_file(config_file: str | Path | None) -> dict[str, Any]:
+    path = Path(config_file) if config_file else Path("rotor.toml")
+    if not path.exists():
+        if config_file:
+            raise ConfigError(f"config file {path} does not exist")
+        return {}
+    try:
+        data = msgspec.toml.decode(path.read_bytes())
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a table")
+    return data
+
+
+def _env_overrides(env: dict[str, str] | os._Environ[str]) -> dict[tuple[str, str], str]:
+    sections = {name: set(struct.__struct_fields__) for name, struct in _section_types().items()}
+    found: dict[tuple[str, str], str] = {}
+    for name, value in env.items():
+        if name in _ENV_ALIASES:
+            found[_ENV_ALIASES[name]] = value
+            continue
+        if not name.startswith("ROTOR_"):
+            continue
+        rest = name[len("ROTOR_"):].lower()
+        for section, keys in sections.items():
+            key = rest[len(section) + 1:]
+            if rest.startswith(section + "_") and key in keys:
+                found[(section, key)] = value
+    return found
+
+
+def _section_types() -> dict[str, type[_Section]]:
+    hints = typing.get_type_hints(Settings)
+    return {name: hints[name] for name in Settings.__struct_fields__}
+
+
+def _convert(raw: dict[str, Any]) -> Settings:
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_name_key(str(exc))}") from exc
+
+
+def _name_key(message: str) -> str:
+    # msgspec says "... - at `$.server.port`"; users know the key as server.port.
+    return message.replace("`$.", "`").replace("at `", "at key `")
+
+
+def _check_durations(settings: Settings) -> None:
+    for section, key in _DURATION_KEYS:
+        try:
+            parse_duration_ms(getattr(getattr(settings, section), key))
+        except ValueError as exc:
+            raise ConfigError(f"invalid configuration: {section}.{key}: {exc}") from exc

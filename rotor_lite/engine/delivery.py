@@ -1,0 +1,181 @@
+"""One callback delivery: sign the exact body bytes, POST them, classify what came back.
+
+The aiohttp session keeps keep-alive connections per callback host. Its resolver
+refuses private addresses, so the SSRF check happens on the address actually
+connected to (a DNS name that later resolves to 127.0.0.1 is refused too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+import aiohttp
+import msgspec
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from rotor_lite import __version__
+from rotor_lite.clock import Clock
+from rotor_lite.errors import ValidationError
+from rotor_lite.engine.backoff import parse_retry_after
+from rotor_lite.engine.signing import sign_callback
+from rotor_lite.models import Claimed, Queue
+from rotor_lite.netguard import check_callback_url, is_public_address
+
+MAX_RESULT_BYTES = 64 * 1024
+USER_AGENT = f"rotor-lite/{__version__}"
+
+
+class BlockedAddress(OSError):
+    """The callback host resolved to an address the SSRF guard refuses."""
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    """How one delivery ended."""
+
+    ok: bool
+    outcome: str
+    status: int | None
+    error: str | None
+    duration_ms: int
+    result: bytes | None = None
+    retry_after_ms: int | None = None
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves names, then refuses any non-public address unless private networks are allowed."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+        self._allow_private = allow_private
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if not self._allow_private:
+            blocked = [r["host"] for r in results if not is_public_address(r["host"])]
+            if blocked:
+                raise BlockedAddress(f"callback host {host} resolves to a non-public address ({blocked[0]})")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Deliverer:
+    """Owns the HTTP client session used for every callback."""
+
+    def __init__(self, clock: Clock, *, allow_private: bool, max_connections: int) -> None:
+        self._clock = clock
+        self._allow_private = allow_private
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Deliverer:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, resolver=GuardedResolver(self._allow_private),
+            ttl_dns_cache=10, enable_cleanup_closed=True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, skip_auto_headers=("Accept-Encoding",),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def deliver(self, queue: Queue, job: Claimed) -> Outcome:
+        """POST the job to the queue's callback URL and classify the answer."""
+        started = time.perf_counter()
+        try:
+            url = self._checked_url(queue.callback_url)
+            return await self._post(queue, job, url, started)
+        except asyncio.TimeoutError:
+            return _failure("timeout", None, f"no response within {queue.timeout_ms // 1000}s", started)
+        except BlockedAddress as exc:
+            return _failure("error", None, str(exc), started)
+        except ValidationError as exc:
+            return _failure("error", None, exc.message, started)
+        except aiohttp.ClientError as exc:
+            return _failure("network", None, _describe(exc), started)
+        except OSError as exc:
+            return _failure("network", None, str(exc) or type(exc).__name__, started)
+
+    def _checked_url(self, url: str | None) -> str:
+        if not url:
+            raise ValidationError("queue has no callback_url")
+        # Literal addresses never reach the resolver, so the URL check covers them.
+        return check_callback_url(url, allow_private=self._allow_private)
+
+    async def _post(self, queue: Queue, job: Claimed, url: str, started: float) -> Outcome:
+        assert self._session is not None, "deliverer is not open"
+        timestamp = self._clock.now_ms() // 1000
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "x-rotor-job-id": job.id,
+            "x-rotor-queue": queue.name,
+            "x-rotor-attempt": str(job.attempt),
+            "x-rotor-timestamp": str(timestamp),
+            "x-rotor-signature": sign_callback(queue.callback_secret or "", job.id, timestamp, job.payload),
+            **queue.callback_headers,
+        }
+        timeout = aiohttp.ClientTimeout(total=queue.timeout_ms / 1000)
+        async with self._session.post(url, data=job.payload, headers=headers, timeout=timeout, allow_redirects=False) as resp:
+            body = await resp.content.read(MAX_RESULT_BYTES + 1)
+            duration = _elapsed_ms(started)
+            if 200 <= resp.status < 300:
+                return Outcome(ok=True, outcome="2xx", status=resp.status, error=None, duration_ms=duration,
+                               result=_result_json(body, resp.content_type))
+            retry_after = None
+            if resp.status in (429, 503):
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.now_ms())
+            return Outcome(
+                ok=False, outcome=_status_class(resp.status), status=resp.status,
+                error=f"HTTP {resp.status}" + (f": {_snippet(body)}" if body else ""), duration_ms=duration,
+                retry_after_ms=retry_after,
+            )
+
+
+def _result_json(body: bytes, content_type: str) -> bytes | None:
+    """The response kept as JSON: the body itself when it is JSON, else its text as a JSON string."""
+    if not body:
+        return None
+    truncated = len(body) > MAX_RESULT_BYTES
+    body = body[:MAX_RESULT_BYTES]
+    if not truncated and ("json" in content_type or body[:1] in (b"{", b"[")):
+        try:
+            msgspec.json.decode(body)
+            return body
+        except msgspec.DecodeError:
+            pass
+    return msgspec.json.encode(body.decode("utf-8", "replace"))
+
+
+def _status_class(status: int) -> str:
+    if 400 <= status < 500:
+        return "4xx"
+    if status >= 500:
+        return "5xx"
+    return "error"  # 1xx/3xx: redirects are not followed
+
+
+def _failure(outcome: str, status: int | None, error: str, started: float) -> Outcome:
+    return Outcome(ok=False, outcome=outcome, status=status, error=error, duration_ms=_elapsed_ms(started))
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _snippet(body: bytes) -> str:
+    return body[:200].decode("utf-8", "replace")
+
+
+def _describe(exc: Any) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
+        return str(exc.os_error)
+    return text

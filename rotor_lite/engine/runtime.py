@@ -1,0 +1,97 @@
+"""The runtime: opens storage, checks the master key, bootstraps, and runs the engine loops."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import IO
+
+from rotor_lite.clock import Clock, SystemClock
+from rotor_lite.config import Settings
+from rotor_lite.crypto import KEY_CHECK_PLAINTEXT, Vault, load_master_key
+from rotor_lite.errors import ConfigError
+from rotor_lite.engine.delivery import Deliverer
+from rotor_lite.engine.dispatcher import Dispatcher
+from rotor_lite.engine.sweeper import Sweeper
+from rotor_lite.services import workspaces
+from rotor_lite.services.core import Core
+from rotor_lite.services.workspaces import CreatedKey
+from rotor_lite.store import jobs as job_store
+from rotor_lite.store import workspaces as ws_store
+from rotor_lite.store.db import Database
+
+log = logging.getLogger("rotor_lite.runtime")
+_KEY_CHECK = "master_key_check"
+
+
+class Runtime:
+    """Everything the server runs, entered and left as one async context manager."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._stack = AsyncExitStack()
+        self._lock_file: IO[str] | None = None
+        self.core: Core | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.bootstrap_key: CreatedKey | None = None
+
+    async def __aenter__(self) -> Runtime:
+        data_dir = self.settings.data_path
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_data_dir(data_dir)
+        vault = Vault(load_master_key(self.settings.security.master_key, data_dir))
+        db = await self._stack.enter_async_context(Database(self.settings.db_path, self.settings.storage.synchronous))
+        core = self.core = Core(self.settings, self.clock, db, vault)
+        requeued = await db.write(self._prepare)
+        if requeued:
+            log.warning("requeued jobs left active by a previous process", extra={"count": requeued})
+        deliverer = await self._stack.enter_async_context(Deliverer(
+            self.clock, allow_private=self.settings.callbacks.allow_private_networks,
+            max_connections=self.settings.callbacks.max_connections,
+        ))
+        self.dispatcher = await self._stack.enter_async_context(Dispatcher(core, deliverer))
+        core.on_jobs_ready = self.dispatcher.wake
+        await self._stack.enter_async_context(Sweeper(core, self.dispatcher.wake))
+        self.dispatcher.wake()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+    def _prepare(self, conn: sqlite3.Connection) -> int:
+        assert self.core is not None
+        _check_master_key(conn, self.core.vault)
+        self.bootstrap_key = workspaces.bootstrap(conn, self.settings.auth.bootstrap_api_key, self.clock.now_ms())
+        self.core.queues.load(conn, self.core.vault)
+        return job_store.requeue_orphans(conn)
+
+
+def _check_master_key(conn: sqlite3.Connection, vault: Vault) -> None:
+    check = ws_store.get_meta(conn, _KEY_CHECK)
+    if check is None:
+        ws_store.set_meta(conn, _KEY_CHECK, vault.encrypt(KEY_CHECK_PLAINTEXT))
+    elif not vault.matches(check):
+        raise ConfigError(
+            "the master key does not match the one this data directory was written with "
+            "(check security.master_key / ROTOR_SECURITY_MASTER_KEY or data/master.key)"
+        )
+
+
+def _lock_data_dir(data_dir: Path) -> IO[str]:
+    """One server per data directory: a second one would deliver every job twice."""
+    handle = open(data_dir / "server.lock", "w")  # noqa: SIM115 - held for the process lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise ConfigError(f"another rotor-lite server is already using {data_dir}") from exc
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

@@ -1,0 +1,58 @@
+"""The sweeper: puts back jobs whose lease expired and prunes finished jobs past retention."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from rotor_lite.services.core import Core
+from rotor_lite.store import jobs as job_store
+
+log = logging.getLogger("rotor_lite.sweeper")
+_REAP_EVERY_S = 1.0
+
+
+class Sweeper:
+    """A background task; `on_requeued` wakes the dispatcher when stalled jobs went back."""
+
+    def __init__(self, core: Core, on_requeued: Callable[[], None]) -> None:
+        self._core = core
+        self._on_requeued = on_requeued
+        self._task: asyncio.Task[None] | None = None
+        self._last_prune = 0
+
+    async def __aenter__(self) -> Sweeper:
+        self._task = asyncio.create_task(self._run(), name="rotor-sweeper")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(_REAP_EVERY_S)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    async def sweep(self) -> None:
+        """One pass: reap expired leases; prune once per sweep interval."""
+        now = self._core.clock.now_ms()
+        stalled = await self._core.db.write(lambda conn: job_store.reap_expired(conn, now))
+        if stalled:
+            self._core.metrics.stalled.inc(len(stalled))
+            log.warning("stalled jobs requeued", extra={"count": len(stalled)})
+            self._on_requeued()
+        retention = self._core.settings.retention
+        if now - self._last_prune >= retention.ms("sweep_interval"):
+            self._last_prune = now
+            await self._prune(now - retention.ms("finished_jobs"))
+
+    async def _prune(self, before: int) -> None:
+        for queue in self._core.queues.all():
+            while await self._core.db.write(lambda conn, q=queue.rowid: job_store.prune_finished(conn, q, before)):
+                await asyncio.sleep(0)

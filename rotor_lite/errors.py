@@ -1,0 +1,119 @@
+"""The errors rotor-lite raises; the API maps each to its envelope and status.
+
+    RotorError (code, status, message, details)
+    ├── Unauthorized            401 UNAUTHORIZED
+    ├── Forbidden               403 FORBIDDEN
+    ├── NotFound                404 NOT_FOUND
+    │   ├── QueueNotFound
+    │   ├── JobNotFound
+    │   └── WorkspaceNotFound
+    ├── Conflict                409 CONFLICT
+    │   └── InvalidState        (the job or queue is in the wrong state)
+    ├── IdempotencyConflict     409 IDEMPOTENCY_CONFLICT
+    ├── PayloadTooLarge         413 PAYLOAD_TOO_LARGE
+    ├── ValidationError         422 VALIDATION_ERROR (details.field names the field)
+    ├── QuotaExceeded           402 QUOTA_EXCEEDED
+    ├── RateLimited             429 RATE_LIMITED (retry_after seconds)
+    ├── Unavailable             503 UNAVAILABLE (storage cannot write)
+    └── ConfigError             not an HTTP error: stops the server at start
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RotorError(Exception):
+    """Root of every rotor-lite error."""
+
+    code = "INTERNAL"
+    status = 500
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class Unauthorized(RotorError):
+    code, status = "UNAUTHORIZED", 401
+
+
+class Forbidden(RotorError):
+    code, status = "FORBIDDEN", 403
+
+
+class NotFound(RotorError):
+    code, status = "NOT_FOUND", 404
+
+
+class QueueNotFound(NotFound):
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"queue '{queue}' not found", {"queue": queue})
+
+
+class JobNotFound(NotFound):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job '{job_id}' not found", {"jobId": job_id})
+
+
+class WorkspaceNotFound(NotFound):
+    def __init__(self, workspace: str) -> None:
+        super().__init__(f"workspace '{workspace}' not found", {"workspace": workspace})
+
+
+class Conflict(RotorError):
+    code, status = "CONFLICT", 409
+
+
+class InvalidState(Conflict):
+    def __init__(self, what: str, state: str, action: str) -> None:
+        super().__init__(f"cannot {action} a {what} in state '{state}'", {"state": state})
+
+
+class IdempotencyConflict(RotorError):
+    code, status = "IDEMPOTENCY_CONFLICT", 409
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"a job with id '{job_id}' already exists", {"jobId": job_id})
+
+
+class PayloadTooLarge(RotorError):
+    code, status = "PAYLOAD_TOO_LARGE", 413
+
+
+class ValidationError(RotorError):
+    code, status = "VALIDATION_ERROR", 422
+
+    def __init__(self, message: str, field: str | None = None, **details: Any) -> None:
+        if field is not None:
+            details = {"field": field, **details}
+        super().__init__(message, details)
+
+
+class QuotaExceeded(RotorError):
+    code, status = "QUOTA_EXCEEDED", 402
+
+    def __init__(self, used: int, limit: int, plan: str = "self-hosted") -> None:
+        super().__init__(
+            "Monthly job quota exceeded for this workspace",
+            {"used": used, "limit": limit, "plan": plan},
+        )
+
+
+class RateLimited(RotorError):
+    code, status = "RATE_LIMITED", 429
+
+    def __init__(self, retry_after: int, limit: int, reset_at: int) -> None:
+        super().__init__("rate limit exceeded", {"retryAfter": retry_after, "limit": limit})
+        self.retry_after = retry_after
+        self.limit = limit
+        self.reset_at = reset_at
+
+
+class Unavailable(RotorError):
+    code, status = "UNAVAILABLE", 503
+
+
+class ConfigError(RotorError):
+    """A bad configuration file or value; the message names the key."""

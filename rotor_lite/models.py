@@ -1,0 +1,137 @@
+"""Domain values: states and the records services hand around."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class JobState(StrEnum):
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PENDING_APPROVAL = "pending_approval"
+    BLOCKED = "guardrail.blocked"
+
+
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.BLOCKED})
+CANCELLABLE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.PENDING_APPROVAL})
+RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.BLOCKED})
+STATE_ALIASES = {"blocked": JobState.BLOCKED}
+# The keys of a queue's `counts`, in the order the API lists them.
+COUNT_KEYS = ("waiting", "delayed", "active", "completed", "failed", "pending_approval", "blocked", "cancelled")
+
+
+class QueueState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class BackoffType(StrEnum):
+    EXPONENTIAL = "exponential"
+    FIXED = "fixed"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    DEVELOPER = "developer"
+    APPROVER = "approver"
+    VIEWER = "viewer"
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is calling: the API key's id, its workspace, role and optional queue scope."""
+
+    key_id: str
+    workspace_id: str
+    role: Role
+    queue_name: str | None = None
+
+
+class Queue(msgspec.Struct, kw_only=True):
+    """A queue as stored; `callback_secret` is the decrypted secret, held only in memory."""
+
+    rowid: int
+    workspace_id: str
+    name: str
+    concurrency: int
+    max_attempts: int
+    backoff_type: BackoffType
+    backoff_delay_ms: int
+    callback_url: str | None
+    callback_headers: dict[str, str]
+    callback_secret: str | None
+    approval_required: bool
+    timeout_ms: int
+    state: QueueState
+    created_at: int
+    updated_at: int
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    """One delivery of a job and how it ended."""
+
+    attempt: int
+    at: int
+    duration_ms: int
+    status: int | None
+    outcome: str
+    error: str | None
+
+
+class Job(msgspec.Struct, kw_only=True):
+    """A job as stored."""
+
+    rowid: int
+    id: str
+    queue_id: int
+    queue_name: str
+    workspace_id: str
+    state: JobState
+    payload: bytes
+    tags: list[str]
+    concurrency_key: str | None
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_at: int
+    created_at: int
+    started_at: int | None
+    finished_at: int | None
+    fail_reason: str | None
+    result: bytes | None
+    blocked_by: str | None
+    block_reason: str | None
+    approval_id: str | None
+    schedule_id: str | None
+    stalled: int = 0
+
+
+class NewJob(msgspec.Struct, kw_only=True):
+    """A validated job ready to insert."""
+
+    id: str
+    payload: bytes
+    tags: list[str]
+    concurrency_key: str | None
+    priority: int
+    run_at: int
+    delayed: bool
+    explicit_id: bool
+
+
+class Claimed(msgspec.Struct, kw_only=True):
+    """A job the dispatcher leased for one delivery."""
+
+    rowid: int
+    id: str
+    queue_id: int
+    payload: bytes
+    attempt: int
+    max_attempts: int
+    lease_token: str
+    concurrency_key: str | None

@@ -1,0 +1,200 @@
+"""What crosses HTTP: request Structs (validated at the edge) and response Structs.
+
+Requests accept every field in snake_case and camelCase; `decode_request` folds the
+camelCase spellings into the snake_case names below and rejects unknown fields.
+Response field names follow the API contract, which differs per resource.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from rotor_lite.errors import ValidationError
+
+T = TypeVar("T")
+QUEUE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+class Backoff(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    type: Literal["exponential", "fixed"] = "exponential"
+    delay: int = 2000
+
+
+class DefaultJobOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    attempts: int | None = None
+    backoff: Backoff | None = None
+
+
+class QueueCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    concurrency: int = 1
+    retry_attempts: int | None = None
+    default_job_options: DefaultJobOptions | None = None
+    callback_url: str | None = None
+    callback_headers: dict[str, str] | None = None
+    rotate_callback_secret: bool = False
+    approval_required: bool = False
+    timeout_seconds: int | None = None
+
+
+class QueueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    concurrency: int | None = None
+    retry_attempts: int | None = None
+    default_job_options: DefaultJobOptions | None = None
+    callback_url: str | None | msgspec.UnsetType = msgspec.UNSET
+    callback_headers: dict[str, str] | None = None
+    rotate_callback_secret: bool = False
+    approval_required: bool | None = None
+    timeout_seconds: int | None = None
+    state: Literal["active", "paused"] | None = None
+
+
+class DrainRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    confirm: bool = False
+
+
+class JobCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    payload: Any = msgspec.field(default_factory=dict)
+    delay: int | str | None = None
+    run_at: str | None = None
+    tags: list[str] | None = None
+    concurrency_key: str | None = None
+    job_id: str | None = None
+    idempotency_key: str | None = None
+    priority: int = 0
+    strict: bool = False
+
+
+class BatchCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    jobs: list[JobCreate]
+    idempotency_keys: list[str] | None = None
+
+
+class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    queue: str
+    job_ids: list[str] | None = None
+
+
+# Responses -----------------------------------------------------------------
+
+
+class Counts(msgspec.Struct, kw_only=True):
+    waiting: int = 0
+    delayed: int = 0
+    active: int = 0
+    completed: int = 0
+    failed: int = 0
+    pending_approval: int = 0
+    blocked: int = 0
+    cancelled: int = 0
+
+
+class QueueOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str
+    concurrency: int
+    retry_attempts: int
+    defaultJobOptions: dict[str, Any]
+    callback_url: str | None
+    callback_headers: dict[str, str]
+    approval_required: bool
+    timeout_seconds: int
+    state: str
+    created_at: str
+    updated_at: str
+    counts: Counts
+    callback_secret: str | None = None
+
+
+class AttemptOut(msgspec.Struct, kw_only=True):
+    attempt: int
+    at: str
+    durationMs: int
+    status: int | None
+    outcome: str
+    error: str | None
+
+
+class JobOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    queue: str
+    state: str
+    payload: msgspec.Raw
+    tags: list[str]
+    concurrencyKey: str | None
+    priority: int
+    attempts: int
+    maxAttempts: int
+    runAt: str
+    createdAt: str
+    startedAt: str | None
+    finishedAt: str | None
+    failReason: str | None
+    result: msgspec.Raw | None
+    blockedBy: str | None
+    blockReason: str | None
+    approvalId: str | None
+    scheduleId: str | None
+    duplicate: bool | None = None
+    attemptLog: list[AttemptOut] | None = None
+
+
+class Page(msgspec.Struct, kw_only=True):
+    data: list[Any]
+    nextCursor: str | None
+
+
+# Decoding ------------------------------------------------------------------
+
+
+def snake_case(name: str) -> str:
+    """`retryAttempts` → `retry_attempts`; snake_case names pass through."""
+    return _CAMEL.sub("_", name).lower()
+
+
+def fold_keys(obj: dict[str, Any], nested: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The object with camelCase keys renamed to snake_case; both spellings of one field is an error."""
+    folded: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = snake_case(key)
+        if name in folded:
+            raise ValidationError(f"field '{name}' is given twice ('{key}')", field=name)
+        if name in nested and isinstance(value, dict):
+            value = fold_keys(value, nested)
+        elif name in nested and isinstance(value, list):
+            value = [fold_keys(item, nested) if isinstance(item, dict) else item for item in value]
+        folded[name] = value
+    return folded
+
+
+def decode_request(body: bytes, struct: type[T], nested: tuple[str, ...] = ()) -> T:
+    """Decode and validate a JSON request body into `struct`, or raise ValidationError."""
+    try:
+        raw = msgspec.json.decode(body) if body.strip() else {}
+    except msgspec.DecodeError as exc:
+        raise ValidationError(f"request body is not valid JSON: {exc}", field="body") from exc
+    return convert_request(raw, struct, nested)
+
+
+def convert_request(raw: Any, struct: type[T], nested: tuple[str, ...] = ()) -> T:
+    """Validate an already-decoded JSON value into `struct`."""
+    if not isinstance(raw, dict):
+        raise ValidationError("request body must be a JSON object", field="body")
+    try:
+        return msgspec.convert(fold_keys(raw, nested), struct)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(str(exc), field=_error_field(str(exc))) from exc
+
+
+def _error_field(message: str) -> str | None:
+    unknown = re.search(r"unknown field `([^`]+)`", message)
+    missing = re.search(r"missing required field `([^`]+)`", message)
+    path = re.search(r"at `\$\.?([^`]*)`", message)
+    parts = [m.group(1) for m in (path,) if m and m.group(1)]
+    leaf = unknown or missing
+    if leaf:
+        parts.append(leaf.group(1))
+    return ".".join(parts) or None

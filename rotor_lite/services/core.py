@@ -1,0 +1,102 @@
+"""What every service operation needs: settings, clock, database, vault and the live queue registry."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from rotor_lite.clock import Clock
+from rotor_lite.config import Settings
+from rotor_lite.crypto import Vault
+from rotor_lite.errors import QueueNotFound, QuotaExceeded
+from rotor_lite.metrics import Metrics
+from rotor_lite.models import Principal, Queue
+from rotor_lite.store import jobs as job_store
+from rotor_lite.store import queues as queue_store
+from rotor_lite.store.db import Database
+
+
+class QueueRegistry:
+    """Every queue, in memory: the API and the dispatcher read it, services keep it current."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[tuple[str, str], Queue] = {}
+        self._by_rowid: dict[int, Queue] = {}
+
+    def load(self, conn: sqlite3.Connection, vault: Vault) -> None:
+        for row in queue_store.all_queues(conn):
+            if row.secret_blob is not None:
+                row.queue.callback_secret = vault.decrypt_text(row.secret_blob, b"callback_secret")
+            self.put(row.queue)
+
+    def put(self, queue: Queue) -> None:
+        self._by_name[(queue.workspace_id, queue.name)] = queue
+        self._by_rowid[queue.rowid] = queue
+
+    def remove(self, queue: Queue) -> None:
+        self._by_name.pop((queue.workspace_id, queue.name), None)
+        self._by_rowid.pop(queue.rowid, None)
+
+    def get(self, workspace_id: str, name: str) -> Queue:
+        queue = self._by_name.get((workspace_id, name))
+        if queue is None:
+            raise QueueNotFound(name)
+        return queue
+
+    def by_rowid(self, rowid: int) -> Queue | None:
+        return self._by_rowid.get(rowid)
+
+    def of_workspace(self, workspace_id: str) -> list[Queue]:
+        return sorted((q for q in self._by_rowid.values() if q.workspace_id == workspace_id), key=lambda q: q.name)
+
+    def all(self) -> list[Queue]:
+        return list(self._by_rowid.values())
+
+
+class QuotaCounter:
+    """Accepted jobs per workspace this month, kept by the writer thread alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._totals: dict[tuple[str, str], int] = {}
+
+    def reserve(self, conn: sqlite3.Connection, workspace_id: str, period: str, count: int) -> None:
+        """Count `count` more jobs, or raise QuotaExceeded and count none."""
+        key = (workspace_id, period)
+        total = self._totals.get(key)
+        if total is None:
+            total = job_store.usage_total(conn, workspace_id, period)
+        if self.limit and total + count > self.limit:
+            self._totals[key] = total
+            raise QuotaExceeded(total, self.limit)
+        self._totals[key] = total + count
+
+    def forget(self) -> None:
+        """Drop the cache after a failed commit; totals are re-read from the table."""
+        self._totals.clear()
+
+
+class Core:
+    """The shared state of one server process, handed to every service function."""
+
+    def __init__(self, settings: Settings, clock: Clock, db: Database, vault: Vault) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = db
+        self.vault = vault
+        self.queues = QueueRegistry()
+        self.quota = QuotaCounter(settings.limits.monthly_job_quota)
+        self.metrics = Metrics()
+        self.on_jobs_ready: Callable[[], None] = lambda: None
+
+    def queue_for(self, principal: Principal, name: str) -> Queue:
+        """The caller's queue `name`; a queue-scoped key sees only its own queue."""
+        if principal.queue_name is not None and principal.queue_name != name:
+            raise QueueNotFound(name)
+        return self.queues.get(principal.workspace_id, name)
+
+
+def billing_period(now_ms: int) -> str:
+    """The usage period (UTC calendar month) of a moment, e.g. `2026-11`."""
+    return datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).strftime("%Y-%m")

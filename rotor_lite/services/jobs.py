@@ -1,0 +1,311 @@
+"""Job operations: enqueue (single and batch), read, list, cancel, retry, the DLQ."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from rotor_lite.errors import IdempotencyConflict, InvalidState, JobNotFound, PayloadTooLarge, ValidationError
+from rotor_lite.durations import parse_duration_ms
+from rotor_lite.ids import new_id
+from rotor_lite.models import (
+    CANCELLABLE_STATES, RETRYABLE_STATES, STATE_ALIASES, Attempt, Job, JobState, NewJob, Principal, Queue,
+)
+from rotor_lite.schemas import BatchCreate, JobCreate
+from rotor_lite.services.core import Core, billing_period
+from rotor_lite.store import jobs as job_store
+
+MAX_TAGS, MAX_TAG_LENGTH, MAX_KEY_LENGTH, MAX_BATCH = 10, 64, 256, 1000
+MAX_DELAY_MS = 366 * 86_400_000
+_PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+
+
+class Enqueued(msgspec.Struct, kw_only=True):
+    job: Job
+    duplicate: bool
+
+
+async def enqueue(core: Core, principal: Principal, queue_name: str, spec: JobCreate, header_key: str | None) -> Enqueued:
+    """Add one job; a known `jobId` returns the existing job (or 409 when `strict`)."""
+    queue = core.queue_for(principal, queue_name)
+    now = core.clock.now_ms()
+    new = _new_job(core, spec, _explicit_id(spec, header_key), now, "")
+    result = await _insert(core, queue, [new], now, strict=spec.strict)
+    return result[0]
+
+
+async def enqueue_batch(core: Core, principal: Principal, queue_name: str, spec: BatchCreate) -> list[Enqueued]:
+    """Add up to 1000 jobs, all or none; known ids are silent no-ops."""
+    queue = core.queue_for(principal, queue_name)
+    if not 1 <= len(spec.jobs) <= MAX_BATCH:
+        raise ValidationError(f"a batch holds 1 to {MAX_BATCH} jobs", field="jobs")
+    keys = _batch_keys(spec)
+    now = core.clock.now_ms()
+    new = [_new_job(core, job, keys[i] or _explicit_id(job, None), now, f"jobs[{i}].") for i, job in enumerate(spec.jobs)]
+    seen: set[str] = set()
+    for i, job in enumerate(new):
+        if job.explicit_id and job.id in seen:
+            raise ValidationError(f"job id '{job.id}' appears twice in the batch", field=f"jobs[{i}].jobId")
+        seen.add(job.id)
+    return await _insert(core, queue, new, now, strict=False)
+
+
+def _batch_keys(spec: BatchCreate) -> list[str | None]:
+    if spec.idempotency_keys is None:
+        return [None] * len(spec.jobs)
+    keys = spec.idempotency_keys
+    if len(keys) != len(spec.jobs):
+        raise ValidationError("idempotencyKeys must have one key per job", field="idempotencyKeys")
+    if len(set(keys)) != len(keys):
+        raise ValidationError("idempotencyKeys must be unique", field="idempotencyKeys")
+    for i, (key, job) in enumerate(zip(keys, spec.jobs)):
+        _check_key(key, "idempotencyKeys")
+        own = job.job_id or job.idempotency_key
+        if own is not None and own != key:
+            raise ValidationError(f"idempotencyKeys[{i}] conflicts with the job's own jobId", field="idempotencyKeys")
+    return list(keys)
+
+
+def _explicit_id(spec: JobCreate, header_key: str | None) -> str | None:
+    if spec.job_id is not None and spec.idempotency_key is not None and spec.job_id != spec.idempotency_key:
+        raise ValidationError("jobId and idempotencyKey differ", field="jobId")
+    chosen = spec.job_id or spec.idempotency_key or header_key
+    return None if chosen is None else _check_key(chosen, "jobId")
+
+
+def _check_key(key: str, field: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValidationError(f"{field} must be 1 to {MAX_KEY_LENGTH} characters", field=field)
+    return key
+
+
+def _new_job(core: Core, spec: JobCreate, explicit_id: str | None, now: int, where: str) -> NewJob:
+    payload = msgspec.json.encode(spec.payload)
+    limit = core.settings.limits.max_payload_bytes
+    if len(payload) > limit:
+        raise PayloadTooLarge(f"{where}payload is {len(payload)} bytes; the limit is {limit}", {"limit": limit})
+    run_at = _run_at(spec, now, where)
+    return NewJob(
+        id=explicit_id or new_id("job", now), payload=payload, tags=_check_tags(spec.tags, where),
+        concurrency_key=_check_concurrency_key(spec.concurrency_key, where), priority=_check_priority(spec.priority, where),
+        run_at=run_at, delayed=run_at > now, explicit_id=explicit_id is not None,
+    )
+
+
+def _run_at(spec: JobCreate, now: int, where: str) -> int:
+    if spec.delay is not None and spec.run_at is not None:
+        raise ValidationError("give delay or run_at, not both", field=f"{where}delay")
+    if spec.delay is not None:
+        try:
+            delay = parse_duration_ms(spec.delay)
+        except ValueError as exc:
+            raise ValidationError(str(exc), field=f"{where}delay") from exc
+        if delay > MAX_DELAY_MS:
+            raise ValidationError("delay must be at most 366 days", field=f"{where}delay")
+        return now + delay
+    if spec.run_at is not None:
+        return _parse_timestamp(spec.run_at, f"{where}run_at")
+    return now
+
+
+def _parse_timestamp(text: str, field: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValidationError(f"{field} must be an ISO 8601 timestamp", field=field) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _check_tags(tags: list[str] | None, where: str) -> list[str]:
+    if not tags:
+        return []
+    if len(tags) > MAX_TAGS:
+        raise ValidationError(f"at most {MAX_TAGS} tags per job", field=f"{where}tags")
+    for tag in tags:
+        if not tag or len(tag) > MAX_TAG_LENGTH:
+            raise ValidationError(f"each tag must be 1 to {MAX_TAG_LENGTH} characters", field=f"{where}tags")
+    return list(dict.fromkeys(tags))
+
+
+def _check_concurrency_key(key: str | None, where: str) -> str | None:
+    if key is not None and (not key or len(key) > MAX_KEY_LENGTH):
+        raise ValidationError(f"concurrencyKey must be 1 to {MAX_KEY_LENGTH} characters", field=f"{where}concurrencyKey")
+    return key
+
+
+def _check_priority(priority: int, where: str) -> int:
+    if not _PRIORITY_RANGE[0] <= priority <= _PRIORITY_RANGE[1]:
+        raise ValidationError("priority is out of range", field=f"{where}priority")
+    return priority
+
+
+async def _insert(core: Core, queue: Queue, jobs: list[NewJob], now: int, *, strict: bool) -> list[Enqueued]:
+    initial = JobState.PENDING_APPROVAL if queue.approval_required else None
+    period = billing_period(now)
+
+    def write(conn: sqlite3.Connection) -> dict[str, Sequence[Any]]:
+        existing = job_store.find_existing(conn, queue.rowid, [j.id for j in jobs if j.explicit_id])
+        if existing and strict:
+            raise IdempotencyConflict(next(iter(existing)))
+        fresh = [j for j in jobs if j.id not in existing]
+        if fresh:
+            core.quota.reserve(conn, queue.workspace_id, period, len(fresh))
+            job_store.insert_jobs(
+                conn, queue_rowid=queue.rowid, workspace_id=queue.workspace_id, max_attempts=queue.max_attempts,
+                jobs=fresh, initial_state=initial, now=now,
+            )
+            job_store.add_usage(conn, queue.workspace_id, period, queue.name, len(fresh))
+        return existing
+
+    try:
+        existing = await core.db.write(write)
+    except Exception:
+        core.quota.forget()  # the reservation may not have been committed
+        raise
+    if len(existing) < len(jobs):
+        core.metrics.enqueued.labels(queue.name).inc(len(jobs) - len(existing))
+        core.on_jobs_ready()
+    return [
+        Enqueued(job=job_store.job_from_row(existing[j.id], queue.name), duplicate=True)
+        if j.id in existing
+        else Enqueued(job=_fresh_job(queue, j, initial, now), duplicate=False)
+        for j in jobs
+    ]
+
+
+def _fresh_job(queue: Queue, new: NewJob, initial: JobState | None, now: int) -> Job:
+    return Job(
+        rowid=0, id=new.id, queue_id=queue.rowid, queue_name=queue.name, workspace_id=queue.workspace_id,
+        state=initial or (JobState.DELAYED if new.delayed else JobState.WAITING), payload=new.payload,
+        tags=new.tags, concurrency_key=new.concurrency_key, priority=new.priority, attempts=0,
+        max_attempts=queue.max_attempts, run_at=new.run_at, created_at=now, started_at=None, finished_at=None,
+        fail_reason=None, result=None, blocked_by=None, block_reason=None, approval_id=None, schedule_id=None,
+    )
+
+
+# Reading -------------------------------------------------------------------------
+
+
+async def get_job(core: Core, principal: Principal, queue_name: str, job_id: str) -> tuple[Job, list[Attempt]]:
+    """The job with its attempt log."""
+    queue = core.queue_for(principal, queue_name)
+    row = await job_store.get_job(core.db, queue.rowid, job_id)
+    if row is None:
+        raise JobNotFound(job_id)
+    job = job_store.job_from_row(row, queue.name)
+    return job, await job_store.attempts_of(core.db, job.rowid)
+
+
+async def list_jobs(
+    core: Core, principal: Principal, queue_name: str, *, state: str | None, tag: str | None, limit: int,
+    cursor: str | None,
+) -> tuple[list[Job], str | None]:
+    """Jobs of a queue, newest first."""
+    queue = core.queue_for(principal, queue_name)
+    states = [_parse_state(state)] if state else None
+    return await _page(core, [queue], states=states, tag=tag, limit=limit, cursor=cursor)
+
+
+async def list_dlq(
+    core: Core, principal: Principal, *, queue_name: str | None, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """Failed jobs of one queue or of the whole workspace."""
+    if queue_name:
+        queues = [core.queue_for(principal, queue_name)]
+    else:
+        queues = [
+            q for q in core.queues.of_workspace(principal.workspace_id)
+            if principal.queue_name in (None, q.name)
+        ]
+    if not queues:
+        return [], None
+    return await _page(core, queues, states=[JobState.FAILED], tag=None, limit=limit, cursor=cursor)
+
+
+async def _page(
+    core: Core, queues: list[Queue], *, states: list[str] | None, tag: str | None, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    names = {q.rowid: q.name for q in queues}
+    rows = await job_store.list_jobs(
+        core.db, list(names), states=states, tag=tag, before_rowid=decode_cursor(cursor), limit=limit + 1
+    )
+    jobs = [job_store.job_from_row(row, names[row[2]]) for row in rows[:limit]]
+    next_cursor = encode_cursor(jobs[-1].rowid) if len(rows) > limit else None
+    return jobs, next_cursor
+
+
+def _parse_state(state: str) -> str:
+    if state in STATE_ALIASES:
+        return STATE_ALIASES[state]
+    try:
+        return JobState(state)
+    except ValueError as exc:
+        raise ValidationError(f"unknown state '{state}'", field="state") from exc
+
+
+def encode_cursor(rowid: int) -> str:
+    return base64.urlsafe_b64encode(f"r{rowid}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text.startswith("r") and text[1:].isdigit():
+            return int(text[1:])
+    except (binascii.Error, UnicodeDecodeError):
+        pass
+    raise ValidationError("invalid cursor", field="cursor")
+
+
+# Changing state ---------------------------------------------------------------------
+
+
+async def cancel_job(core: Core, principal: Principal, queue_name: str, job_id: str) -> Job:
+    """waiting, delayed or pending_approval → cancelled; any other state is a 409."""
+    return await _transition(core, principal, queue_name, job_id, JobState.CANCELLED, CANCELLABLE_STATES, "cancel")
+
+
+async def retry_job(core: Core, principal: Principal, queue_name: str, job_id: str) -> Job:
+    """failed, cancelled or blocked → waiting with the attempt count reset."""
+    job = await _transition(core, principal, queue_name, job_id, JobState.WAITING, RETRYABLE_STATES, "retry")
+    core.on_jobs_ready()
+    return job
+
+
+async def _transition(
+    core: Core, principal: Principal, queue_name: str, job_id: str, target: JobState,
+    allowed: frozenset[JobState], action: str,
+) -> Job:
+    queue = core.queue_for(principal, queue_name)
+    now = core.clock.now_ms()
+
+    def write(conn: sqlite3.Connection) -> Job:
+        row = job_store.job_row(conn, queue.rowid, job_id)
+        if row is None:
+            raise JobNotFound(job_id)
+        job = job_store.job_from_row(row, queue.name)
+        if job.state not in allowed:
+            raise InvalidState("job", job.state, action)
+        job_store.set_state(conn, job.rowid, target, now)
+        return job_store.job_from_row(job_store.job_row(conn, queue.rowid, job_id) or row, queue.name)
+
+    return await core.db.write(write)
+
+
+async def replay_dlq(core: Core, principal: Principal, queue_name: str, job_ids: list[str] | None) -> int:
+    """Failed jobs (all, or those listed) of a queue back to waiting; replaying twice is harmless."""
+    queue = core.queue_for(principal, queue_name)
+    now = core.clock.now_ms()
+    count = await core.db.write(lambda conn: job_store.retry_failed(conn, queue.rowid, job_ids, now))
+    core.on_jobs_ready()
+    return count

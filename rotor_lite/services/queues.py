@@ -1,0 +1,175 @@
+"""Queue operations: create, read, update, pause/resume, drain, retry-all, delete."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import msgspec
+
+from rotor_lite.errors import Conflict, ValidationError
+from rotor_lite.ids import new_callback_secret
+from rotor_lite.models import COUNT_KEYS, BackoffType, JobState, Principal, Queue, QueueState
+from rotor_lite.netguard import check_callback_url
+from rotor_lite.schemas import QUEUE_NAME, DefaultJobOptions, QueueCreate, QueueUpdate
+from rotor_lite.services.core import Core
+from rotor_lite.store import jobs as job_store
+from rotor_lite.store import queues as queue_store
+
+_NAME = re.compile(QUEUE_NAME)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+MAX_CONCURRENCY = 1000
+MAX_ATTEMPTS = 100
+MAX_TIMEOUT_SECONDS = 900
+
+
+async def create_queue(core: Core, principal: Principal, spec: QueueCreate) -> tuple[Queue, str | None]:
+    """Create a queue; returns it and its callback secret when one was minted."""
+    if not _NAME.match(spec.name):
+        raise ValidationError(f"name must match {QUEUE_NAME}", field="name")
+    now = core.clock.now_ms()
+    attempts, backoff_type, backoff_delay = _retry_policy(spec.retry_attempts, spec.default_job_options, None)
+    queue = Queue(
+        rowid=0, workspace_id=principal.workspace_id, name=spec.name,
+        concurrency=_check_concurrency(spec.concurrency), max_attempts=attempts,
+        backoff_type=backoff_type, backoff_delay_ms=backoff_delay,
+        callback_url=_check_url(core, spec.callback_url), callback_headers=_check_headers(spec.callback_headers or {}),
+        callback_secret=None, approval_required=spec.approval_required,
+        timeout_ms=_timeout_ms(core, spec.timeout_seconds), state=QueueState.ACTIVE, created_at=now, updated_at=now,
+    )
+    secret = new_callback_secret() if spec.callback_url or spec.rotate_callback_secret else None
+    queue.callback_secret = secret
+    blob = _encrypt(core, secret)
+
+    def insert(conn: sqlite3.Connection) -> int:
+        try:
+            return queue_store.insert_queue(conn, queue, blob)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"queue '{spec.name}' already exists", {"name": spec.name}) from exc
+
+    queue.rowid = await core.db.write(insert)
+    core.queues.put(queue)
+    return queue, secret
+
+
+async def update_queue(core: Core, principal: Principal, name: str, spec: QueueUpdate) -> tuple[Queue, str | None]:
+    """Change any setting but the name; rotates the callback secret when asked."""
+    current = core.queue_for(principal, name)
+    updated = msgspec.structs.replace(current, updated_at=core.clock.now_ms())
+    if spec.concurrency is not None:
+        updated.concurrency = _check_concurrency(spec.concurrency)
+    if spec.retry_attempts is not None or spec.default_job_options is not None:
+        updated.max_attempts, updated.backoff_type, updated.backoff_delay_ms = _retry_policy(
+            spec.retry_attempts, spec.default_job_options, current
+        )
+    if spec.callback_url is not msgspec.UNSET:
+        updated.callback_url = _check_url(core, spec.callback_url)
+    if spec.callback_headers is not None:
+        updated.callback_headers = _check_headers(spec.callback_headers)
+    if spec.approval_required is not None:
+        updated.approval_required = spec.approval_required
+    if spec.timeout_seconds is not None:
+        updated.timeout_ms = _timeout_ms(core, spec.timeout_seconds)
+    if spec.state is not None:
+        updated.state = QueueState(spec.state)
+    secret = None
+    if spec.rotate_callback_secret or (updated.callback_url and current.callback_secret is None):
+        secret = updated.callback_secret = new_callback_secret()
+    blob = _encrypt(core, updated.callback_secret)
+    await core.db.write(lambda conn: queue_store.update_queue(conn, updated, blob))
+    core.queues.put(updated)
+    core.on_jobs_ready()
+    return updated, secret
+
+
+async def set_queue_state(core: Core, principal: Principal, name: str, state: QueueState) -> Queue:
+    """Pause (accept jobs, dispatch none) or resume a queue."""
+    return (await update_queue(core, principal, name, QueueUpdate(state=state.value)))[0]
+
+
+async def delete_queue(core: Core, principal: Principal, name: str) -> None:
+    """Delete a queue with all its jobs."""
+    queue = core.queue_for(principal, name)
+    await core.db.write(lambda conn: queue_store.delete_queue(conn, queue.rowid))
+    core.queues.remove(queue)
+
+
+async def drain_queue(core: Core, principal: Principal, name: str, *, confirm: bool) -> int:
+    """Cancel every waiting and delayed job of the queue; returns how many."""
+    if not confirm:
+        raise ValidationError("drain removes every waiting and delayed job: send {\"confirm\": true}", field="confirm")
+    queue = core.queue_for(principal, name)
+    now = core.clock.now_ms()
+    return await core.db.write(lambda conn: job_store.drain_queue(conn, queue.rowid, now))
+
+
+async def retry_all(core: Core, principal: Principal, name: str) -> int:
+    """Every failed job of the queue back to waiting; returns how many."""
+    queue = core.queue_for(principal, name)
+    now = core.clock.now_ms()
+    count = await core.db.write(lambda conn: job_store.retry_failed(conn, queue.rowid, None, now))
+    core.on_jobs_ready()
+    return count
+
+
+async def queue_counts(core: Core, queue: Queue) -> dict[str, int]:
+    """Jobs of the queue per state, every state present."""
+    raw = await queue_store.state_counts(core.db, queue.rowid)
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    for state, count in raw.items():
+        counts["blocked" if state == JobState.BLOCKED else state] = count
+    return counts
+
+
+def _retry_policy(
+    retry_attempts: int | None, options: DefaultJobOptions | None, current: Queue | None
+) -> tuple[int, BackoffType, int]:
+    attempts = current.max_attempts if current else 3
+    backoff_type = current.backoff_type if current else BackoffType.EXPONENTIAL
+    delay = current.backoff_delay_ms if current else 2000
+    if options is not None and options.attempts is not None:
+        if retry_attempts is not None and retry_attempts != options.attempts:
+            raise ValidationError("retry_attempts and defaultJobOptions.attempts disagree", field="retry_attempts")
+        attempts = options.attempts
+    if retry_attempts is not None:
+        attempts = retry_attempts
+    if options is not None and options.backoff is not None:
+        backoff_type, delay = BackoffType(options.backoff.type), options.backoff.delay
+    if not 1 <= attempts <= MAX_ATTEMPTS:
+        raise ValidationError(f"retry_attempts must be between 1 and {MAX_ATTEMPTS}", field="retry_attempts")
+    if not 0 <= delay <= 86_400_000:
+        raise ValidationError("backoff.delay must be between 0 and 86400000 ms", field="defaultJobOptions.backoff.delay")
+    return attempts, backoff_type, delay
+
+
+def _check_concurrency(value: int) -> int:
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise ValidationError(f"concurrency must be between 1 and {MAX_CONCURRENCY}", field="concurrency")
+    return value
+
+
+def _timeout_ms(core: Core, seconds: int | None) -> int:
+    if seconds is None:
+        return core.settings.callbacks.ms("default_timeout")
+    if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
+        raise ValidationError(f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}", field="timeout_seconds")
+    return seconds * 1000
+
+
+def _check_url(core: Core, url: str | None) -> str | None:
+    if url is None or url == "":
+        return None
+    return check_callback_url(url, allow_private=core.settings.callbacks.allow_private_networks)
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    if len(headers) > 50:
+        raise ValidationError("at most 50 callback headers", field="callback_headers")
+    for key, value in headers.items():
+        if not _HEADER_NAME.match(key) or "\n" in value or "\r" in value or len(value) > 8192:
+            raise ValidationError(f"invalid callback header '{key}'", field="callback_headers")
+    return headers
+
+
+def _encrypt(core: Core, secret: str | None) -> bytes | None:
+    return None if secret is None else core.vault.encrypt(secret, b"callback_secret")

@@ -1,0 +1,56 @@
+"""Workspace health, quota and this month's usage."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from rotor_lite import __version__
+from rotor_lite.clock import iso_from_ms
+from rotor_lite.models import Principal
+from rotor_lite.services.core import Core, billing_period
+from rotor_lite.services.queues import queue_counts
+from rotor_lite.store import jobs as job_store
+from rotor_lite.store import workspaces as ws_store
+
+
+def _period_bounds(now_ms: int) -> tuple[int, int]:
+    moment = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+async def status(core: Core, principal: Principal) -> dict[str, Any]:
+    """`{api, database, version, quota}`; `database` is "error" when a read fails."""
+    now = core.clock.now_ms()
+    try:
+        used = sum((await job_store.usage_by_queue(core.db, principal.workspace_id, billing_period(now))).values())
+        plan = await ws_store.workspace_plan(core.db, principal.workspace_id)
+        database = "ok"
+    except Exception:
+        used, plan, database = 0, "self-hosted", "error"
+    limit = core.settings.limits.monthly_job_quota or None
+    _, reset = _period_bounds(now)
+    return {
+        "api": "ok", "database": database, "version": __version__,
+        "quota": {"used": used, "limit": limit, "plan": plan, "resetAt": iso_from_ms(reset)},
+    }
+
+
+async def usage(core: Core, principal: Principal) -> dict[str, Any]:
+    """Jobs accepted this month, in total and per queue."""
+    now = core.clock.now_ms()
+    start, end = _period_bounds(now)
+    by_queue = await job_store.usage_by_queue(core.db, principal.workspace_id, billing_period(now))
+    return {
+        "period": {"from": iso_from_ms(start), "to": iso_from_ms(end)},
+        "executions": {"total": sum(by_queue.values()), "byQueue": by_queue},
+    }
+
+
+async def refresh_queue_gauges(core: Core) -> None:
+    """Set the per-queue, per-state job gauges just before a scrape."""
+    for queue in core.queues.all():
+        for state, count in (await queue_counts(core, queue)).items():
+            core.metrics.jobs.labels(queue.name, state).set(count)

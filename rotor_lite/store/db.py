@@ -1,0 +1,192 @@
+"""The SQLite database: one writer thread with group commit, and aiosqlite readers.
+
+SQLite allows one writer at a time. Every write is a function of a `sqlite3.Connection`
+handed to `Database.write`; the writer thread runs whatever has queued up in one
+`BEGIN IMMEDIATE … COMMIT` (each function inside its own savepoint, so one failing
+operation rolls back alone) and then resolves every waiting caller. With
+`synchronous=FULL` that is one fsync per group instead of one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from rotor_lite.errors import RotorError, Unavailable
+
+T = TypeVar("T")
+WriteOp = Callable[[sqlite3.Connection], Any]
+log = logging.getLogger("rotor_lite.store")
+
+_MAX_GROUP = 512
+_STOP = object()
+
+
+def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A configured synchronous connection (WAL, busy timeout, foreign keys)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the numbered `sql/000N_*.sql` migrations not yet applied."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in _migrations():
+        if number <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("rotor_lite.store") / "sql"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+class _Pending:
+    __slots__ = ("op", "future", "loop")
+
+    def __init__(self, op: WriteOp, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.op, self.future, self.loop = op, future, loop
+
+
+class Database:
+    """The writer thread and the read connection of one SQLite file."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_conn: sqlite3.Connection | None = None
+
+    async def __aenter__(self) -> Database:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_conn = connect(self.path, self.synchronous)
+        migrate(self._write_conn)
+        self._thread = threading.Thread(target=self._run_writer, name="rotor-writer", daemon=True)
+        self._thread.start()
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=30000")
+        await self._reader.execute("PRAGMA query_only=ON")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+        if self._write_conn is not None:
+            self._write_conn.close()
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` in the writer's next group commit and return its result once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Pending(op, future, loop))
+        return await future
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        assert self._reader is not None, "database is not open"
+        return self._reader
+
+    async def fetchall(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+        async with self.reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())  # type: ignore[arg-type]
+
+    async def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+        async with self.reader.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    def _run_writer(self) -> None:
+        conn = self._write_conn
+        assert conn is not None
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            group = [first]
+            while len(group) < _MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                group.append(item)
+            self._commit_group(conn, group)
+
+    def _commit_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for pending in group:
+                outcomes.append(_run_in_savepoint(conn, pending.op))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("write failed, group rolled back", extra={"error": str(exc)})
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = Unavailable(f"storage is unavailable: {exc}")
+            outcomes = [(False, error)] * len(group)
+        for pending, (ok, value) in zip(group, outcomes):
+            pending.loop.call_soon_threadsafe(_settle, pending.future, ok, value)
+
+
+def _run_in_savepoint(conn: sqlite3.Connection, op: WriteOp) -> tuple[bool, Any]:
+    conn.execute("SAVEPOINT op")
+    try:
+        result = op(conn)
+    except (RotorError, sqlite3.IntegrityError, ValueError) as exc:
+        conn.execute("ROLLBACK TO op")
+        conn.execute("RELEASE op")
+        return False, exc
+    except sqlite3.Error:
+        raise
+    except Exception as exc:  # a bug in one operation must not fail the whole group
+        log.exception("write operation crashed")
+        conn.execute("ROLLBACK TO op")
+        conn.execute("RELEASE op")
+        return False, exc
+    conn.execute("RELEASE op")
+    return True, result
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

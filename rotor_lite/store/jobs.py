@@ -1,0 +1,330 @@
+"""Job rows: insert, claim (`acquire_jobs`), outcomes, leases and the read queries.
+
+Functions taking a `sqlite3.Connection` run inside the writer's transaction
+(`Database.write`); functions taking a `Database` read through the reader.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from rotor_lite.models import Attempt, Claimed, Job, JobState, NewJob
+
+_JOB_COLUMNS = (
+    "rowid, id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority, attempts, max_attempts,"
+    " run_at, created_at, started_at, finished_at, fail_reason, result, blocked_by, block_reason, approval_id,"
+    " schedule_id, stalled"
+)
+_lease_sequence = itertools.count(1)
+
+
+def job_from_row(row: Sequence[Any], queue_name: str) -> Job:
+    return Job(
+        rowid=row[0], id=row[1], queue_id=row[2], queue_name=queue_name, workspace_id=row[3],
+        state=JobState(row[4]), payload=bytes(row[5]), tags=msgspec.json.decode(row[6]) if row[6] else [],
+        concurrency_key=row[7], priority=row[8], attempts=row[9], max_attempts=row[10], run_at=row[11],
+        created_at=row[12], started_at=row[13], finished_at=row[14], fail_reason=row[15],
+        result=None if row[16] is None else bytes(row[16]), blocked_by=row[17], block_reason=row[18],
+        approval_id=row[19], schedule_id=row[20], stalled=row[21],
+    )
+
+
+# Enqueue ----------------------------------------------------------------------
+
+
+def find_existing(conn: sqlite3.Connection, queue_rowid: int, job_ids: Iterable[str]) -> dict[str, Sequence[Any]]:
+    """Existing rows of this queue among `job_ids`, keyed by id."""
+    found: dict[str, Sequence[Any]] = {}
+    for job_id in job_ids:
+        row = conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id)
+        ).fetchone()
+        if row is not None:
+            found[job_id] = row
+    return found
+
+
+def insert_jobs(
+    conn: sqlite3.Connection, *, queue_rowid: int, workspace_id: str, max_attempts: int,
+    jobs: Sequence[NewJob], initial_state: JobState | None, now: int,
+) -> None:
+    """Insert new jobs; `initial_state` overrides waiting/delayed (e.g. pending_approval)."""
+    rows = [
+        (
+            job.id, queue_rowid, workspace_id,
+            initial_state or (JobState.DELAYED if job.delayed else JobState.WAITING),
+            job.payload, msgspec.json.encode(job.tags).decode() if job.tags else None, job.concurrency_key,
+            job.priority, max_attempts, job.run_at, now,
+        )
+        for job in jobs
+    ]
+    conn.executemany(
+        "INSERT INTO job (id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority,"
+        " max_attempts, run_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    tagged = [job for job in jobs if job.tags]
+    for job in tagged:
+        rowid = conn.execute("SELECT rowid FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job.id)).fetchone()[0]
+        conn.executemany(
+            "INSERT OR IGNORE INTO job_tag (queue_id, tag, job_rowid) VALUES (?, ?, ?)",
+            [(queue_rowid, tag, rowid) for tag in job.tags],
+        )
+
+
+def add_usage(conn: sqlite3.Connection, workspace_id: str, period: str, queue_name: str, accepted: int) -> None:
+    conn.execute(
+        "INSERT INTO usage (workspace_id, period, queue_name, accepted) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (workspace_id, period, queue_name) DO UPDATE SET accepted = accepted + excluded.accepted",
+        (workspace_id, period, queue_name, accepted),
+    )
+
+
+def usage_total(conn: sqlite3.Connection, workspace_id: str, period: str) -> int:
+    row = conn.execute(
+        "SELECT coalesce(sum(accepted), 0) FROM usage WHERE workspace_id = ? AND period = ?", (workspace_id, period)
+    ).fetchone()
+    return int(row[0])
+
+
+async def usage_by_queue(db: Any, workspace_id: str, period: str) -> dict[str, int]:
+    rows = await db.fetchall(
+        "SELECT queue_name, accepted FROM usage WHERE workspace_id = ? AND period = ?", (workspace_id, period)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+# Claim and outcome --------------------------------------------------------------
+
+
+def promote_due(conn: sqlite3.Connection, now: int) -> None:
+    """Delayed jobs whose time has come become waiting."""
+    conn.execute("UPDATE job SET state = 'waiting' WHERE state = 'delayed' AND run_at <= ?", (now,))
+
+
+def next_delayed_at(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT min(run_at) FROM job WHERE state = 'delayed'").fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def acquire_jobs(
+    conn: sqlite3.Connection, *, queue_rowid: int, workspace_id: str, limit: int, owner: str,
+    lease_ms: int, now: int, key_recheck_ms: int, key_ttl_ms: int,
+) -> list[Claimed]:
+    """Lease up to `limit` waiting jobs of a queue: waiting → active.
+
+    A job whose concurrency key is held by another live job goes waiting → delayed
+    (re-checked after `key_recheck_ms`) without using an attempt.
+    """
+    claimed: list[Claimed] = []
+    while len(claimed) < limit:
+        rows = conn.execute(
+            "SELECT rowid, id, payload, attempts, max_attempts, concurrency_key FROM job"
+            " WHERE queue_id = ? AND state = 'waiting' ORDER BY priority, run_at LIMIT ?",
+            (queue_rowid, limit - len(claimed)),
+        ).fetchall()
+        if not rows:
+            break
+        for rowid, job_id, payload, attempts, max_attempts, key in rows:
+            if key is not None and not _take_key(conn, workspace_id, key, rowid, now, key_ttl_ms):
+                conn.execute(
+                    "UPDATE job SET state = 'delayed', run_at = ? WHERE rowid = ?", (now + key_recheck_ms, rowid)
+                )
+                continue
+            token = f"{owner}:{next(_lease_sequence)}"
+            conn.execute(
+                "UPDATE job SET state = 'active', started_at = ?, lease_owner = ?, lease_expires_at = ?"
+                " WHERE rowid = ?",
+                (now, token, now + lease_ms, rowid),
+            )
+            claimed.append(Claimed(
+                rowid=rowid, id=job_id, queue_id=queue_rowid, payload=bytes(payload), attempt=attempts + 1,
+                max_attempts=max_attempts, lease_token=token, concurrency_key=key,
+            ))
+    return claimed
+
+
+def _take_key(conn: sqlite3.Connection, workspace_id: str, key: str, rowid: int, now: int, ttl_ms: int) -> bool:
+    row = conn.execute(
+        "SELECT job_rowid, expires_at FROM concurrency_lock WHERE workspace_id = ? AND key = ?", (workspace_id, key)
+    ).fetchone()
+    if row is not None and row[0] != rowid and row[1] > now:
+        return False
+    conn.execute(
+        "INSERT OR REPLACE INTO concurrency_lock (workspace_id, key, job_rowid, expires_at) VALUES (?, ?, ?, ?)",
+        (workspace_id, key, rowid, now + ttl_ms),
+    )
+    return True
+
+
+def _release_key(conn: sqlite3.Connection, rowid: int) -> None:
+    conn.execute("DELETE FROM concurrency_lock WHERE job_rowid = ?", (rowid,))
+
+
+def record_attempt(conn: sqlite3.Connection, rowid: int, attempt: Attempt) -> None:
+    conn.execute(
+        "INSERT INTO job_attempt (job_rowid, attempt, at, duration_ms, status, outcome, error)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (rowid, attempt.attempt, attempt.at, attempt.duration_ms, attempt.status, attempt.outcome, attempt.error),
+    )
+
+
+def complete_job(conn: sqlite3.Connection, claimed: Claimed, attempt: Attempt, result: bytes | None, now: int) -> bool:
+    """active → completed, if this lease still holds the job."""
+    cursor = conn.execute(
+        "UPDATE job SET state = 'completed', attempts = ?, finished_at = ?, result = ?, fail_reason = NULL,"
+        " lease_owner = NULL, lease_expires_at = NULL WHERE rowid = ? AND state = 'active' AND lease_owner = ?",
+        (claimed.attempt, now, result, claimed.rowid, claimed.lease_token),
+    )
+    return _after_outcome(conn, cursor.rowcount, claimed, attempt)
+
+
+def fail_attempt(
+    conn: sqlite3.Connection, claimed: Claimed, attempt: Attempt, reason: str, retry_at: int | None, now: int
+) -> bool:
+    """active → delayed (retry at `retry_at`) or → failed when no attempt is left."""
+    if retry_at is None:
+        cursor = conn.execute(
+            "UPDATE job SET state = 'failed', attempts = ?, finished_at = ?, fail_reason = ?, lease_owner = NULL,"
+            " lease_expires_at = NULL WHERE rowid = ? AND state = 'active' AND lease_owner = ?",
+            (claimed.attempt, now, reason, claimed.rowid, claimed.lease_token),
+        )
+    else:
+        cursor = conn.execute(
+            "UPDATE job SET state = ?, attempts = ?, run_at = ?, fail_reason = ?, lease_owner = NULL,"
+            " lease_expires_at = NULL WHERE rowid = ? AND state = 'active' AND lease_owner = ?",
+            (
+                JobState.DELAYED if retry_at > now else JobState.WAITING, claimed.attempt, retry_at, reason,
+                claimed.rowid, claimed.lease_token,
+            ),
+        )
+    return _after_outcome(conn, cursor.rowcount, claimed, attempt)
+
+
+def _after_outcome(conn: sqlite3.Connection, updated: int, claimed: Claimed, attempt: Attempt) -> bool:
+    if not updated:
+        return False
+    record_attempt(conn, claimed.rowid, attempt)
+    if claimed.concurrency_key is not None:
+        _release_key(conn, claimed.rowid)
+    return True
+
+
+def reap_expired(conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
+    """Active jobs whose lease ran out go back to waiting, counted as stalled; returns (job id, queue rowid)."""
+    rows = conn.execute(
+        "UPDATE job SET state = 'waiting', stalled = stalled + 1, lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE state = 'active' AND lease_expires_at <= ? RETURNING rowid, id, queue_id",
+        (now,),
+    ).fetchall()
+    for rowid, _, _ in rows:
+        _release_key(conn, rowid)
+    return [(job_id, queue_id) for _, job_id, queue_id in rows]
+
+
+def requeue_orphans(conn: sqlite3.Connection) -> int:
+    """At start every active job belongs to a process that is gone: put them all back."""
+    rows = conn.execute(
+        "UPDATE job SET state = 'waiting', stalled = stalled + 1, lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE state = 'active' RETURNING rowid"
+    ).fetchall()
+    conn.execute("DELETE FROM concurrency_lock")
+    return len(rows)
+
+
+# Manual state changes -------------------------------------------------------------
+
+
+def set_state(conn: sqlite3.Connection, rowid: int, state: JobState, now: int) -> None:
+    if state == JobState.CANCELLED:
+        conn.execute("UPDATE job SET state = 'cancelled', finished_at = ? WHERE rowid = ?", (now, rowid))
+    else:
+        conn.execute(
+            "UPDATE job SET state = ?, attempts = 0, run_at = ?, finished_at = NULL, fail_reason = NULL,"
+            " blocked_by = NULL, block_reason = NULL, started_at = NULL WHERE rowid = ?",
+            (state, now, rowid),
+        )
+
+
+def job_row(conn: sqlite3.Connection, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
+    return conn.execute(f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id)).fetchone()
+
+
+def retry_failed(conn: sqlite3.Connection, queue_rowid: int, job_ids: Sequence[str] | None, now: int) -> int:
+    """Failed jobs of a queue (all, or those listed) → waiting with attempts reset."""
+    sql = (
+        "UPDATE job SET state = 'waiting', attempts = 0, run_at = ?, finished_at = NULL, fail_reason = NULL,"
+        " started_at = NULL WHERE queue_id = ? AND state = 'failed'"
+    )
+    if job_ids is None:
+        return conn.execute(sql, (now, queue_rowid)).rowcount
+    return sum(conn.execute(sql + " AND id = ?", (now, queue_rowid, job_id)).rowcount for job_id in job_ids)
+
+
+def drain_queue(conn: sqlite3.Connection, queue_rowid: int, now: int) -> int:
+    """Waiting and delayed jobs → cancelled."""
+    return conn.execute(
+        "UPDATE job SET state = 'cancelled', finished_at = ? WHERE queue_id = ? AND state IN ('waiting', 'delayed')",
+        (now, queue_rowid),
+    ).rowcount
+
+
+def prune_finished(conn: sqlite3.Connection, queue_rowid: int, before: int, limit: int = 5000) -> int:
+    """Delete finished jobs older than `before` (retention), with their tags and attempts."""
+    rowids = [
+        row[0]
+        for row in conn.execute(
+            "SELECT rowid FROM job WHERE queue_id = ? AND state IN ('completed', 'failed', 'cancelled')"
+            " AND finished_at < ? LIMIT ?",
+            (queue_rowid, before, limit),
+        )
+    ]
+    for rowid in rowids:
+        conn.execute("DELETE FROM job_tag WHERE job_rowid = ?", (rowid,))
+        conn.execute("DELETE FROM job_attempt WHERE job_rowid = ?", (rowid,))
+        conn.execute("DELETE FROM job WHERE rowid = ?", (rowid,))
+    return len(rowids)
+
+
+# Reads ------------------------------------------------------------------------------
+
+
+async def get_job(db: Any, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
+    return await db.fetchone(f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id))
+
+
+async def attempts_of(db: Any, rowid: int) -> list[Attempt]:
+    rows = await db.fetchall(
+        "SELECT attempt, at, duration_ms, status, outcome, error FROM job_attempt WHERE job_rowid = ? ORDER BY rowid",
+        (rowid,),
+    )
+    return [Attempt(attempt=r[0], at=r[1], duration_ms=r[2], status=r[3], outcome=r[4], error=r[5]) for r in rows]
+
+
+async def list_jobs(
+    db: Any, queue_rowids: Sequence[int], *, states: Sequence[str] | None, tag: str | None,
+    before_rowid: int | None, limit: int,
+) -> list[Sequence[Any]]:
+    """Jobs of the queues, newest first, optionally filtered by state and tag."""
+    marks = ",".join("?" * len(queue_rowids))
+    where = [f"job.queue_id IN ({marks})"]
+    params: list[Any] = list(queue_rowids)
+    if states:
+        where.append(f"job.state IN ({','.join('?' * len(states))})")
+        params.extend(states)
+    if before_rowid is not None:
+        where.append("job.rowid < ?")
+        params.append(before_rowid)
+    if tag is not None:
+        where.append(
+            f"job.rowid IN (SELECT job_rowid FROM job_tag WHERE queue_id IN ({marks}) AND tag = ?)"
+        )
+        params.extend([*queue_rowids, tag])
+    columns = ", ".join(f"job.{c.strip()}" for c in _JOB_COLUMNS.split(","))
+    sql = f"SELECT {columns} FROM job WHERE {' AND '.join(where)} ORDER BY job.rowid DESC LIMIT ?"
+    return await db.fetchall(sql, [*params, limit])

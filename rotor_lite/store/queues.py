@@ -1,0 +1,84 @@
+"""Queue rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from rotor_lite.models import BackoffType, Queue, QueueState
+from rotor_lite.store.db import Database
+
+_COLUMNS = (
+    "rowid, workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms, callback_url,"
+    " callback_headers, callback_secret, approval_required, timeout_ms, state, created_at, updated_at"
+)
+
+
+class QueueRow(msgspec.Struct, kw_only=True):
+    """A queue row with its callback secret still encrypted."""
+
+    queue: Queue
+    secret_blob: bytes | None
+
+
+def _from_row(row: Any) -> QueueRow:
+    queue = Queue(
+        rowid=row[0], workspace_id=row[1], name=row[2], concurrency=row[3], max_attempts=row[4],
+        backoff_type=BackoffType(row[5]), backoff_delay_ms=row[6], callback_url=row[7],
+        callback_headers=msgspec.json.decode(row[8]), callback_secret=None,
+        approval_required=bool(row[10]), timeout_ms=row[11], state=QueueState(row[12]),
+        created_at=row[13], updated_at=row[14],
+    )
+    return QueueRow(queue=queue, secret_blob=None if row[9] is None else bytes(row[9]))
+
+
+def insert_queue(conn: sqlite3.Connection, queue: Queue, secret_blob: bytes | None) -> int:
+    cursor = conn.execute(
+        "INSERT INTO queue (workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms,"
+        " callback_url, callback_headers, callback_secret, approval_required, timeout_ms, state, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            queue.workspace_id, queue.name, queue.concurrency, queue.max_attempts, queue.backoff_type,
+            queue.backoff_delay_ms, queue.callback_url, msgspec.json.encode(queue.callback_headers).decode(),
+            secret_blob, int(queue.approval_required), queue.timeout_ms, queue.state, queue.created_at,
+            queue.updated_at,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def update_queue(conn: sqlite3.Connection, queue: Queue, secret_blob: bytes | None) -> None:
+    conn.execute(
+        "UPDATE queue SET concurrency = ?, max_attempts = ?, backoff_type = ?, backoff_delay_ms = ?,"
+        " callback_url = ?, callback_headers = ?, callback_secret = ?, approval_required = ?, timeout_ms = ?,"
+        " state = ?, updated_at = ? WHERE rowid = ?",
+        (
+            queue.concurrency, queue.max_attempts, queue.backoff_type, queue.backoff_delay_ms, queue.callback_url,
+            msgspec.json.encode(queue.callback_headers).decode(), secret_blob, int(queue.approval_required),
+            queue.timeout_ms, queue.state, queue.updated_at, queue.rowid,
+        ),
+    )
+
+
+def delete_queue(conn: sqlite3.Connection, queue_rowid: int) -> None:
+    """Delete a queue with its jobs, their tags, attempts and locks."""
+    conn.execute("DELETE FROM job_tag WHERE queue_id = ?", (queue_rowid,))
+    conn.execute(
+        "DELETE FROM job_attempt WHERE job_rowid IN (SELECT rowid FROM job WHERE queue_id = ?)", (queue_rowid,)
+    )
+    conn.execute(
+        "DELETE FROM concurrency_lock WHERE job_rowid IN (SELECT rowid FROM job WHERE queue_id = ?)", (queue_rowid,)
+    )
+    conn.execute("DELETE FROM job WHERE queue_id = ?", (queue_rowid,))
+    conn.execute("DELETE FROM queue WHERE rowid = ?", (queue_rowid,))
+
+
+def all_queues(conn: sqlite3.Connection) -> list[QueueRow]:
+    return [_from_row(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM queue ORDER BY rowid")]
+
+
+async def state_counts(db: Database, queue_rowid: int) -> dict[str, int]:
+    rows = await db.fetchall("SELECT state, count(*) FROM job WHERE queue_id = ? GROUP BY state", (queue_rowid,))
+    return {row[0]: row[1] for row in rows}

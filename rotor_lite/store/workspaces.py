@@ -1,0 +1,54 @@
+"""Workspaces, API keys and server metadata."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from rotor_lite.store.db import Database
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: bytes) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def insert_workspace(conn: sqlite3.Connection, ws_id: str, name: str, now: int) -> None:
+    conn.execute("INSERT INTO workspace (id, name, created_at) VALUES (?, ?, ?)", (ws_id, name, now))
+
+
+def workspace_by_name(conn: sqlite3.Connection, name: str) -> tuple[str, str] | None:
+    row = conn.execute("SELECT id, name FROM workspace WHERE name = ? OR id = ?", (name, name)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def count_workspaces(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM workspace").fetchone()[0])
+
+
+def insert_api_key(conn: sqlite3.Connection, **row: Any) -> None:
+    conn.execute(
+        "INSERT INTO api_key (id, workspace_id, key_hash, key_prefix, label, role, queue_name, created_at, expires_at)"
+        " VALUES (:id, :workspace_id, :key_hash, :key_prefix, :label, :role, :queue_name, :created_at, :expires_at)",
+        row,
+    )
+
+
+async def api_key_by_hash(db: Database, key_hash: str) -> Any:
+    return await db.fetchone(
+        "SELECT id, workspace_id, role, queue_name, expires_at, revoked_at FROM api_key WHERE key_hash = ?",
+        (key_hash,),
+    )
+
+
+def touch_api_key(conn: sqlite3.Connection, key_id: str, now: int) -> None:
+    conn.execute("UPDATE api_key SET last_used_at = ? WHERE id = ?", (now, key_id))
+
+
+async def workspace_plan(db: Database, workspace_id: str) -> str:
+    row = await db.fetchone("SELECT plan FROM workspace WHERE id = ?", (workspace_id,))
+    return "self-hosted" if row is None else str(row[0])
