@@ -1,0 +1,258 @@
+"""`rotor queues ...`: create, inspect, configure, pause, drain and delete queues."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from rotor_lite.cli.client.context import Session, client_command
+from rotor_lite.cli.client.output import Output
+
+__all__ = ["queues"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COUNT_STATES = ("waiting", "delayed", "active", "completed", "failed", "pending_approval", "blocked", "cancelled")
+
+
+@click.group("queues")
+def queues() -> None:
+    """Create, inspect and manage queues."""
+
+
+def _parse_headers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str] | None:
+    headers: dict[str, str] = {}
+    for item in values:
+        name, separator, value = item.partition("=")
+        if not separator or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", ctx=ctx, param=param)
+        headers[name.strip()] = value
+    return headers or None
+
+
+def queue_settings(func: F) -> F:
+    """The settings options shared by `create` and `update`."""
+    options = (
+        click.option("--concurrency", type=click.IntRange(min=1), help="Max jobs delivered in parallel (default 1)."),
+        click.option("--retry-attempts", type=click.IntRange(min=1), help="Attempts before the DLQ (default 3)."),
+        click.option("--callback-url", metavar="URL", help="URL Rotor POSTs each job to."),
+        click.option(
+            "--callback-header",
+            "callback_headers",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_parse_headers,
+            help="Header sent with every callback; repeat for several.",
+        ),
+        click.option(
+            "--rotate-callback-secret",
+            is_flag=True,
+            default=None,
+            help="Mint a new signing secret (printed once).",
+        ),
+        click.option(
+            "--approval-required/--no-approval-required",
+            default=None,
+            help="Hold every new job for human approval.",
+        ),
+        click.option("--timeout-seconds", type=click.IntRange(min=1), help="Callback deadline, seconds (default 30)."),
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@queues.command("create")
+@click.argument("name")
+@queue_settings
+@client_command
+def create_queue(session: Session, /, *, name: str, **settings: Any) -> None:
+    """Create queue NAME."""
+    with session.client() as rotor:
+        queue = rotor.queues.create(name, **settings)
+    session.output.emit(queue, _render_saved("Created"))
+
+
+@queues.command("list")
+@client_command
+def list_queues(session: Session, /) -> None:
+    """List the workspace's queues."""
+    with session.client() as rotor:
+        response = rotor.queues.list()
+    session.output.emit(response, render_queue_table)
+
+
+@queues.command("get")
+@click.argument("name")
+@client_command
+def get_queue(session: Session, /, *, name: str) -> None:
+    """Show queue NAME: its configuration and job counts."""
+    with session.client() as rotor:
+        queue = rotor.queues.get(name)
+    session.output.emit(queue, render_queue)
+
+
+@queues.command("update")
+@click.argument("name")
+@queue_settings
+@click.option("--state", type=click.Choice(["active", "paused"]), help="Pause or resume dispatching.")
+@client_command
+def update_queue(session: Session, /, *, name: str, **settings: Any) -> None:
+    """Change settings of queue NAME (options not given are left as they are)."""
+    if not any(value is not None for value in settings.values()):
+        raise click.UsageError("Nothing to update: pass at least one option.")
+    with session.client() as rotor:
+        queue = rotor.queues.update(name, **settings)
+    session.output.emit(queue, _render_saved("Updated"))
+
+
+@queues.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@client_command
+def delete_queue(session: Session, /, *, name: str, force: bool) -> None:
+    """Delete queue NAME with all its jobs and schedules."""
+    if not force:
+        click.confirm(f"Delete queue {name!r} with all its jobs and schedules?", abort=True, err=True)
+    with session.client() as rotor:
+        rotor.queues.delete(name)
+    session.output.emit({"name": name, "deleted": True}, lambda out, _: out.line(f"Deleted queue {name}."))
+
+
+@queues.command("stats")
+@click.argument("name")
+@client_command
+def queue_stats(session: Session, /, *, name: str) -> None:
+    """Show job counts per state for queue NAME."""
+    with session.client() as rotor:
+        stats = rotor.queues.stats(name)
+    session.output.emit(stats, render_counts)
+
+
+@queues.command("pause")
+@click.argument("name")
+@client_command
+def pause_queue(session: Session, /, *, name: str) -> None:
+    """Stop dispatching jobs of queue NAME (new jobs are still accepted)."""
+    with session.client() as rotor:
+        queue = rotor.queues.pause(name)
+    session.output.emit(queue, _render_state_change(name))
+
+
+@queues.command("resume")
+@click.argument("name")
+@client_command
+def resume_queue(session: Session, /, *, name: str) -> None:
+    """Resume dispatching jobs of queue NAME."""
+    with session.client() as rotor:
+        queue = rotor.queues.resume(name)
+    session.output.emit(queue, _render_state_change(name))
+
+
+@queues.command("drain")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@client_command
+def drain_queue(session: Session, /, *, name: str, force: bool) -> None:
+    """Cancel every waiting and delayed job of queue NAME."""
+    if not force:
+        click.confirm(f"Cancel every waiting and delayed job in queue {name!r}?", abort=True, err=True)
+    with session.client() as rotor:
+        response = rotor.queues.drain(name)
+    session.output.emit(response, lambda out, _: out.line(f"Drained queue {name}."))
+
+
+@queues.command("retry-all")
+@click.argument("name")
+@client_command
+def retry_all(session: Session, /, *, name: str) -> None:
+    """Move every failed job of queue NAME back to waiting."""
+    with session.client() as rotor:
+        response = rotor.jobs.retry_all(name)
+    retried = response.get("retried", 0) if isinstance(response, dict) else 0
+    session.output.emit(response, lambda out, _: out.line(f"Retried {retried} failed job(s) in queue {name}."))
+
+
+def render_queue_table(output: Output, response: dict[str, Any]) -> None:
+    """The `queues list` table: NAME, CONCURRENCY, STATE, JOBS (waiting/active/failed)."""
+    items = response.get("data") or []
+    if not items:
+        output.line("No queues yet. Create one with: rotor queues create NAME")
+        return
+    output.table(
+        ["NAME", "CONCURRENCY", "STATE", "JOBS (waiting/active/failed)"],
+        ([q.get("name"), q.get("concurrency"), q.get("state"), _job_summary(q.get("counts") or {})] for q in items),
+    )
+
+
+def render_queue(output: Output, queue: dict[str, Any]) -> None:
+    """Every setting of a queue, then its job counts."""
+    options = queue.get("defaultJobOptions") or {}
+    output.fields(
+        [
+            ("Name", queue.get("name")),
+            ("State", queue.get("state")),
+            ("Concurrency", queue.get("concurrency")),
+            ("Retry attempts", queue.get("retry_attempts")),
+            ("Backoff", _backoff(options.get("backoff"))),
+            ("Callback URL", queue.get("callback_url")),
+            ("Callback headers", _headers(queue.get("callback_headers"))),
+            ("Approval required", queue.get("approval_required")),
+            ("Timeout (s)", queue.get("timeout_seconds")),
+            ("Created", queue.get("created_at")),
+            ("Updated", queue.get("updated_at")),
+        ]
+    )
+    if isinstance(queue.get("counts"), dict):
+        output.line()
+        render_counts(output, queue["counts"])
+
+
+def render_counts(output: Output, counts: dict[str, Any]) -> None:
+    """Job counts per state, in lifecycle order, then any the server adds."""
+    states = [state for state in COUNT_STATES if state in counts] + [s for s in counts if s not in COUNT_STATES]
+    output.table(["STATE", "JOBS"], ([state, counts[state]] for state in states))
+
+
+def print_callback_secret(output: Output, queue: dict[str, Any]) -> None:
+    """Show a freshly minted callback secret, which the API returns only this once."""
+    secret = queue.get("callback_secret")
+    if secret:
+        output.line()
+        output.line(f"New callback secret: {secret}", style="bold yellow")
+        output.line("Copy this — it's shown once.", style="yellow")
+
+
+def _render_saved(verb: str) -> Callable[[Output, dict[str, Any]], None]:
+    def render(output: Output, queue: dict[str, Any]) -> None:
+        output.line(f"{verb} queue {queue.get('name')}.")
+        output.line()
+        render_queue(output, queue)
+        print_callback_secret(output, queue)
+
+    return render
+
+
+def _render_state_change(name: str) -> Callable[[Output, dict[str, Any]], None]:
+    def render(output: Output, queue: dict[str, Any]) -> None:
+        output.line(f"Queue {name} is {queue.get('state', 'updated')}.")
+
+    return render
+
+
+def _job_summary(counts: dict[str, Any]) -> str:
+    return " / ".join(str(counts.get(state, 0)) for state in ("waiting", "active", "failed"))
+
+
+def _backoff(backoff: Any) -> str | None:
+    if not isinstance(backoff, dict):
+        return None
+    return f"{backoff.get('type', '?')}, {backoff.get('delay', '?')} ms"
+
+
+def _headers(headers: Any) -> str | None:
+    if not headers:
+        return None
+    return ", ".join(f"{name}: {value}" for name, value in headers.items())

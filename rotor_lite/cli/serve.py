@@ -1,0 +1,56 @@
+"""`rotor-lite serve`: run the API and the engine."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import uvicorn
+
+from rotor_lite.api.app import create_app
+from rotor_lite.config import Settings, load_settings
+from rotor_lite.engine.runtime import Runtime
+from rotor_lite.errors import ConfigError
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Path to rotor.toml (default: ./rotor.toml if present).")
+@click.option("--host", help="Address to listen on (server.host, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (server.port, default 8080).")
+@click.option("--data-dir", help="Where the SQLite database lives (storage.data_dir, default ./data).")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]), help="Log verbosity.")
+def serve(*, config_file: str | None, host: str | None, port: int | None, data_dir: str | None, log_level: str) -> None:
+    """Run the rotor-lite server (API, dispatcher, sweeper) in this process."""
+    try:
+        settings = load_settings(
+            config_file, overrides={("server", "host"): host, ("server", "port"): port, ("storage", "data_dir"): data_dir}
+        )
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from exc
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(run_server(settings, log_level))
+
+
+def run_server(settings: Settings, log_level: str = "info") -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code."""
+    app = create_app(settings, on_ready=_announce)
+    config = uvicorn.Config(
+        app, host=settings.server.host, port=settings.server.port, log_level=log_level, access_log=False,
+        loop="auto", http="httptools", lifespan="on",
+        timeout_graceful_shutdown=int(settings.server.ms("drain_timeout") / 1000) or 1, backlog=4096,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def _announce(runtime: Runtime) -> None:
+    created = runtime.bootstrap_key
+    if created is not None and not runtime.settings.auth.bootstrap_api_key:
+        click.echo(
+            f"Created workspace '{created.workspace_name}' ({created.workspace_id}).\n"
+            f"Admin API key (shown once, save it now): {created.key}",
+            err=True,
+        )
+    click.echo(f"rotor-lite listening on http://{runtime.settings.server.host}:{runtime.settings.server.port}", err=True)
