@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -21,7 +22,10 @@ class SystemClock:
 
 def iso_from_ms(ms: int | None) -> str | None:
     """Format epoch milliseconds as ISO 8601 UTC with milliseconds and a `Z`."""
-    if ms is None:
-        return None
+    return None if ms is None else _iso(ms)
+
+
+@lru_cache(maxsize=4096)  # a batch's jobs share their timestamps
+def _iso(ms: int) -> str:
     secs, millis = divmod(ms, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"

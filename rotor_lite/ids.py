@@ -6,9 +6,12 @@ Time-ordered ids keep SQLite's unique indexes growing at their right edge
 
 from __future__ import annotations
 
-import os
+import random
 import secrets
 import time
+
+# Ids need uniqueness, not secrecy (keys and secrets use `secrets`); one syscall-free source.
+_random = random.Random()
 
 PREFIXES = ("job", "sched", "sr", "apv", "wh", "msg", "grc", "key", "ws", "run", "evt", "fn")
 
@@ -16,7 +19,14 @@ PREFIXES = ("job", "sched", "sr", "apv", "wh", "msg", "grc", "key", "ws", "run",
 def new_id(prefix: str, now_ms: int | None = None) -> str:
     """Return a new id such as `job_0192f3a4b5c6d7e8f9a0b1c2d3e4f5a6`."""
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    return f"{prefix}_{ms & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
+    return f"{prefix}_{ms & 0xFFFFFFFFFFFF:012x}{_random.getrandbits(80):020x}"
+
+
+def new_ids(prefix: str, now_ms: int, count: int) -> list[str]:
+    """`count` new ids sharing one timestamp, for a batch."""
+    head = f"{prefix}_{now_ms & 0xFFFFFFFFFFFF:012x}"
+    bits = _random.getrandbits
+    return [f"{head}{bits(80):020x}" for _ in range(count)]
 
 
 def is_valid_id(value: str, prefix: str) -> bool:

@@ -100,28 +100,15 @@ class Job(msgspec.Struct, kw_only=True):
     max_attempts: int
     run_at: int
     created_at: int
-    started_at: int | None
-    finished_at: int | None
-    fail_reason: str | None
-    result: bytes | None
-    blocked_by: str | None
-    block_reason: str | None
-    approval_id: str | None
-    schedule_id: str | None
+    started_at: int | None = None
+    finished_at: int | None = None
+    fail_reason: str | None = None
+    result: bytes | None = None
+    blocked_by: str | None = None
+    block_reason: str | None = None
+    approval_id: str | None = None
+    schedule_id: str | None = None
     stalled: int = 0
-
-
-class NewJob(msgspec.Struct, kw_only=True):
-    """A validated job ready to insert."""
-
-    id: str
-    payload: bytes
-    tags: list[str]
-    concurrency_key: str | None
-    priority: int
-    run_at: int
-    delayed: bool
-    explicit_id: bool
 
 
 class Claimed(msgspec.Struct, kw_only=True):

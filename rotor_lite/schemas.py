@@ -8,6 +8,7 @@ Response field names follow the API contract, which differs per resource.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -150,6 +151,7 @@ class Page(msgspec.Struct, kw_only=True):
 # Decoding ------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def snake_case(name: str) -> str:
     """`retryAttempts` → `retry_attempts`; snake_case names pass through."""
     return _CAMEL.sub("_", name).lower()
@@ -172,11 +174,16 @@ def fold_keys(obj: dict[str, Any], nested: tuple[str, ...] = ()) -> dict[str, An
 
 def decode_request(body: bytes, struct: type[T], nested: tuple[str, ...] = ()) -> T:
     """Decode and validate a JSON request body into `struct`, or raise ValidationError."""
+    if not body.strip():
+        body = b"{}"
     try:
-        raw = msgspec.json.decode(body) if body.strip() else {}
+        # Fast path: a body already in snake_case decodes straight into the Struct.
+        return msgspec.json.decode(body, type=struct)
+    except msgspec.ValidationError:
+        pass
     except msgspec.DecodeError as exc:
         raise ValidationError(f"request body is not valid JSON: {exc}", field="body") from exc
-    return convert_request(raw, struct, nested)
+    return convert_request(msgspec.json.decode(body), struct, nested)
 
 
 def convert_request(raw: Any, struct: type[T], nested: tuple[str, ...] = ()) -> T:

@@ -13,9 +13,9 @@ import msgspec
 
 from rotor_lite.errors import IdempotencyConflict, InvalidState, JobNotFound, PayloadTooLarge, ValidationError
 from rotor_lite.durations import parse_duration_ms
-from rotor_lite.ids import new_id
+from rotor_lite.ids import new_id, new_ids
 from rotor_lite.models import (
-    CANCELLABLE_STATES, RETRYABLE_STATES, STATE_ALIASES, Attempt, Job, JobState, NewJob, Principal, Queue,
+    CANCELLABLE_STATES, RETRYABLE_STATES, STATE_ALIASES, Attempt, Job, JobState, Principal, Queue,
 )
 from rotor_lite.schemas import BatchCreate, JobCreate
 from rotor_lite.services.core import Core, billing_period
@@ -35,8 +35,9 @@ async def enqueue(core: Core, principal: Principal, queue_name: str, spec: JobCr
     """Add one job; a known `jobId` returns the existing job (or 409 when `strict`)."""
     queue = core.queue_for(principal, queue_name)
     now = core.clock.now_ms()
-    new = _new_job(core, spec, _explicit_id(spec, header_key), now, "")
-    result = await _insert(core, queue, [new], now, strict=spec.strict)
+    explicit = _explicit_id(spec, header_key)
+    job = _new_job(core, queue, spec, explicit or new_id("job", now), now, "")
+    result = await _insert(core, queue, [job], {explicit} if explicit else set(), now, strict=spec.strict)
     return result[0]
 
 
@@ -47,13 +48,17 @@ async def enqueue_batch(core: Core, principal: Principal, queue_name: str, spec:
         raise ValidationError(f"a batch holds 1 to {MAX_BATCH} jobs", field="jobs")
     keys = _batch_keys(spec)
     now = core.clock.now_ms()
-    new = [_new_job(core, job, keys[i] or _explicit_id(job, None), now, f"jobs[{i}].") for i, job in enumerate(spec.jobs)]
-    seen: set[str] = set()
-    for i, job in enumerate(new):
-        if job.explicit_id and job.id in seen:
-            raise ValidationError(f"job id '{job.id}' appears twice in the batch", field=f"jobs[{i}].jobId")
-        seen.add(job.id)
-    return await _insert(core, queue, new, now, strict=False)
+    explicit: set[str] = set()
+    generated = iter(new_ids("job", now, len(spec.jobs)))
+    jobs = []
+    for i, job_spec in enumerate(spec.jobs):
+        job_id = keys[i] or _explicit_id(job_spec, None)
+        if job_id is not None:
+            if job_id in explicit:
+                raise ValidationError(f"job id '{job_id}' appears twice in the batch", field=f"jobs[{i}].jobId")
+            explicit.add(job_id)
+        jobs.append(_new_job(core, queue, job_spec, job_id or next(generated), now, f"jobs[{i}]."))
+    return await _insert(core, queue, jobs, explicit, now, strict=False)
 
 
 def _batch_keys(spec: BatchCreate) -> list[str | None]:
@@ -82,19 +87,27 @@ def _explicit_id(spec: JobCreate, header_key: str | None) -> str | None:
 def _check_key(key: str, field: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationError(f"{field} must be 1 to {MAX_KEY_LENGTH} characters", field=field)
+    if "/" in key:  # a job id is a URL path segment: /v1/queues/:name/jobs/:id
+        raise ValidationError(f"{field} must not contain '/'", field=field)
     return key
 
 
-def _new_job(core: Core, spec: JobCreate, explicit_id: str | None, now: int, where: str) -> NewJob:
+def _new_job(core: Core, queue: Queue, spec: JobCreate, job_id: str, now: int, where: str) -> Job:
     payload = msgspec.json.encode(spec.payload)
     limit = core.settings.limits.max_payload_bytes
     if len(payload) > limit:
         raise PayloadTooLarge(f"{where}payload is {len(payload)} bytes; the limit is {limit}", {"limit": limit})
     run_at = _run_at(spec, now, where)
-    return NewJob(
-        id=explicit_id or new_id("job", now), payload=payload, tags=_check_tags(spec.tags, where),
-        concurrency_key=_check_concurrency_key(spec.concurrency_key, where), priority=_check_priority(spec.priority, where),
-        run_at=run_at, delayed=run_at > now, explicit_id=explicit_id is not None,
+    if queue.approval_required:
+        state = JobState.PENDING_APPROVAL
+    else:
+        state = JobState.DELAYED if run_at > now else JobState.WAITING
+    return Job(
+        rowid=0, id=job_id, queue_id=queue.rowid, queue_name=queue.name, workspace_id=queue.workspace_id,
+        state=state, payload=payload, tags=_check_tags(spec.tags, where),
+        concurrency_key=_check_concurrency_key(spec.concurrency_key, where),
+        priority=_check_priority(spec.priority, where), attempts=0, max_attempts=queue.max_attempts,
+        run_at=run_at, created_at=now,
     )
 
 
@@ -147,21 +160,19 @@ def _check_priority(priority: int, where: str) -> int:
     return priority
 
 
-async def _insert(core: Core, queue: Queue, jobs: list[NewJob], now: int, *, strict: bool) -> list[Enqueued]:
-    initial = JobState.PENDING_APPROVAL if queue.approval_required else None
+async def _insert(
+    core: Core, queue: Queue, jobs: list[Job], explicit: set[str], now: int, *, strict: bool
+) -> list[Enqueued]:
     period = billing_period(now)
 
     def write(conn: sqlite3.Connection) -> dict[str, Sequence[Any]]:
-        existing = job_store.find_existing(conn, queue.rowid, [j.id for j in jobs if j.explicit_id])
+        existing = job_store.find_existing(conn, queue.rowid, explicit) if explicit else {}
         if existing and strict:
             raise IdempotencyConflict(next(iter(existing)))
-        fresh = [j for j in jobs if j.id not in existing]
+        fresh = [j for j in jobs if j.id not in existing] if existing else jobs
         if fresh:
             core.quota.reserve(conn, queue.workspace_id, period, len(fresh))
-            job_store.insert_jobs(
-                conn, queue_rowid=queue.rowid, workspace_id=queue.workspace_id, max_attempts=queue.max_attempts,
-                jobs=fresh, initial_state=initial, now=now,
-            )
+            job_store.insert_jobs(conn, queue.rowid, fresh)
             job_store.add_usage(conn, queue.workspace_id, period, queue.name, len(fresh))
         return existing
 
@@ -176,19 +187,9 @@ async def _insert(core: Core, queue: Queue, jobs: list[NewJob], now: int, *, str
     return [
         Enqueued(job=job_store.job_from_row(existing[j.id], queue.name), duplicate=True)
         if j.id in existing
-        else Enqueued(job=_fresh_job(queue, j, initial, now), duplicate=False)
+        else Enqueued(job=j, duplicate=False)
         for j in jobs
     ]
-
-
-def _fresh_job(queue: Queue, new: NewJob, initial: JobState | None, now: int) -> Job:
-    return Job(
-        rowid=0, id=new.id, queue_id=queue.rowid, queue_name=queue.name, workspace_id=queue.workspace_id,
-        state=initial or (JobState.DELAYED if new.delayed else JobState.WAITING), payload=new.payload,
-        tags=new.tags, concurrency_key=new.concurrency_key, priority=new.priority, attempts=0,
-        max_attempts=queue.max_attempts, run_at=new.run_at, created_at=now, started_at=None, finished_at=None,
-        fail_reason=None, result=None, blocked_by=None, block_reason=None, approval_id=None, schedule_id=None,
-    )
 
 
 # Reading -------------------------------------------------------------------------

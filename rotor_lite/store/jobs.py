@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from rotor_lite.models import Attempt, Claimed, Job, JobState, NewJob
+from rotor_lite.models import Attempt, Claimed, Job, JobState
 
 _JOB_COLUMNS = (
     "rowid, id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority, attempts, max_attempts,"
@@ -49,17 +49,13 @@ def find_existing(conn: sqlite3.Connection, queue_rowid: int, job_ids: Iterable[
     return found
 
 
-def insert_jobs(
-    conn: sqlite3.Connection, *, queue_rowid: int, workspace_id: str, max_attempts: int,
-    jobs: Sequence[NewJob], initial_state: JobState | None, now: int,
-) -> None:
-    """Insert new jobs; `initial_state` overrides waiting/delayed (e.g. pending_approval)."""
+def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job]) -> None:
+    """Insert new jobs of one queue, in the state each one carries."""
     rows = [
         (
-            job.id, queue_rowid, workspace_id,
-            initial_state or (JobState.DELAYED if job.delayed else JobState.WAITING),
-            job.payload, msgspec.json.encode(job.tags).decode() if job.tags else None, job.concurrency_key,
-            job.priority, max_attempts, job.run_at, now,
+            job.id, queue_rowid, job.workspace_id, job.state, job.payload,
+            msgspec.json.encode(job.tags).decode() if job.tags else None, job.concurrency_key,
+            job.priority, job.max_attempts, job.run_at, job.created_at,
         )
         for job in jobs
     ]

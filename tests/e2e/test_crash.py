@@ -1,0 +1,46 @@
+"""Nothing acknowledged is lost: kill -9 the server mid-delivery, restart, every job completes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from tests.helpers import Receiver, ServerProcess, wait_until
+
+JOBS = 1000
+CONCURRENCY = 20
+
+
+def _completed(server: ServerProcess) -> int:
+    with server.client() as http:
+        return int(http.get("/v1/queues/crash/stats").json()["completed"])
+
+
+@pytest.mark.slow
+def test_kill_9_during_delivery_loses_no_job(
+    make_server: Callable[..., ServerProcess], receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    receiver.default_delay = 0.005
+    server = make_server()
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "crash", "concurrency": CONCURRENCY, "callback_url": receiver.url("/cb")})
+        accepted = []
+        for start in range(0, JOBS, 250):
+            batch = [{"payload": {"n": n}} for n in range(start, start + 250)]
+            response = http.post("/v1/queues/crash/jobs/batch", json={"jobs": batch})
+            assert response.status_code == 201
+            accepted += [job["id"] for job in response.json()["data"]]
+
+    wait_until(lambda: len(receiver.for_path("/cb")) >= JOBS // 3, timeout=30)
+    server.kill()
+    restarted = make_server(data_dir=server.data_dir)
+    wait_until(lambda: _completed(restarted) == JOBS, timeout=60)
+
+    deliveries = Counter(r.headers["x-rotor-job-id"] for r in receiver.for_path("/cb"))
+    assert set(accepted) <= set(deliveries), "an acknowledged job was never delivered"
+    duplicates = sum(count - 1 for count in deliveries.values())
+    with capsys.disabled():
+        print(f"\nkill -9 recovery: {JOBS} jobs completed, {duplicates} duplicate deliveries")
+    assert duplicates <= CONCURRENCY, "more redeliveries than jobs that can be in flight"

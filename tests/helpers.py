@@ -1,0 +1,200 @@
+"""Real parts for the tests: a `rotor-lite serve` subprocess and an HTTP receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+FAST_ENV = {
+    "ROTOR_CALLBACKS_ALLOW_PRIVATE_NETWORKS": "true",
+    "ROTOR_DISPATCH_CONCURRENCY_KEY_RECHECK": "100ms",
+    "ROTOR_DISPATCH_LEASE": "2s",
+    "ROTOR_DISPATCH_POLL_INTERVAL": "200ms",
+    "ROTOR_SERVER_DRAIN_TIMEOUT": "5s",
+}
+
+
+@dataclass
+class ServerProcess:
+    """A `rotor-lite serve` subprocess on a free port with its own data directory."""
+
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    api_key: str = "rt_ws_test_bootstrap_key_0000000000000000"
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        env = {**os.environ, **FAST_ENV, "ROTOR_AUTH_BOOTSTRAP_API_KEY": self.api_key, **self.env}
+        self.log_path = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
+        log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rotor_lite", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
+             "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.data_dir.parent,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {api_key or self.api_key}"}, timeout=30)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b'{"ok":true}'
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """An HTTP server in its own thread that records every request and answers as scripted.
+
+    `script(path, replies)` queues replies for a path; unscripted requests get 200 after
+    `default_delay`. It tracks requests in flight per path and per `x-rotor-job-id`.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[Received] = []
+        self.default_delay = 0.0
+        self._scripts: dict[str, list[Reply]] = {}
+        self._lock = threading.Lock()
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+        self.active_keys: dict[str, set[str]] = {}
+        self.key_of: Callable[[Received], str | None] = lambda r: None
+        self.key_overlaps = 0
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def url(self, path: str = "/cb") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def script(self, path: str, *replies: Reply) -> None:
+        with self._lock:
+            self._scripts.setdefault(path, []).extend(replies)
+
+    def for_path(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port, backlog=1024).start())
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        got = Received(request.path, {k.lower(): v for k, v in request.headers.items()}, body, time.time())
+        key = self.key_of(got)
+        with self._lock:
+            self.requests.append(got)
+            path = request.path
+            self.in_flight[path] = self.in_flight.get(path, 0) + 1
+            self.max_in_flight[path] = max(self.max_in_flight.get(path, 0), self.in_flight[path])
+            if key is not None:
+                holders = self.active_keys.setdefault(key, set())
+                if holders:
+                    self.key_overlaps += 1
+                holders.add(got.headers.get("x-rotor-job-id", ""))
+            queued = self._scripts.get(path)
+            reply = queued.pop(0) if queued else Reply(delay=self.default_delay)
+        try:
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            return web.Response(status=reply.status, body=reply.body, headers=reply.headers, content_type="application/json")
+        finally:
+            with self._lock:
+                self.in_flight[path] -= 1
+                if key is not None:
+                    self.active_keys[key].discard(got.headers.get("x-rotor-job-id", ""))

@@ -1,0 +1,60 @@
+"""Configuration: file, then ROTOR_* environment, then flags; bad values name their key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rotor_lite.config import load_settings
+from rotor_lite.errors import ConfigError
+
+
+def test_defaults() -> None:
+    settings = load_settings(env={})
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8080)
+    assert settings.storage.data_dir == "./data" and settings.storage.synchronous == "FULL"
+    assert settings.dispatch.ms("concurrency_key_recheck") == 10_000
+    assert settings.dispatch.ms("concurrency_key_ttl") == 300_000
+    assert settings.limits.max_payload_bytes == 512 * 1024
+
+
+def test_file_then_env_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "rotor.toml"
+    config.write_text('[server]\nport = 9000\nhost = "0.0.0.0"\n[dispatch]\nlease = "45s"\n')
+    assert load_settings(config, env={}).server.port == 9000
+    from_env = load_settings(config, env={"ROTOR_SERVER_PORT": "9100", "ROTOR_DISPATCH_LEASE": "1m"})
+    assert from_env.server.port == 9100 and from_env.dispatch.ms("lease") == 60_000
+    assert from_env.server.host == "0.0.0.0"
+    flagged = load_settings(config, env={"ROTOR_SERVER_PORT": "9100"}, overrides={("server", "port"): 9200})
+    assert flagged.server.port == 9200
+
+
+def test_env_booleans_and_aliases() -> None:
+    settings = load_settings(env={"ROTOR_CALLBACKS_ALLOW_PRIVATE_NETWORKS": "true", "ROTOR_BOOTSTRAP_API_KEY": "rt_ws_x"})
+    assert settings.callbacks.allow_private_networks is True
+    assert settings.auth.bootstrap_api_key == "rt_ws_x"
+
+
+def test_the_example_file_is_valid_and_holds_the_defaults() -> None:
+    example = Path(__file__).parents[3] / "rotor.toml.example"
+    assert load_settings(example, env={}) == load_settings(env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [('[server]\nport = "abc"\n', "server.port"), ("[server]\nbogus = 1\n", "bogus"),
+     ('[dispatch]\nlease = "soon"\n', "dispatch.lease"), ('[storage]\nsynchronous = "SOMETIMES"\n', "storage.synchronous"),
+     ("[server\n", "TOML")],
+)
+def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    config = tmp_path / "rotor.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, env={})
+    assert key in info.value.message
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_settings(tmp_path / "nope.toml", env={})
