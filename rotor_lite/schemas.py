@@ -180,10 +180,14 @@ def decode_request(body: bytes, struct: type[T], nested: tuple[str, ...] = ()) -
         # Fast path: a body already in snake_case decodes straight into the Struct.
         return msgspec.json.decode(body, type=struct)
     except msgspec.ValidationError:
-        pass
+        pass  # camelCase or a real error; msgspec may stop at a bad field before reaching bad JSON
     except msgspec.DecodeError as exc:
         raise ValidationError(f"request body is not valid JSON: {exc}", field="body") from exc
-    return convert_request(msgspec.json.decode(body), struct, nested)
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ValidationError(f"request body is not valid JSON: {exc}", field="body") from exc
+    return convert_request(raw, struct, nested)
 
 
 def convert_request(raw: Any, struct: type[T], nested: tuple[str, ...] = ()) -> T:

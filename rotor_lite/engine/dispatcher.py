@@ -13,6 +13,9 @@ import os
 import sqlite3
 from collections import defaultdict
 
+import msgspec
+
+from rotor_lite.clock import iso_from_ms
 from rotor_lite.engine.backoff import backoff_ms
 from rotor_lite.engine.delivery import Deliverer, Outcome
 from rotor_lite.models import Attempt, Claimed, Queue, QueueState
@@ -142,11 +145,38 @@ class Dispatcher:
             status=outcome.status, outcome=outcome.outcome, error=outcome.error,
         )
         if outcome.ok:
-            await self._core.db.write(lambda conn: job_store.complete_job(conn, job, attempt, outcome.result, now))
+            await self._core.db.write(lambda conn: self._complete(conn, queue, job, attempt, outcome.result, now))
             return
         retry_at = None
         if job.attempt < job.max_attempts:
             delay = backoff_ms(queue.backoff_type, queue.backoff_delay_ms, job.attempt)
             retry_at = now + (outcome.retry_after_ms if outcome.retry_after_ms is not None else delay)
         reason = outcome.error or outcome.outcome
-        await self._core.db.write(lambda conn: job_store.fail_attempt(conn, job, attempt, reason, retry_at, now))
+        await self._core.db.write(lambda conn: self._fail(conn, queue, job, attempt, reason, retry_at, now))
+
+    def _complete(
+        self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, result: bytes | None, now: int
+    ) -> None:
+        if job_store.complete_job(conn, job, attempt, result, now):
+            self._observe(conn, queue, job, attempt, terminal=True)
+            self._core.events.emit(conn, queue.workspace_id, "job.completed", {
+                "jobId": job.id, "queueName": queue.name, "result": msgspec.Raw(result or b"null"),
+                "attempts": job.attempt, "completedAt": iso_from_ms(now),
+            })
+
+    def _fail(
+        self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, reason: str,
+        retry_at: int | None, now: int,
+    ) -> None:
+        if not job_store.fail_attempt(conn, job, attempt, reason, retry_at, now):
+            return
+        self._observe(conn, queue, job, attempt, terminal=retry_at is None)
+        if retry_at is None:
+            self._core.events.emit(conn, queue.workspace_id, "job.failed", {
+                "jobId": job.id, "queueName": queue.name, "failReason": reason, "attempts": job.attempt,
+                "failedAt": iso_from_ms(now),
+            })
+
+    def _observe(self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, *, terminal: bool) -> None:
+        for observer in self._core.attempt_observers:
+            observer(conn, queue, job, attempt, terminal)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable
 
 from rotor_lite.services.core import Core
@@ -42,7 +43,7 @@ class Sweeper:
     async def sweep(self) -> None:
         """One pass: reap expired leases; prune once per sweep interval."""
         now = self._core.clock.now_ms()
-        stalled = await self._core.db.write(lambda conn: job_store.reap_expired(conn, now))
+        stalled = await self._core.db.write(lambda conn: self._reap(conn, now))
         if stalled:
             self._core.metrics.stalled.inc(len(stalled))
             log.warning("stalled jobs requeued", extra={"count": len(stalled)})
@@ -51,6 +52,14 @@ class Sweeper:
         if now - self._last_prune >= retention.ms("sweep_interval"):
             self._last_prune = now
             await self._prune(now - retention.ms("finished_jobs"))
+
+    def _reap(self, conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
+        stalled = job_store.reap_expired(conn, now)
+        for job_id, queue_rowid in stalled:
+            queue = self._core.queues.by_rowid(queue_rowid)
+            if queue is not None:
+                self._core.events.emit(conn, queue.workspace_id, "job.stalled", {"jobId": job_id, "queueName": queue.name})
+        return stalled
 
     async def _prune(self, before: int) -> None:
         for queue in self._core.queues.all():

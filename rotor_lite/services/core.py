@@ -11,6 +11,7 @@ from rotor_lite.config import Settings
 from rotor_lite.crypto import Vault
 from rotor_lite.errors import QueueNotFound, QuotaExceeded
 from rotor_lite.metrics import Metrics
+from rotor_lite.services.hooks import Admission, AdmitAll, AttemptObserver, EventSink, NoEvents
 from rotor_lite.models import Principal, Queue
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
@@ -88,6 +89,9 @@ class Core:
         self.queues = QueueRegistry()
         self.quota = QuotaCounter(settings.limits.monthly_job_quota)
         self.metrics = Metrics()
+        self.events: EventSink = NoEvents()
+        self.admission: Admission = AdmitAll()
+        self.attempt_observers: list[AttemptObserver] = []
         self.on_jobs_ready: Callable[[], None] = lambda: None
 
     def queue_for(self, principal: Principal, name: str) -> Queue:

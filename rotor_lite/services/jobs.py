@@ -36,8 +36,8 @@ async def enqueue(core: Core, principal: Principal, queue_name: str, spec: JobCr
     queue = core.queue_for(principal, queue_name)
     now = core.clock.now_ms()
     explicit = _explicit_id(spec, header_key)
-    job = _new_job(core, queue, spec, explicit or new_id("job", now), now, "")
-    result = await _insert(core, queue, [job], {explicit} if explicit else set(), now, strict=spec.strict)
+    job = build_job(core, queue, spec, explicit or new_id("job", now), now, "")
+    result = await _insert(core, queue, [job], {explicit} if explicit else set(), strict=spec.strict)
     return result[0]
 
 
@@ -57,8 +57,8 @@ async def enqueue_batch(core: Core, principal: Principal, queue_name: str, spec:
             if job_id in explicit:
                 raise ValidationError(f"job id '{job_id}' appears twice in the batch", field=f"jobs[{i}].jobId")
             explicit.add(job_id)
-        jobs.append(_new_job(core, queue, job_spec, job_id or next(generated), now, f"jobs[{i}]."))
-    return await _insert(core, queue, jobs, explicit, now, strict=False)
+        jobs.append(build_job(core, queue, job_spec, job_id or next(generated), now, f"jobs[{i}]."))
+    return await _insert(core, queue, jobs, explicit, strict=False)
 
 
 def _batch_keys(spec: BatchCreate) -> list[str | None]:
@@ -92,7 +92,8 @@ def _check_key(key: str, field: str) -> str:
     return key
 
 
-def _new_job(core: Core, queue: Queue, spec: JobCreate, job_id: str, now: int, where: str) -> Job:
+def build_job(core: Core, queue: Queue, spec: JobCreate, job_id: str, now: int, where: str = "") -> Job:
+    """A validated new job of `queue` from its request (`where` prefixes field names in errors)."""
     payload = msgspec.json.encode(spec.payload)
     limit = core.settings.limits.max_payload_bytes
     if len(payload) > limit:
@@ -160,21 +161,32 @@ def _check_priority(priority: int, where: str) -> int:
     return priority
 
 
-async def _insert(
-    core: Core, queue: Queue, jobs: list[Job], explicit: set[str], now: int, *, strict: bool
-) -> list[Enqueued]:
-    period = billing_period(now)
+def write_new_jobs(
+    core: Core, conn: sqlite3.Connection, queue: Queue, jobs: list[Job], explicit: set[str], *, strict: bool
+) -> dict[str, Sequence[Any]]:
+    """Insert `jobs` in the caller's writer transaction; returns the rows of ids that already existed.
+
+    Known explicit ids are skipped (or, with `strict`, an IdempotencyConflict); the quota is
+    checked and usage counted for the rest. The scheduler calls this to write a tick and its job at once.
+    """
+    existing = job_store.find_existing(conn, queue.rowid, explicit) if explicit else {}
+    if existing and strict:
+        raise IdempotencyConflict(next(iter(existing)))
+    fresh = [j for j in jobs if j.id not in existing] if existing else jobs
+    if fresh:
+        now = fresh[0].created_at
+        core.quota.reserve(conn, queue.workspace_id, billing_period(now), len(fresh))
+        job_store.insert_jobs(conn, queue.rowid, fresh)
+        job_store.add_usage(conn, queue.workspace_id, billing_period(now), queue.name, len(fresh))
+        core.admission.on_insert(conn, queue, fresh)
+    return existing
+
+
+async def _insert(core: Core, queue: Queue, jobs: list[Job], explicit: set[str], *, strict: bool) -> list[Enqueued]:
+    jobs = await core.admission.screen(queue, jobs)
 
     def write(conn: sqlite3.Connection) -> dict[str, Sequence[Any]]:
-        existing = job_store.find_existing(conn, queue.rowid, explicit) if explicit else {}
-        if existing and strict:
-            raise IdempotencyConflict(next(iter(existing)))
-        fresh = [j for j in jobs if j.id not in existing] if existing else jobs
-        if fresh:
-            core.quota.reserve(conn, queue.workspace_id, period, len(fresh))
-            job_store.insert_jobs(conn, queue.rowid, fresh)
-            job_store.add_usage(conn, queue.workspace_id, period, queue.name, len(fresh))
-        return existing
+        return write_new_jobs(core, conn, queue, jobs, explicit, strict=strict)
 
     try:
         existing = await core.db.write(write)

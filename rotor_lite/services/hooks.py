@@ -1,0 +1,51 @@
+"""Extension points of the job path, so later capabilities plug in without reshaping it.
+
+- `EventSink.emit` runs inside the writer transaction of a state change (job completed,
+  failed, stalled, …): an outbox written there is never lost and never delays the change.
+- `AttemptObserver`s run in the transaction that records each delivery attempt's outcome
+  (schedule runs keep their `callback_status` current this way).
+- `Admission.screen` sees new jobs before they are stored (guardrails may rewrite a payload
+  or block a job); `Admission.on_insert` runs in the inserting transaction (approval records).
+
+The defaults do nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Protocol
+
+from rotor_lite.models import Attempt, Claimed, Job, Queue
+
+
+class EventSink(Protocol):
+    def emit(self, conn: sqlite3.Connection, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
+        """Record that `event_type` happened, in the caller's transaction."""
+
+
+class AttemptObserver(Protocol):
+    def __call__(
+        self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool
+    ) -> None:
+        """`job`'s delivery ended as `attempt`; `terminal` when the job is now completed or failed."""
+
+
+class Admission(Protocol):
+    async def screen(self, queue: Queue, jobs: list[Job]) -> list[Job]:
+        """The jobs as they should be stored (same order, same ids)."""
+
+    def on_insert(self, conn: sqlite3.Connection, queue: Queue, jobs: list[Job]) -> None:
+        """Called in the transaction that inserts `jobs` (only the new ones)."""
+
+
+class NoEvents:
+    def emit(self, conn: sqlite3.Connection, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
+        return None
+
+
+class AdmitAll:
+    async def screen(self, queue: Queue, jobs: list[Job]) -> list[Job]:
+        return jobs
+
+    def on_insert(self, conn: sqlite3.Connection, queue: Queue, jobs: list[Job]) -> None:
+        return None
