@@ -148,6 +148,70 @@ class Page(msgspec.Struct, kw_only=True):
     nextCursor: str | None
 
 
+class JobPage(msgspec.Struct, kw_only=True):
+    data: list[JobOut]
+    nextCursor: str | None
+
+
+class JobList(msgspec.Struct, kw_only=True):
+    data: list[JobOut]
+
+
+class QueueList(msgspec.Struct, kw_only=True):
+    data: list[QueueOut]
+
+
+class Drained(msgspec.Struct, kw_only=True):
+    drained: int
+
+
+class Retried(msgspec.Struct, kw_only=True):
+    retried: int
+
+
+class Replayed(msgspec.Struct, kw_only=True):
+    replayed: int
+
+
+class Quota(msgspec.Struct, kw_only=True):
+    used: int
+    limit: int | None
+    plan: str
+    resetAt: str
+
+
+class StatusOut(msgspec.Struct, kw_only=True):
+    api: str
+    database: str
+    version: str
+    quota: Quota
+
+
+class Period(msgspec.Struct, kw_only=True):
+    from_: str = msgspec.field(name="from")
+    to: str
+
+
+class Executions(msgspec.Struct, kw_only=True):
+    total: int
+    byQueue: dict[str, int]
+
+
+class UsageOut(msgspec.Struct, kw_only=True):
+    period: Period
+    executions: Executions
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(msgspec.Struct, kw_only=True):
+    error: ErrorDetail
+
+
 # Decoding ------------------------------------------------------------------
 
 

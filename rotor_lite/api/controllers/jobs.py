@@ -11,7 +11,7 @@ from rotor_lite.api.auth import require_write
 from rotor_lite.api.http import core_of, json_response, page_limit, read_body
 from rotor_lite.api.render import job_out
 from rotor_lite.models import Principal
-from rotor_lite.schemas import BatchCreate, JobCreate, Page, ReplayRequest
+from rotor_lite.schemas import BatchCreate, JobCreate, JobList, JobOut, JobPage, Replayed, ReplayRequest
 from rotor_lite.services import jobs as service
 
 
@@ -19,7 +19,7 @@ class JobController(Controller):
     path = "/v1/queues/{name:str}/jobs"
     tags = ["Jobs"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt={"body": JobCreate, "returns": JobOut})
     async def enqueue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Enqueue a job; a known `jobId` answers 200 with `duplicate: true` (409 with `strict`)."""
         require_write(principal)
@@ -28,15 +28,15 @@ class JobController(Controller):
         done = await service.enqueue(core_of(request), principal, name, spec, header_key.strip() if header_key else None)
         return json_response(job_out(done.job, duplicate=done.duplicate), 200 if done.duplicate else 201)
 
-    @post("/batch", status_code=201)
+    @post("/batch", status_code=201, opt={"body": BatchCreate, "returns": JobList})
     async def enqueue_batch(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Enqueue up to 1000 jobs, all or none."""
         require_write(principal)
         spec = await read_body(request, BatchCreate, ("jobs",))
         done = await service.enqueue_batch(core_of(request), principal, name, spec)
-        return json_response({"data": [job_out(d.job, duplicate=d.duplicate) for d in done]}, 201)
+        return json_response(JobList(data=[job_out(d.job, duplicate=d.duplicate) for d in done]), 201)
 
-    @get("/")
+    @get("/", opt={"returns": JobPage})
     async def list_jobs(
         self, request: Request[Any, Any, Any], principal: Principal, name: str,
         job_state: Annotated[str | None, Parameter(query="state")] = None,
@@ -46,21 +46,21 @@ class JobController(Controller):
         jobs, next_cursor = await service.list_jobs(
             core_of(request), principal, name, state=job_state, tag=tag, limit=page_limit(limit), cursor=cursor
         )
-        return json_response(Page(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
+        return json_response(JobPage(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
 
-    @get("/{job_id:str}")
+    @get("/{job_id:str}", opt={"returns": JobOut})
     async def get_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
         """The job with its attempt log."""
         job, attempts = await service.get_job(core_of(request), principal, name, job_id)
         return json_response(job_out(job, attempts=attempts))
 
-    @delete("/{job_id:str}", status_code=200)
+    @delete("/{job_id:str}", status_code=200, opt={"returns": JobOut})
     async def cancel_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
         """Cancel a waiting, delayed or pending-approval job; an active job is a 409."""
         require_write(principal)
         return json_response(job_out(await service.cancel_job(core_of(request), principal, name, job_id)))
 
-    @post("/{job_id:str}/retry", status_code=200)
+    @post("/{job_id:str}/retry", status_code=200, opt={"returns": JobOut})
     async def retry_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
         """A failed, cancelled or blocked job back to waiting with its attempts reset."""
         require_write(principal)
@@ -71,7 +71,7 @@ class DlqController(Controller):
     path = "/v1/dlq"
     tags = ["Jobs"]
 
-    @get("/")
+    @get("/", opt={"returns": JobPage})
     async def list_dlq(
         self, request: Request[Any, Any, Any], principal: Principal, queue: str | None = None,
         limit: int | None = None, cursor: str | None = None,
@@ -80,12 +80,12 @@ class DlqController(Controller):
         jobs, next_cursor = await service.list_dlq(
             core_of(request), principal, queue_name=queue, limit=page_limit(limit), cursor=cursor
         )
-        return json_response(Page(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
+        return json_response(JobPage(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
 
-    @post("/replay", status_code=200)
+    @post("/replay", status_code=200, opt={"body": ReplayRequest, "returns": Replayed})
     async def replay(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Retry failed jobs of a queue (all, or `jobIds`); harmless to call twice."""
         require_write(principal)
         spec = await read_body(request, ReplayRequest)
         replayed = await service.replay_dlq(core_of(request), principal, spec.queue, spec.job_ids)
-        return json_response({"replayed": replayed})
+        return json_response(Replayed(replayed=replayed))

@@ -10,7 +10,7 @@ from rotor_lite.api.auth import require_write
 from rotor_lite.api.http import core_of, json_response, read_body
 from rotor_lite.api.render import queue_out
 from rotor_lite.models import Principal, QueueState
-from rotor_lite.schemas import DrainRequest, QueueCreate, QueueUpdate
+from rotor_lite.schemas import Counts, Drained, DrainRequest, QueueCreate, QueueList, QueueOut, QueueUpdate, Retried
 from rotor_lite.services import queues as service
 
 _NESTED = ("default_job_options", "backoff")
@@ -20,7 +20,7 @@ class QueueController(Controller):
     path = "/v1/queues"
     tags = ["Queues"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt={"body": QueueCreate, "returns": QueueOut})
     async def create_queue(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Create a queue; the response carries `callback_secret` once when one was minted."""
         require_write(principal)
@@ -29,27 +29,27 @@ class QueueController(Controller):
         queue, secret = await service.create_queue(core, principal, spec)
         return json_response(queue_out(queue, await service.queue_counts(core, queue), secret), 201)
 
-    @get("/")
+    @get("/", opt={"returns": QueueList})
     async def list_queues(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Every queue of the workspace with its job counts."""
         core = core_of(request)
         queues = [q for q in core.queues.of_workspace(principal.workspace_id) if principal.queue_name in (None, q.name)]
-        return json_response({"data": [queue_out(q, await service.queue_counts(core, q)) for q in queues]})
+        return json_response(QueueList(data=[queue_out(q, await service.queue_counts(core, q)) for q in queues]))
 
-    @get("/{name:str}")
+    @get("/{name:str}", opt={"returns": QueueOut})
     async def get_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """A queue's configuration and job counts."""
         core = core_of(request)
         queue = core.queue_for(principal, name)
         return json_response(queue_out(queue, await service.queue_counts(core, queue)))
 
-    @get("/{name:str}/stats")
+    @get("/{name:str}/stats", opt={"returns": Counts})
     async def queue_stats(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Job counts per state."""
         core = core_of(request)
         return json_response(await service.queue_counts(core, core.queue_for(principal, name)))
 
-    @patch("/{name:str}")
+    @patch("/{name:str}", opt={"body": QueueUpdate, "returns": QueueOut})
     async def update_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Change any setting but the name; `rotate_callback_secret` mints a new secret, returned once."""
         require_write(principal)
@@ -58,12 +58,12 @@ class QueueController(Controller):
         queue, secret = await service.update_queue(core, principal, name, spec)
         return json_response(queue_out(queue, await service.queue_counts(core, queue), secret))
 
-    @post("/{name:str}/pause", status_code=200)
+    @post("/{name:str}/pause", status_code=200, opt={"returns": QueueOut})
     async def pause_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Accept jobs but dispatch none."""
         return await self._set_state(request, principal, name, QueueState.PAUSED)
 
-    @post("/{name:str}/resume", status_code=200)
+    @post("/{name:str}/resume", status_code=200, opt={"returns": QueueOut})
     async def resume_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Dispatch again."""
         return await self._set_state(request, principal, name, QueueState.ACTIVE)
@@ -76,19 +76,19 @@ class QueueController(Controller):
         queue = await service.set_queue_state(core, principal, name, state)
         return json_response(queue_out(queue, await service.queue_counts(core, queue)))
 
-    @post("/{name:str}/drain", status_code=200)
+    @post("/{name:str}/drain", status_code=200, opt={"body": DrainRequest, "returns": Drained})
     async def drain_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Cancel every waiting and delayed job; needs `{"confirm": true}`."""
         require_write(principal)
         spec = await read_body(request, DrainRequest)
         drained = await service.drain_queue(core_of(request), principal, name, confirm=spec.confirm)
-        return json_response({"drained": drained})
+        return json_response(Drained(drained=drained))
 
-    @post("/{name:str}/retry-all", status_code=200)
+    @post("/{name:str}/retry-all", status_code=200, opt={"returns": Retried})
     async def retry_all(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Every failed job of the queue back to waiting."""
         require_write(principal)
-        return json_response({"retried": await service.retry_all(core_of(request), principal, name)})
+        return json_response(Retried(retried=await service.retry_all(core_of(request), principal, name)))
 
     @delete("/{name:str}", status_code=204)
     async def delete_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> None:

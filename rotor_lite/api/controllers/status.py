@@ -7,18 +7,20 @@ from typing import Any
 from litestar import Request, Response, get
 
 from rotor_lite.api.http import core_of, json_response
+from rotor_lite.api.openapi import build_document
 from rotor_lite.metrics import CONTENT_TYPE_LATEST
 from rotor_lite.models import Principal
+from rotor_lite.schemas import StatusOut, UsageOut
 from rotor_lite.services import status as service
 
 
-@get("/v1/status", tags=["Status"])
+@get("/v1/status", tags=["Status"], opt={"returns": StatusOut})
 async def get_status(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
     """Workspace health and quota."""
     return json_response(await service.status(core_of(request), principal))
 
 
-@get("/v1/usage", tags=["Usage"])
+@get("/v1/usage", tags=["Usage"], opt={"returns": UsageOut})
 async def get_usage(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
     """Jobs accepted this billing period, per queue."""
     return json_response(await service.usage(core_of(request), principal))
@@ -41,4 +43,7 @@ async def healthz() -> Response[bytes]:
 @get("/doc", tags=["Status"], include_in_schema=False)
 async def openapi_document(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The OpenAPI document of every route."""
-    return json_response(request.app.openapi_schema.to_schema())
+    document = request.app.state.get("openapi_document")
+    if document is None:
+        document = request.app.state.openapi_document = build_document(request.app)
+    return json_response(document)
