@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import MutableScopeHeaders
-from litestar.types import Message, Scope
+from litestar.types import ControllerRouterHandler, Message, Scope
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -28,7 +28,7 @@ from rotor_lite.errors import ConfigError, RotorError
 from rotor_lite.services.workspaces import Authenticator
 
 log = logging.getLogger("rotor_lite")
-ROUTES = [QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document]
+ROUTES: list[ControllerRouterHandler] = [QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document]
 
 
 def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = None) -> Litestar:

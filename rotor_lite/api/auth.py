@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import time
 
 from litestar import Request
@@ -34,7 +36,7 @@ class RateLimiter:
         return self.per_minute - count - 1, reset_at
 
 
-async def provide_principal(request: Request[object, object, object]) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     """The caller, authenticated and counted against the workspace's rate limit."""
     state = request.app.state
     core: Core = state.core
@@ -43,7 +45,7 @@ async def provide_principal(request: Request[object, object, object]) -> Princip
     limiter: RateLimiter = state.rate_limiter
     if limiter.per_minute:
         remaining, reset_at = limiter.hit(principal.workspace_id, time.time())
-        request.state.rate_limit = (limiter.per_minute, remaining, reset_at)
+        request.state.rate_limit = (limiter.per_minute, remaining, reset_at)  # read by before_send
     return principal
 
 

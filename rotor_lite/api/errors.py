@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 
 import msgspec
@@ -28,7 +30,7 @@ def envelope(status: int, code: str, message: str, details: dict[str, object] | 
     )
 
 
-def rotor_error_handler(_: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def rotor_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, RotorError)
     headers = None
     if isinstance(exc, RateLimited):
@@ -37,7 +39,7 @@ def rotor_error_handler(_: Request[object, object, object], exc: Exception) -> R
     return envelope(exc.status, exc.code, exc.message, exc.details, headers)
 
 
-def http_error_handler(_: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def http_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, HTTPException)
     status = 422 if exc.status_code == 400 else exc.status_code
     code = _HTTP_CODES.get(exc.status_code, "INTERNAL" if status >= 500 else "HTTP_ERROR")
@@ -45,7 +47,7 @@ def http_error_handler(_: Request[object, object, object], exc: Exception) -> Re
     return envelope(status, code, message, None, dict(exc.headers or {}))
 
 
-def internal_error_handler(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error", extra={"path": request.url.path}, exc_info=exc)
     return envelope(500, "INTERNAL", "internal server error")
 

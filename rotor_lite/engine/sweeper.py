@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -63,5 +64,9 @@ class Sweeper:
 
     async def _prune(self, before: int) -> None:
         for queue in self._core.queues.all():
-            while await self._core.db.write(lambda conn, q=queue.rowid: job_store.prune_finished(conn, q, before)):
+            while await self._core.db.write(functools.partial(_prune_queue, queue_rowid=queue.rowid, before=before)):
                 await asyncio.sleep(0)
+
+
+def _prune_queue(conn: sqlite3.Connection, *, queue_rowid: int, before: int) -> int:
+    return job_store.prune_finished(conn, queue_rowid, before)

@@ -122,7 +122,7 @@ class Database:
 
     async def fetchall(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
         async with self.reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())  # type: ignore[arg-type]
+            return list(await cursor.fetchall())
 
     async def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         async with self.reader.execute(sql, params) as cursor:

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.models import Attempt, Claimed, Job, JobState
+from rotor_lite.store.db import Database
 
 _JOB_COLUMNS = (
     "rowid, id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority, attempts, max_attempts,"
@@ -88,7 +89,7 @@ def usage_total(conn: sqlite3.Connection, workspace_id: str, period: str) -> int
     return int(row[0])
 
 
-async def usage_by_queue(db: Any, workspace_id: str, period: str) -> dict[str, int]:
+async def usage_by_queue(db: Database, workspace_id: str, period: str) -> dict[str, int]:
     rows = await db.fetchall(
         "SELECT queue_name, accepted FROM usage WHERE workspace_id = ? AND period = ?", (workspace_id, period)
     )
@@ -248,7 +249,10 @@ def set_state(conn: sqlite3.Connection, rowid: int, state: JobState, now: int) -
 
 
 def job_row(conn: sqlite3.Connection, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
-    return conn.execute(f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id)).fetchone()
+    row: Sequence[Any] | None = conn.execute(
+        f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id)
+    ).fetchone()
+    return row
 
 
 def retry_failed(conn: sqlite3.Connection, queue_rowid: int, job_ids: Sequence[str] | None, now: int) -> int:
@@ -290,11 +294,14 @@ def prune_finished(conn: sqlite3.Connection, queue_rowid: int, before: int, limi
 # Reads ------------------------------------------------------------------------------
 
 
-async def get_job(db: Any, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
-    return await db.fetchone(f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id))
+async def get_job(db: Database, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
+    row: Sequence[Any] | None = await db.fetchone(
+        f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id)
+    )
+    return row
 
 
-async def attempts_of(db: Any, rowid: int) -> list[Attempt]:
+async def attempts_of(db: Database, rowid: int) -> list[Attempt]:
     rows = await db.fetchall(
         "SELECT attempt, at, duration_ms, status, outcome, error FROM job_attempt WHERE job_rowid = ? ORDER BY rowid",
         (rowid,),
@@ -303,9 +310,9 @@ async def attempts_of(db: Any, rowid: int) -> list[Attempt]:
 
 
 async def list_jobs(
-    db: Any, queue_rowids: Sequence[int], *, states: Sequence[str] | None, tag: str | None,
+    db: Database, queue_rowids: Sequence[int], *, states: Sequence[str] | None, tag: str | None,
     before_rowid: int | None, limit: int,
-) -> list[Sequence[Any]]:
+) -> list[sqlite3.Row]:
     """Jobs of the queues, newest first, optionally filtered by state and tag."""
     marks = ",".join("?" * len(queue_rowids))
     where = [f"job.queue_id IN ({marks})"]
@@ -323,4 +330,4 @@ async def list_jobs(
         params.extend([*queue_rowids, tag])
     columns = ", ".join(f"job.{c.strip()}" for c in _JOB_COLUMNS.split(","))
     sql = f"SELECT {columns} FROM job WHERE {' AND '.join(where)} ORDER BY job.rowid DESC LIMIT ?"
-    return await db.fetchall(sql, [*params, limit])
+    return list(await db.fetchall(sql, [*params, limit]))
