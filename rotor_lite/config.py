@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +66,90 @@ class RetentionSettings(_Section):
     sweep_interval: Duration = "1m"
 
 
+class ScheduleSettings(_Section):
+    misfire_grace: Duration = "1h"
+
+
+def _duration_list(value: list[Duration] | str, key: str) -> list[Duration]:
+    """A list of durations, also given as one comma-separated string (environment variables)."""
+    items: list[Duration] = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+    for item in items:
+        try:
+            parse_duration_ms(item)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from exc
+    return items
+
+
+class WebhookSettings(_Section):
+    retry_schedule: list[Duration] | str = msgspec.field(default_factory=lambda: ["0s", "30s", "5m", "30m", "2h"])
+    timeout: Duration = "10s"
+    disable_after: Duration = "5d"
+    previous_secret_ttl: Duration = "24h"
+    max_in_flight: int = 64
+    max_in_flight_per_endpoint: int = 8
+    poll_interval: Duration = "1s"
+    delivery_retention: Duration = "7d"
+
+    def __post_init__(self) -> None:
+        self.retry_schedule = _duration_list(self.retry_schedule, "webhooks.retry_schedule")
+        if not self.retry_schedule:
+            raise ValueError("webhooks.retry_schedule needs at least one attempt")
+
+    def retry_delays_ms(self) -> list[int]:
+        """Delay before each attempt (the first one's is usually 0)."""
+        return [parse_duration_ms(item) for item in self.retry_schedule]
+
+
+class SmtpSettings(_Section):
+    host: str = ""
+    port: int = 587
+    starttls: bool = True
+    username: str = ""
+    password: str = ""
+    from_address: str = msgspec.field(default="rotor-lite@localhost", name="from")
+    timeout: Duration = "10s"
+
+    def __post_init__(self) -> None:
+        _duration_list([self.timeout], "alerts.smtp.timeout")
+
+
+class AlertSettings(_Section):
+    slack_url_prefixes: list[str] | str = msgspec.field(default_factory=lambda: ["https://hooks.slack.com/"])
+    dashboard_url: str = ""
+    smtp: SmtpSettings = msgspec.field(default_factory=SmtpSettings)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.slack_url_prefixes, str):
+            self.slack_url_prefixes = [p.strip() for p in self.slack_url_prefixes.split(",") if p.strip()]
+
+
+class BrandToneSettings(_Section):
+    provider: Literal["anthropic", "openai"] = "anthropic"
+    model: str = "claude-3-5-haiku-latest"
+    base_url: str = ""
+    api_key: str = ""
+    api_key_secret: str = ""
+    timeout: Duration = "10s"
+    threshold: float = 0.7
+    concurrency: int = 4
+    breaker_failures: int = 5
+    breaker_cooldown: Duration = "30s"
+    max_payload_chars: int = 20_000
+    poll_interval: Duration = "1s"
+
+    def __post_init__(self) -> None:
+        _duration_list([self.timeout, self.breaker_cooldown, self.poll_interval], "guardrails.brand_tone")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError("guardrails.brand_tone.threshold must be between 0 and 1")
+        if self.concurrency < 1 or self.breaker_failures < 1 or self.max_payload_chars < 1:
+            raise ValueError("guardrails.brand_tone: concurrency, breaker_failures and max_payload_chars must be >= 1")
+
+
+class GuardrailSettings(_Section):
+    brand_tone: BrandToneSettings = msgspec.field(default_factory=BrandToneSettings)
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Every setting of the server; `rotor.toml.example` documents each key."""
 
@@ -76,6 +161,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    schedules: ScheduleSettings = msgspec.field(default_factory=ScheduleSettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
 
     @property
     def data_path(self) -> Path:
@@ -91,7 +180,12 @@ _DURATION_KEYS = {
     ("dispatch", "concurrency_key_recheck"), ("dispatch", "concurrency_key_ttl"),
     ("dispatch", "lease"), ("dispatch", "poll_interval"),
     ("retention", "finished_jobs"), ("retention", "sweep_interval"),
+    ("schedules", "misfire_grace"),
+    ("webhooks", "timeout"), ("webhooks", "disable_after"), ("webhooks", "previous_secret_ttl"),
+    ("webhooks", "poll_interval"), ("webhooks", "delivery_retention"),
 }
+_NESTED_SECTIONS: dict[tuple[str, str], type[_Section]] = {("alerts", "smtp"): SmtpSettings}
+_NESTED_SECTIONS[("guardrails", "brand_tone")] = BrandToneSettings
 _ENV_ALIASES = {"ROTOR_BOOTSTRAP_API_KEY": ("auth", "bootstrap_api_key")}
 
 
@@ -104,6 +198,7 @@ def load_settings(
     raw = _read_file(config_file)
     for (section, key), value in _env_overrides(os.environ if env is None else env).items():
         raw.setdefault(section, {})[key] = value
+    _apply_nested_env(raw, os.environ if env is None else env)
     for (section, key), value in (overrides or {}).items():
         if value is not None:
             raw.setdefault(section, {})[key] = value
@@ -144,6 +239,17 @@ def _env_overrides(env: dict[str, str] | os._Environ[str]) -> dict[tuple[str, st
     return found
 
 
+def _apply_nested_env(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) -> None:
+    """`ROTOR_ALERTS_SMTP_HOST` and the like: environment overrides of keys in sub-tables."""
+    for (section, sub), struct in _NESTED_SECTIONS.items():
+        prefix = f"ROTOR_{section}_{sub}_".upper()
+        keys = {field.encode_name for field in msgspec.structs.fields(struct)}
+        for name, value in env.items():
+            key = name[len(prefix):].lower()
+            if name.startswith(prefix) and key in keys:
+                raw.setdefault(section, {}).setdefault(sub, {})[key] = value
+
+
 def _section_types() -> dict[str, type[_Section]]:
     hints = typing.get_type_hints(Settings)
     return {name: hints[name] for name in Settings.__struct_fields__}
@@ -158,6 +264,10 @@ def _convert(raw: dict[str, Any]) -> Settings:
 
 def _name_key(message: str) -> str:
     # msgspec says "... - at `$.server.port`"; users know the key as server.port.
+    unknown = re.fullmatch(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", message)
+    if unknown:
+        section, key = unknown.group(2), unknown.group(1)
+        return f"unknown key `{section}.{key}`" if section else f"unknown section `{key}`"
     return message.replace("`$.", "`").replace("at `", "at key `")
 
 

@@ -24,6 +24,7 @@ class Vault:
         if len(key) != 32:
             raise ConfigError("security.master_key must be 32 bytes, base64-encoded")
         self._aead = AESGCM(key)
+        self.key_bytes = key
 
     def encrypt(self, plaintext: str | bytes, context: bytes = b"") -> bytes:
         data = plaintext.encode() if isinstance(plaintext, str) else plaintext
@@ -57,6 +58,11 @@ def load_master_key(configured: str, data_dir: Path) -> bytes:
     with os.fdopen(fd, "w") as handle:
         handle.write(base64.b64encode(key).decode() + "\n")
     return key
+
+
+def decode_key(text: str, where: str) -> bytes:
+    """A base64 master key, checked to be 32 bytes; `where` names its source in errors."""
+    return _decode_key(text, where)
 
 
 def _decode_key(text: str, where: str) -> bytes:

@@ -6,6 +6,8 @@
     ├── NotFound                404 NOT_FOUND
     │   ├── QueueNotFound
     │   ├── JobNotFound
+    │   ├── WebhookNotFound
+    │   ├── SecretNotFound
     │   └── WorkspaceNotFound
     ├── Conflict                409 CONFLICT
     │   └── InvalidState        (the job or queue is in the wrong state)
@@ -60,6 +62,16 @@ class JobNotFound(NotFound):
 class WorkspaceNotFound(NotFound):
     def __init__(self, workspace: str) -> None:
         super().__init__(f"workspace '{workspace}' not found", {"workspace": workspace})
+
+
+class WebhookNotFound(NotFound):
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(f"webhook '{webhook_id}' not found", {"webhookId": webhook_id})
+
+
+class SecretNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"secret '{name}' not found", {"name": name})
 
 
 class Conflict(RotorError):

@@ -16,12 +16,21 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
     PENDING_APPROVAL = "pending_approval"
     BLOCKED = "guardrail.blocked"
+    # Internal: awaiting the brand-tone verdict. Kept out of the claim index, shown as `waiting`.
+    SCREENING = "screening"
 
 
 TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.BLOCKED})
-CANCELLABLE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.PENDING_APPROVAL})
+CANCELLABLE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.PENDING_APPROVAL, JobState.SCREENING})
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.BLOCKED})
 STATE_ALIASES = {"blocked": JobState.BLOCKED}
+
+
+def public_state(state: JobState) -> str:
+    """The state as the API shows it (a job awaiting its brand-tone verdict is `waiting`)."""
+    return JobState.WAITING.value if state == JobState.SCREENING else state.value
+
+
 # The keys of a queue's `counts`, in the order the API lists them.
 COUNT_KEYS = ("waiting", "delayed", "active", "completed", "failed", "pending_approval", "blocked", "cancelled")
 
@@ -122,3 +131,35 @@ class Claimed(msgspec.Struct, kw_only=True):
     max_attempts: int
     lease_token: str
     concurrency_key: str | None
+
+
+class Schedule(msgspec.Struct, kw_only=True):
+    """A cron rule on a queue; `next_fire_at` is None while it is paused."""
+
+    rowid: int
+    id: str
+    workspace_id: str
+    queue_id: int
+    name: str
+    cron: str
+    timezone: str
+    payload: bytes
+    enabled: bool
+    next_fire_at: int | None
+    last_fired_at: int | None
+    created_at: int
+    updated_at: int
+
+
+class ScheduleRun(msgspec.Struct, kw_only=True):
+    """One tick (or manual fire) of a schedule; a skipped tick has no `fired_at` and no job."""
+
+    id: str
+    schedule_id: str
+    scheduled_for: int
+    fired_at: int | None
+    job_id: str | None
+    manual: bool
+    callback_status: str | None
+    error: str | None
+    rowid: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from rotor_lite.errors import ValidationError
@@ -39,11 +40,24 @@ def check_callback_url(url: str, *, allow_private: bool, field: str = "callback_
     if parts.username or parts.password:
         raise ValidationError("callback URL must not carry credentials", field=field)
     host = parts.hostname
+    if _is_legacy_ipv4(host):
+        raise ValidationError("callback URL host is not a canonical IP address", field=field, host=host)
     if not allow_private and (_is_literal(host) and not is_public_address(host) or host == "localhost"):
         raise ValidationError(
             "callback URL points to a private, loopback or link-local address", field=field, host=host
         )
     return url
+
+
+def _is_legacy_ipv4(host: str) -> bool:
+    """Forms like `127.1`, `2130706433` or `0x7f.1` that resolvers map onto an address."""
+    if _is_literal(host):
+        return False
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
 
 
 def _is_literal(host: str) -> bool:

@@ -273,3 +273,141 @@ def _error_field(message: str) -> str | None:
     if leaf:
         parts.append(leaf.group(1))
     return ".".join(parts) or None
+
+
+# Schedules -------------------------------------------------------------------
+
+
+class ScheduleCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`POST /v1/schedules`; `queue_name` and `job_data` are the reference SDK's names for `queue` and `payload`."""
+
+    queue: str | None = None
+    queue_name: str | None = None
+    name: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    payload: Any = msgspec.UNSET
+    job_data: Any = msgspec.UNSET
+    enabled: bool = True
+
+
+class ScheduleUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`PATCH /v1/schedules/:id`: only the fields given change."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    cron: str | None | msgspec.UnsetType = msgspec.UNSET
+    timezone: str | None | msgspec.UnsetType = msgspec.UNSET
+    payload: Any = msgspec.UNSET
+    job_data: Any = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class SchedulePreview(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    cron: str | None = None
+    timezone: str | None = None
+    start: str | None = msgspec.field(default=None, name="from")
+    count: int = 5
+
+
+class ScheduleRunOut(msgspec.Struct, kw_only=True):
+    id: str
+    schedule_id: str
+    scheduled_for: str
+    fired_at: str | None
+    job_id: str | None
+    manual: bool
+    callback_status: str | None
+    error: str | None
+
+
+class ScheduleOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    external_id: str
+    name: str
+    queue: str
+    cron: str
+    timezone: str
+    payload: msgspec.Raw
+    enabled: bool
+    next_fire_at: str | None
+    last_fired_at: str | None
+    created_at: str
+    updated_at: str
+    description: str
+    runs: list[ScheduleRunOut] | None = None
+
+
+# Webhooks, alerts, secrets --------------------------------------------------------
+
+
+class WebhookCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str
+    event_types: list[str]
+
+
+class WebhookUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str | None = None
+    event_types: list[str] | None = None
+    enabled: bool | None = None
+
+
+class AlertsUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: str | None = None
+    slack_webhook_url: str | None = None
+
+
+class SecretCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    value: str
+
+
+class SecretRotate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    value: str
+
+
+class SchedulePage(msgspec.Struct, kw_only=True):
+    data: list[ScheduleOut]
+    nextCursor: str | None
+
+
+class ScheduleRunPage(msgspec.Struct, kw_only=True):
+    runs: list[ScheduleRunOut]
+    nextCursor: str | None
+
+
+class SchedulePreviewOut(msgspec.Struct, kw_only=True):
+    next: list[str]
+    description: str
+
+
+class FiredNow(msgspec.Struct, kw_only=True):
+    jobId: str
+    runId: str
+
+
+# Approvals and guardrails -------------------------------------------------------
+
+
+class ApprovalReject(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: str | None = None
+
+
+class GuardrailUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`PATCH /v1/guardrails`: each field given replaces the stored one (a DNC list is replaced whole)."""
+
+    dnc_emails: list[str] | None = None
+    dnc_domains: list[str] | None = None
+    competitor_domains: list[str] | None = None
+    pii_redaction_enabled: bool | None = None
+    pii_mode: Literal["redact", "block"] | None = None
+    pii_types: list[str] | None = None
+    brand_tone_judge_enabled: bool | None = None
+    brand_tone_rubric: str | None = None
+    brand_tone_threshold: float | None = None
+
+
+class DncAppend(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`POST /v1/guardrails/dnc`: entries added to the lists (known ones are no-ops)."""
+
+    emails: list[str] | None = None
+    domains: list[str] | None = None

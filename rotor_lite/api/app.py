@@ -19,7 +19,15 @@ from rotor_lite import __version__
 from rotor_lite.api.auth import RateLimiter, provide_principal
 from rotor_lite.api.controllers.jobs import DlqController, JobController
 from rotor_lite.api.controllers.queues import QueueController
+from rotor_lite.api.controllers.schedules import ScheduleController
 from rotor_lite.api.controllers.status import get_status, get_usage, healthz, metrics, openapi_document
+from rotor_lite.api.audit import audit_middleware
+from rotor_lite.api.controllers.alerts import get_alerts, put_alerts
+from rotor_lite.api.controllers.audit import list_audit
+from rotor_lite.api.controllers.secrets import SecretController
+from rotor_lite.api.controllers.webhooks import WebhookController
+from rotor_lite.api.controllers.approvals import ApprovalController
+from rotor_lite.api.controllers.guardrails import GuardrailController
 from rotor_lite.api.errors import http_error_handler, internal_error_handler, rate_limit_headers, rotor_error_handler
 from rotor_lite.clock import Clock
 from rotor_lite.config import Settings
@@ -29,6 +37,9 @@ from rotor_lite.services.workspaces import Authenticator
 
 log = logging.getLogger("rotor_lite")
 ROUTES: list[ControllerRouterHandler] = [QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document]
+ROUTES.append(ScheduleController)
+ROUTES += [WebhookController, get_alerts, put_alerts, SecretController, list_audit]
+ROUTES += [ApprovalController, GuardrailController]
 
 
 def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = None) -> Litestar:
@@ -56,6 +67,7 @@ def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = N
 
     return Litestar(
         route_handlers=ROUTES,
+        middleware=[audit_middleware],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},
         before_send=[_add_rate_limit_headers],

@@ -42,6 +42,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     core: Core = state.core
     authenticator: Authenticator = state.authenticator
     principal = await authenticator.authenticate(request.headers.get("authorization"), core.clock.now_ms())
+    request.state.principal = principal  # the audit middleware records who made the call
     limiter: RateLimiter = state.rate_limiter
     if limiter.per_minute:
         remaining, reset_at = limiter.hit(principal.workspace_id, time.time())

@@ -36,8 +36,17 @@ def build_document(app: Litestar) -> dict[str, Any]:
         responses.pop("400", None)  # bad input is a 422 in the error envelope, described by `default`
         if returns is not None:
             responses[str(status)] = {"description": "OK", "content": {"application/json": {"schema": refs[types.index(returns)]}}}
+        else:
+            _any_json(responses.get(str(status)))
         responses["default"] = {"description": "Error", "content": {"application/json": {"schema": error_ref}}}
     return document
+
+
+def _any_json(response: dict[str, Any] | None) -> None:
+    """A handler without `returns` still answers JSON: Litestar, seeing `Response[bytes]`, says "string"."""
+    content = (response or {}).get("content", {}).get("application/json")
+    if content is not None and content.get("schema") == {"type": "string"}:
+        content["schema"] = {}
 
 
 def _described_operations(app: Litestar) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.clock import iso_from_ms
-from rotor_lite.models import Attempt, Job, Queue
+from rotor_lite.models import Attempt, Job, Queue, public_state
 from rotor_lite.schemas import AttemptOut, Counts, JobOut, QueueOut
 
 
@@ -27,7 +27,7 @@ def queue_out(queue: Queue, counts: dict[str, int], secret: str | None = None) -
 
 def job_out(job: Job, *, duplicate: bool | None = None, attempts: list[Attempt] | None = None) -> JobOut:
     return JobOut(
-        id=job.id, queue=job.queue_name, state=job.state.value, payload=msgspec.Raw(job.payload), tags=job.tags,
+        id=job.id, queue=job.queue_name, state=public_state(job.state), payload=msgspec.Raw(job.payload), tags=job.tags,
         concurrencyKey=job.concurrency_key, priority=job.priority, attempts=job.attempts,
         maxAttempts=job.max_attempts, runAt=_iso(job.run_at), createdAt=_iso(job.created_at),
         startedAt=iso_from_ms(job.started_at), finishedAt=iso_from_ms(job.finished_at), failReason=job.fail_reason,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from rotor_lite import __version__
-from rotor_lite.cli.admin import keys, workspaces
+from rotor_lite.cli.admin import admin, keys, workspaces
 from rotor_lite.cli.client import register_client_commands
+from rotor_lite.cli.importers import import_group
 from rotor_lite.cli.serve import serve
 
 
@@ -19,6 +20,8 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(workspaces)
 main.add_command(keys)
+main.add_command(admin)
 register_client_commands(main)
+main.add_command(import_group)
 
 __all__ = ["main"]

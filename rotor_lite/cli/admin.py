@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from collections.abc import Callable
 from typing import TypeVar
 
 import click
 
 from rotor_lite.clock import SystemClock
-from rotor_lite.config import load_settings
+from rotor_lite.config import Settings, load_settings
+from rotor_lite.crypto import Vault, decode_key, load_master_key
 from rotor_lite.errors import ConfigError, RotorError
 from rotor_lite.models import Role
 from rotor_lite.services import workspaces as service
+from rotor_lite.services.master_key import rotate_master_key as rotate_all
 from rotor_lite.services.workspaces import CreatedKey
 from rotor_lite.store.db import connect, migrate
 
@@ -94,3 +101,77 @@ def create_key(*, workspace: str, label: str, role: str, config_file: str | None
         config_file, data_dir, lambda conn, now: service.create_key(conn, workspace, label, Role(role), now)
     )
     _print_key(created, as_json, with_workspace=False)
+
+
+@click.group("admin")
+def admin() -> None:
+    """Server administration (offline: works on the data directory directly; stop the server first)."""
+
+
+@admin.command("rotate-master-key")
+@click.option("--new-key", required=True, help="The new master key: base64 of 32 bytes (e.g. `openssl rand -base64 32`).")
+@_config
+@_data_dir
+@_json
+def rotate_master_key(*, new_key: str, config_file: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Re-encrypt every secret at rest under a new master key, in one transaction.
+
+    Needs the current key (security.master_key, ROTOR_SECURITY_MASTER_KEY or <data_dir>/master.key) and
+    a stopped server. When the key lives in <data_dir>/master.key, the file is replaced; when it is
+    configured, update the configuration to the new key before starting the server again.
+    """
+    settings = _settings(config_file, data_dir)
+    try:
+        new = Vault(decode_key(new_key, "--new-key"))
+        old_key = load_master_key(settings.security.master_key, settings.data_path)
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from exc
+    if old_key == new.key_bytes:
+        raise click.ClickException("--new-key is the current master key")
+    with _server_stopped(settings.data_path):
+        staged = None if settings.security.master_key else _stage_key_file(settings.data_path, new_key)
+        try:
+            counts = _run_offline(
+                config_file, data_dir, lambda conn, now: rotate_all(conn, Vault(old_key), new, now)
+            )
+        except BaseException:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            raise
+        if staged is not None:
+            os.replace(staged, settings.data_path / "master.key")
+    if as_json:
+        click.echo(json.dumps({"rotated": counts, "keyFile": staged is not None}))
+        return
+    click.echo("Master key rotated: " + ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items()))
+    if staged is None:
+        click.echo("Now set security.master_key / ROTOR_SECURITY_MASTER_KEY to the new key before starting the server.")
+
+
+def _settings(config_file: str | None, data_dir: str | None) -> Settings:
+    try:
+        return load_settings(config_file, overrides={("storage", "data_dir"): data_dir})
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@contextmanager
+def _server_stopped(data_path: Path) -> Iterator[None]:
+    """Hold the data directory's server lock: a running server would keep writing under the old key."""
+    data_path.mkdir(parents=True, exist_ok=True)
+    with open(data_path / "server.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise click.ClickException(f"a rotor-lite server is running on {data_path}: stop it first") from exc
+        yield
+
+
+def _stage_key_file(data_path: Path, key: str) -> Path:
+    """Write the new key beside master.key (0600); it replaces it once the database is committed."""
+    staged = data_path / "master.key.new"
+    staged.unlink(missing_ok=True)
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.strip() + "\n")
+    return staged

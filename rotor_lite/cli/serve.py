@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import uvicorn
@@ -41,8 +44,25 @@ def run_server(settings: Settings, log_level: str = "info") -> int:
         timeout_graceful_shutdown=int(settings.server.ms("drain_timeout") / 1000) or 1, backlog=4096,
     )
     server = uvicorn.Server(config)
-    server.run()
+    with _exit_normally_on_signals():
+        server.run()
     return 0 if server.started else 1
+
+
+@contextmanager
+def _exit_normally_on_signals() -> Iterator[None]:
+    """Let a graceful stop end in `return 0` instead of death by signal.
+
+    After its shutdown, uvicorn re-raises the SIGTERM/SIGINT it caught under the handler that was
+    installed before it started; with the default handler the process dies with -SIGTERM even
+    though every delivery was drained and recorded.
+    """
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _announce(runtime: Runtime) -> None:

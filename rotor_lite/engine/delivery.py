@@ -23,9 +23,44 @@ from rotor_lite.engine.backoff import parse_retry_after
 from rotor_lite.engine.signing import sign_callback
 from rotor_lite.models import Claimed, Queue
 from rotor_lite.netguard import check_callback_url, is_public_address
+from rotor_lite.services import secrets as vault
+from rotor_lite.services.hooks import SecretSource
+from rotor_lite.services.secrets import UnknownSecret
 
 MAX_RESULT_BYTES = 64 * 1024
 USER_AGENT = f"rotor-lite/{__version__}"
+
+
+_MARKER = vault.MARKER.encode()
+_SCRUBBED = "[secret]"
+
+
+class _Target(msgspec.Struct, kw_only=True):
+    """What one attempt sends; `values` are the secret plaintexts it carries (scrubbed from what is kept)."""
+
+    url: str | None
+    headers: dict[str, str]
+    body: bytes
+    values: list[str] = msgspec.field(default_factory=list)
+
+
+def _templated(url: str | None, headers: dict[str, str], body: bytes) -> bool:
+    """A cheap test that keeps the hot path free of template work when there is none."""
+    return _MARKER in body or (url is not None and vault.MARKER in url) or any(
+        vault.MARKER in value for value in headers.values()
+    )
+
+
+def _scrubbed(outcome: Outcome, values: list[str]) -> Outcome:
+    """The outcome with any secret value that the endpoint echoed back removed from its error and result."""
+    secrets_ = [value for value in values if len(value) >= 4]
+    error, result = outcome.error, outcome.result
+    for value in secrets_:
+        if error is not None:
+            error = error.replace(value, _SCRUBBED)
+        if result is not None:  # inside a JSON string: replace the value's escaped form
+            result = result.replace(msgspec.json.encode(value)[1:-1], _SCRUBBED.encode())
+    return msgspec.structs.replace(outcome, error=error, result=result)
 
 
 class BlockedAddress(OSError):
@@ -66,15 +101,21 @@ class GuardedResolver(AbstractResolver):
 class Deliverer:
     """Owns the HTTP client session used for every callback."""
 
-    def __init__(self, clock: Clock, *, allow_private: bool, max_connections: int) -> None:
+    def __init__(
+        self, clock: Clock, *, allow_private: bool, max_connections: int, secrets: SecretSource | None = None
+    ) -> None:
         self._clock = clock
+        self._secrets = secrets
         self._allow_private = allow_private
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Deliverer:
+        # Capped per host, not in total: with one shared cap, a queue whose handler hangs could hold
+        # every connection and stall the deliveries of all other queues (each queue's concurrency
+        # already bounds its own connections).
         connector = aiohttp.TCPConnector(
-            limit=self._max_connections, limit_per_host=0, resolver=GuardedResolver(self._allow_private),
+            limit=0, limit_per_host=self._max_connections, resolver=GuardedResolver(self._allow_private),
             ttl_dns_cache=10, enable_cleanup_closed=True,
         )
         self._session = aiohttp.ClientSession(
@@ -90,8 +131,33 @@ class Deliverer:
         """POST the job to the queue's callback URL and classify the answer."""
         started = time.perf_counter()
         try:
-            url = self._checked_url(queue.callback_url)
-            return await self._post(queue, job, url, started)
+            target = await self._target(queue, job)
+        except UnknownSecret as exc:
+            return _failure("error", None, str(exc), started)
+        outcome = await self._send(queue, job, target, started)
+        return _scrubbed(outcome, target.values) if target.values else outcome
+
+    async def _target(self, queue: Queue, job: Claimed) -> _Target:
+        """URL, headers and body with `${{ secrets.NAME }}` resolved (skipped unless a template is present)."""
+        url, headers, body = queue.callback_url, queue.callback_headers, job.payload
+        if self._secrets is None or not _templated(url, headers, body):
+            return _Target(url=url, headers=headers, body=body)
+        names = vault.template_names(url or "").union(*(vault.template_names(v) for v in headers.values()))
+        payload = msgspec.json.decode(body) if _MARKER in body else None
+        if payload is not None:
+            names |= vault.payload_names(payload)
+        values = await self._secrets.resolve(queue.workspace_id, names, {"jobId": job.id, "queue": queue.name})
+        return _Target(
+            url=None if url is None else vault.substitute(url, values),
+            headers={key: vault.substitute(value, values) for key, value in headers.items()},
+            body=body if payload is None else msgspec.json.encode(vault.substitute_payload(payload, values)),
+            values=list(values.values()),
+        )
+
+    async def _send(self, queue: Queue, job: Claimed, target: _Target, started: float) -> Outcome:
+        try:
+            url = self._checked_url(target.url)
+            return await self._post(queue, job, url, started, target)
         except asyncio.TimeoutError:
             return _failure("timeout", None, f"no response within {queue.timeout_ms // 1000}s", started)
         except BlockedAddress as exc:
@@ -109,7 +175,7 @@ class Deliverer:
         # Literal addresses never reach the resolver, so the URL check covers them.
         return check_callback_url(url, allow_private=self._allow_private)
 
-    async def _post(self, queue: Queue, job: Claimed, url: str, started: float) -> Outcome:
+    async def _post(self, queue: Queue, job: Claimed, url: str, started: float, target: _Target) -> Outcome:
         assert self._session is not None, "deliverer is not open"
         timestamp = self._clock.now_ms() // 1000
         headers = {
@@ -119,11 +185,11 @@ class Deliverer:
             "x-rotor-queue": queue.name,
             "x-rotor-attempt": str(job.attempt),
             "x-rotor-timestamp": str(timestamp),
-            "x-rotor-signature": sign_callback(queue.callback_secret or "", job.id, timestamp, job.payload),
-            **queue.callback_headers,
+            "x-rotor-signature": sign_callback(queue.callback_secret or "", job.id, timestamp, target.body),
+            **target.headers,
         }
         timeout = aiohttp.ClientTimeout(total=queue.timeout_ms / 1000)
-        async with self._session.post(url, data=job.payload, headers=headers, timeout=timeout, allow_redirects=False) as resp:
+        async with self._session.post(url, data=target.body, headers=headers, timeout=timeout, allow_redirects=False) as resp:
             body = await resp.content.read(MAX_RESULT_BYTES + 1)
             duration = _elapsed_ms(started)
             if 200 <= resp.status < 300:

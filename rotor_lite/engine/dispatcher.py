@@ -118,12 +118,21 @@ class Dispatcher:
         job_store.promote_due(conn, now)
         claimed: list[Claimed] = []
         for queue, free in wants.values():
-            claimed += job_store.acquire_jobs(
+            got = job_store.acquire_jobs(
                 conn, queue_rowid=queue.rowid, workspace_id=queue.workspace_id, limit=free, owner=self._owner,
                 lease_ms=queue.timeout_ms + self._lease_grace_ms, now=now,
                 key_recheck_ms=self._key_recheck_ms, key_ttl_ms=self._key_ttl_ms,
             )
+            if got:
+                self._emit_if_drained(conn, queue)
+            claimed += got
         return claimed, job_store.next_delayed_at(conn)
+
+    def _emit_if_drained(self, conn: sqlite3.Connection, queue: Queue) -> None:
+        """`queue.drained` when this claim took the queue's last waiting job (checked only if anyone listens)."""
+        events = self._core.events
+        if events.wants(queue.workspace_id, "queue.drained") and not job_store.has_waiting(conn, queue.rowid):
+            events.emit(conn, queue.workspace_id, "queue.drained", {"queueName": queue.name})
 
     async def _deliver(self, queue: Queue, job: Claimed) -> None:
         try:

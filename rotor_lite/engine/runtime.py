@@ -16,6 +16,9 @@ from rotor_lite.crypto import KEY_CHECK_PLAINTEXT, Vault, load_master_key
 from rotor_lite.errors import ConfigError
 from rotor_lite.engine.delivery import Deliverer
 from rotor_lite.engine.dispatcher import Dispatcher
+from rotor_lite.engine.judge import BrandToneJudge
+from rotor_lite.engine.outbox import OutboxDelivery, install_notifications
+from rotor_lite.engine.scheduler import Scheduler
 from rotor_lite.engine.sweeper import Sweeper
 from rotor_lite.services import workspaces
 from rotor_lite.services.core import Core
@@ -50,13 +53,17 @@ class Runtime:
         requeued = await db.write(self._prepare)
         if requeued:
             log.warning("requeued jobs left active by a previous process", extra={"count": requeued})
+        sink = install_notifications(core)  # outbox event sink, vault values, queue.error observer
+        await self._stack.enter_async_context(OutboxDelivery(core, sink))
+        await self._stack.enter_async_context(BrandToneJudge(core))  # installs the guardrail admission
         deliverer = await self._stack.enter_async_context(Deliverer(
             self.clock, allow_private=self.settings.callbacks.allow_private_networks,
-            max_connections=self.settings.callbacks.max_connections,
+            max_connections=self.settings.callbacks.max_connections, secrets=core.secret_values,
         ))
         self.dispatcher = await self._stack.enter_async_context(Dispatcher(core, deliverer))
         core.on_jobs_ready = self.dispatcher.wake
         await self._stack.enter_async_context(Sweeper(core, self.dispatcher.wake))
+        core.on_schedules_changed = (await self._stack.enter_async_context(Scheduler(core))).wake
         self.dispatcher.wake()
         return self
 

@@ -1,6 +1,7 @@
 """Python SDK for rotor-lite: `Rotor` / `AsyncRotor` clients, typed errors, callback signature helpers.
 
-It imports nothing from the server side of rotor_lite, only the standard library, httpx and msgspec.
+It imports nothing from the server side of rotor_lite, only the standard library, httpx, msgspec and
+standardwebhooks (webhook verification).
 
     from rotor_lite.sdk import Rotor
 
@@ -20,10 +21,12 @@ from rotor_lite.sdk.errors import (
     RotorNotFound,
     RotorQuotaExceeded,
     RotorRateLimited,
+    RotorSignatureError,
     RotorUnauthorized,
     RotorValidationError,
 )
 from rotor_lite.sdk.signing import parse_idempotency_key, sign_rotor_payload, verify_rotor_signature
+from rotor_lite.sdk.webhooks import Webhook
 
 __all__ = [
     "AsyncRotor",
@@ -35,9 +38,11 @@ __all__ = [
     "RotorNotFound",
     "RotorQuotaExceeded",
     "RotorRateLimited",
+    "RotorSignatureError",
     "RotorUnauthorized",
     "RotorValidationError",
     "parse_idempotency_key",
     "sign_rotor_payload",
     "verify_rotor_signature",
+    "Webhook",
 ]

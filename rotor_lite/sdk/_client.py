@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -12,6 +12,9 @@ import msgspec
 
 from rotor_lite.sdk._request import APIRequest, compact
 from rotor_lite.sdk._resources import Jobs, Queues, Status, Usage
+from rotor_lite.sdk._approvals import Approvals, Guardrails
+from rotor_lite.sdk._schedules import Schedules
+from rotor_lite.sdk._notifications import Alerts, Audit, Secrets, Webhooks
 from rotor_lite.sdk.errors import RotorError, error_from_response
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncRotor", "Rotor"]
@@ -45,12 +48,14 @@ class _BaseClient:
         return RotorError(f"Could not reach the Rotor API at {self.base_url}: {str(exc) or type(exc).__name__}")
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(response: httpx.Response, raw: bool = False) -> Any:
     """The decoded JSON of a 2xx response (None when it has no body); raises for any other status."""
     if not response.is_success:
         raise error_from_response(
             response.status_code, response.content, response.headers, reason=response.reason_phrase
         )
+    if raw:
+        return response.text
     if response.status_code == 204 or not response.content.strip():
         return None
     try:
@@ -89,6 +94,13 @@ class Rotor(_BaseClient):
         self.jobs: Jobs[Any] = Jobs(self.send)
         self.status: Status[Any] = Status(self.send)
         self.usage: Usage[Any] = Usage(self.send)
+        self.approvals: Approvals[Any] = Approvals(self.send)
+        self.guardrails: Guardrails[Any] = Guardrails(self.send)
+        self.schedules: Schedules[Any] = Schedules(self.send)
+        self.webhooks: Webhooks[Any] = Webhooks(self.send)
+        self.secrets: Secrets[Any] = Secrets(self.send)
+        self.alerts: Alerts[Any] = Alerts(self.send)
+        self.audit: Audit[Any] = Audit(self.send)
 
     def send(self, request: APIRequest) -> Any:
         """Execute one API request and return its decoded JSON."""
@@ -97,11 +109,26 @@ class Rotor(_BaseClient):
             response = self._http.send(http_request)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
-        return _decode(response)
+        return _decode(response, request.raw)
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """Call any API route not covered by a resource, e.g. `request("GET", "/v1/schedules")`."""
         return self.send(APIRequest(method, path, json=json, params=params))
+
+    def iter_text(self, request: APIRequest) -> Iterator[str]:
+        """Stream a text response (a CSV export) chunk by chunk instead of holding it in memory."""
+        http_request = self._build(self._http, request)
+        try:
+            response = self._http.send(http_request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        try:
+            if not response.is_success:
+                response.read()
+                _decode(response)
+            yield from response.iter_text()
+        finally:
+            response.close()
 
     def close(self) -> None:
         """Close the underlying connection pool."""
@@ -135,6 +162,13 @@ class AsyncRotor(_BaseClient):
         self.jobs: Jobs[Awaitable[Any]] = Jobs(self.send)
         self.status: Status[Awaitable[Any]] = Status(self.send)
         self.usage: Usage[Awaitable[Any]] = Usage(self.send)
+        self.approvals: Approvals[Awaitable[Any]] = Approvals(self.send)
+        self.guardrails: Guardrails[Awaitable[Any]] = Guardrails(self.send)
+        self.schedules: Schedules[Awaitable[Any]] = Schedules(self.send)
+        self.webhooks: Webhooks[Awaitable[Any]] = Webhooks(self.send)
+        self.secrets: Secrets[Awaitable[Any]] = Secrets(self.send)
+        self.alerts: Alerts[Awaitable[Any]] = Alerts(self.send)
+        self.audit: Audit[Awaitable[Any]] = Audit(self.send)
 
     async def send(self, request: APIRequest) -> Any:
         """Execute one API request and return its decoded JSON."""
@@ -143,7 +177,7 @@ class AsyncRotor(_BaseClient):
             response = await self._http.send(http_request)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
-        return _decode(response)
+        return _decode(response, request.raw)
 
     async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """Call any API route not covered by a resource."""

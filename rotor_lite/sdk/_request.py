@@ -19,6 +19,7 @@ class APIRequest:
     path: str
     json: Any = None
     params: Mapping[str, Any] | None = None
+    raw: bool = False  # return the response text instead of decoding JSON (CSV exports)
 
 
 def path(template: str, *segments: str) -> str:

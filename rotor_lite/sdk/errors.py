@@ -2,6 +2,7 @@
 
 ```
 RotorError                      transport failures, missing API key, anything not from the API
+├── RotorSignatureError         a webhook delivery whose signature does not verify (Webhook.verify)
 └── RotorAPIError               a non-2xx response: .status .code .message .details .retry_after
     ├── RotorUnauthorized           401 UNAUTHORIZED
     ├── RotorNotFound               404 NOT_FOUND
@@ -30,6 +31,7 @@ __all__ = [
     "RotorNotFound",
     "RotorQuotaExceeded",
     "RotorRateLimited",
+    "RotorSignatureError",
     "RotorUnauthorized",
     "RotorValidationError",
     "error_from_response",
@@ -38,6 +40,10 @@ __all__ = [
 
 class RotorError(Exception):
     """Root of every SDK error; raised as-is for failures that never reached the API."""
+
+
+class RotorSignatureError(RotorError):
+    """A webhook delivery failed verification: bad or missing signature, stale timestamp, malformed body."""
 
 
 class RotorAPIError(RotorError):

@@ -12,6 +12,7 @@ from rotor_lite.crypto import Vault
 from rotor_lite.errors import QueueNotFound, QuotaExceeded
 from rotor_lite.metrics import Metrics
 from rotor_lite.services.hooks import Admission, AdmitAll, AttemptObserver, EventSink, NoEvents
+from rotor_lite.services.hooks import NoSecrets, SecretSource
 from rotor_lite.models import Principal, Queue
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
@@ -92,7 +93,9 @@ class Core:
         self.events: EventSink = NoEvents()
         self.admission: Admission = AdmitAll()
         self.attempt_observers: list[AttemptObserver] = []
+        self.secret_values: SecretSource = NoSecrets()  # `${{ secrets.NAME }}` at dispatch
         self.on_jobs_ready: Callable[[], None] = lambda: None
+        self.on_schedules_changed: Callable[[], None] = lambda: None  # wakes the scheduler
 
     def queue_for(self, principal: Principal, name: str) -> Queue:
         """The caller's queue `name`; a queue-scoped key sees only its own queue."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,7 +14,7 @@ from rotor_lite.errors import IdempotencyConflict, InvalidState, JobNotFound, Pa
 from rotor_lite.durations import parse_duration_ms
 from rotor_lite.ids import new_id, new_ids
 from rotor_lite.models import (
-    CANCELLABLE_STATES, RETRYABLE_STATES, STATE_ALIASES, Attempt, Job, JobState, Principal, Queue,
+    CANCELLABLE_STATES, RETRYABLE_STATES, STATE_ALIASES, Attempt, Job, JobState, Principal, Queue, public_state,
 )
 from rotor_lite.schemas import BatchCreate, JobCreate
 from rotor_lite.services.core import Core, billing_period
@@ -80,8 +79,10 @@ def _batch_keys(spec: BatchCreate) -> list[str | None]:
 def _explicit_id(spec: JobCreate, header_key: str | None) -> str | None:
     if spec.job_id is not None and spec.idempotency_key is not None and spec.job_id != spec.idempotency_key:
         raise ValidationError("jobId and idempotencyKey differ", field="jobId")
-    chosen = spec.job_id or spec.idempotency_key or header_key
-    return None if chosen is None else _check_key(chosen, "jobId")
+    for chosen in (spec.job_id, spec.idempotency_key, header_key):
+        if chosen is not None:
+            return _check_key(chosen, "jobId")
+    return None
 
 
 def _check_key(key: str, field: str) -> str:
@@ -224,6 +225,8 @@ async def list_jobs(
     """Jobs of a queue, newest first."""
     queue = core.queue_for(principal, queue_name)
     states = [_parse_state(state)] if state else None
+    if states == [JobState.WAITING]:
+        states.append(JobState.SCREENING)  # shown as waiting
     return await _page(core, [queue], states=states, tag=tag, limit=limit, cursor=cursor)
 
 
@@ -275,7 +278,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if text.startswith("r") and text[1:].isdigit():
             return int(text[1:])
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text that b64decode refuses
         pass
     raise ValidationError("invalid cursor", field="cursor")
 
@@ -284,20 +287,25 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 async def cancel_job(core: Core, principal: Principal, queue_name: str, job_id: str) -> Job:
-    """waiting, delayed or pending_approval → cancelled; any other state is a 409."""
-    return await _transition(core, principal, queue_name, job_id, JobState.CANCELLED, CANCELLABLE_STATES, "cancel")
+    """waiting, delayed or pending_approval → cancelled (closing its approval); any other state is a 409."""
+    return await _transition(
+        core, principal, queue_name, job_id, JobState.CANCELLED, CANCELLABLE_STATES, "cancel",
+        after=lambda conn, job: core.admission.on_cancel(conn, job, principal.key_id),
+    )
 
 
 async def retry_job(core: Core, principal: Principal, queue_name: str, job_id: str) -> Job:
-    """failed, cancelled or blocked → waiting with the attempt count reset."""
-    job = await _transition(core, principal, queue_name, job_id, JobState.WAITING, RETRYABLE_STATES, "retry")
+    """failed, cancelled or blocked → waiting with the attempt count reset; a blocked job is screened again."""
+    job = await core.admission.retry(core.queue_for(principal, queue_name), job_id, principal.key_id)
+    if job is None:
+        job = await _transition(core, principal, queue_name, job_id, JobState.WAITING, RETRYABLE_STATES, "retry")
     core.on_jobs_ready()
     return job
 
 
 async def _transition(
     core: Core, principal: Principal, queue_name: str, job_id: str, target: JobState,
-    allowed: frozenset[JobState], action: str,
+    allowed: frozenset[JobState], action: str, after: Callable[[sqlite3.Connection, Job], None] | None = None,
 ) -> Job:
     queue = core.queue_for(principal, queue_name)
     now = core.clock.now_ms()
@@ -308,8 +316,10 @@ async def _transition(
             raise JobNotFound(job_id)
         job = job_store.job_from_row(row, queue.name)
         if job.state not in allowed:
-            raise InvalidState("job", job.state, action)
+            raise InvalidState("job", public_state(job.state), action)
         job_store.set_state(conn, job.rowid, target, now)
+        if after is not None:
+            after(conn, job)
         return job_store.job_from_row(job_store.job_row(conn, queue.rowid, job_id) or row, queue.name)
 
     return await core.db.write(write)

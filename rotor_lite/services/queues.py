@@ -15,6 +15,7 @@ from rotor_lite.schemas import QUEUE_NAME, DefaultJobOptions, QueueCreate, Queue
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
+from rotor_lite.store import schedules as schedule_store
 
 _NAME = re.compile(QUEUE_NAME)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -88,10 +89,16 @@ async def set_queue_state(core: Core, principal: Principal, name: str, state: Qu
 
 
 async def delete_queue(core: Core, principal: Principal, name: str) -> None:
-    """Delete a queue with all its jobs."""
+    """Delete a queue with all its jobs and schedules."""
     queue = core.queue_for(principal, name)
-    await core.db.write(lambda conn: queue_store.delete_queue(conn, queue.rowid))
+
+    def delete(conn: sqlite3.Connection) -> None:
+        queue_store.delete_queue(conn, queue.rowid)
+        schedule_store.delete_queue_schedules(conn, queue.rowid)
+
+    await core.db.write(delete)
     core.queues.remove(queue)
+    core.on_schedules_changed()
 
 
 async def drain_queue(core: Core, principal: Principal, name: str, *, confirm: bool) -> int:
@@ -100,7 +107,14 @@ async def drain_queue(core: Core, principal: Principal, name: str, *, confirm: b
         raise ValidationError("drain removes every waiting and delayed job: send {\"confirm\": true}", field="confirm")
     queue = core.queue_for(principal, name)
     now = core.clock.now_ms()
-    return await core.db.write(lambda conn: job_store.drain_queue(conn, queue.rowid, now))
+
+    def drain(conn: sqlite3.Connection) -> int:
+        drained = job_store.drain_queue(conn, queue.rowid, now)
+        if drained:  # the waiting count dropped to zero
+            core.events.emit(conn, queue.workspace_id, "queue.drained", {"queueName": queue.name})
+        return drained
+
+    return await core.db.write(drain)
 
 
 async def retry_all(core: Core, principal: Principal, name: str) -> int:
@@ -117,7 +131,9 @@ async def queue_counts(core: Core, queue: Queue) -> dict[str, int]:
     raw = await queue_store.state_counts(core.db, queue.rowid)
     counts = dict.fromkeys(COUNT_KEYS, 0)
     for state, count in raw.items():
-        counts["blocked" if state == JobState.BLOCKED else state] = count
+        if state == JobState.SCREENING:  # awaiting the brand-tone verdict: shown as waiting
+            state = JobState.WAITING
+        counts["blocked" if state == JobState.BLOCKED else state] += count
     return counts
 
 

@@ -56,13 +56,13 @@ def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job])
         (
             job.id, queue_rowid, job.workspace_id, job.state, job.payload,
             msgspec.json.encode(job.tags).decode() if job.tags else None, job.concurrency_key,
-            job.priority, job.max_attempts, job.run_at, job.created_at,
+            job.priority, job.max_attempts, job.run_at, job.created_at, job.schedule_id,
         )
         for job in jobs
     ]
     conn.executemany(
         "INSERT INTO job (id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority,"
-        " max_attempts, run_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " max_attempts, run_at, created_at, schedule_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     tagged = [job for job in jobs if job.tags]
@@ -102,6 +102,11 @@ async def usage_by_queue(db: Database, workspace_id: str, period: str) -> dict[s
 def promote_due(conn: sqlite3.Connection, now: int) -> None:
     """Delayed jobs whose time has come become waiting."""
     conn.execute("UPDATE job SET state = 'waiting' WHERE state = 'delayed' AND run_at <= ?", (now,))
+
+
+def has_waiting(conn: sqlite3.Connection, queue_rowid: int) -> bool:
+    """True while the queue has a waiting job (served by the partial `job_waiting` index)."""
+    return conn.execute("SELECT 1 FROM job WHERE queue_id = ? AND state = 'waiting' LIMIT 1", (queue_rowid,)).fetchone() is not None
 
 
 def next_delayed_at(conn: sqlite3.Connection) -> int | None:
@@ -260,6 +265,7 @@ def retry_failed(conn: sqlite3.Connection, queue_rowid: int, job_ids: Sequence[s
     sql = (
         "UPDATE job SET state = 'waiting', attempts = 0, run_at = ?, finished_at = NULL, fail_reason = NULL,"
         " started_at = NULL WHERE queue_id = ? AND state = 'failed'"
+        " AND coalesce(fail_reason, '') != 'rejected'"  # a rejected approval is final
     )
     if job_ids is None:
         return conn.execute(sql, (now, queue_rowid)).rowcount
@@ -269,7 +275,7 @@ def retry_failed(conn: sqlite3.Connection, queue_rowid: int, job_ids: Sequence[s
 def drain_queue(conn: sqlite3.Connection, queue_rowid: int, now: int) -> int:
     """Waiting and delayed jobs → cancelled."""
     return conn.execute(
-        "UPDATE job SET state = 'cancelled', finished_at = ? WHERE queue_id = ? AND state IN ('waiting', 'delayed')",
+        "UPDATE job SET state = 'cancelled', finished_at = ? WHERE queue_id = ? AND state IN ('waiting', 'delayed', 'screening')",
         (now, queue_rowid),
     ).rowcount
 

@@ -82,3 +82,8 @@ def all_queues(conn: sqlite3.Connection) -> list[QueueRow]:
 async def state_counts(db: Database, queue_rowid: int) -> dict[str, int]:
     rows = await db.fetchall("SELECT state, count(*) FROM job WHERE queue_id = ? GROUP BY state", (queue_rowid,))
     return {row[0]: row[1] for row in rows}
+
+
+def set_callback_secret_blob(conn: sqlite3.Connection, queue_rowid: int, secret_blob: bytes) -> None:
+    """Replace a queue's encrypted callback secret (master-key rotation)."""
+    conn.execute("UPDATE queue SET callback_secret = ? WHERE rowid = ?", (secret_blob, queue_rowid))

@@ -52,3 +52,7 @@ def touch_api_key(conn: sqlite3.Connection, key_id: str, now: int) -> None:
 async def workspace_plan(db: Database, workspace_id: str) -> str:
     row = await db.fetchone("SELECT plan FROM workspace WHERE id = ?", (workspace_id,))
     return "self-hosted" if row is None else str(row[0])
+
+
+def workspace_ids(conn: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT id FROM workspace ORDER BY id")]

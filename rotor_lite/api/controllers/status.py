@@ -26,12 +26,16 @@ async def get_usage(request: Request[Any, Any, Any], principal: Principal) -> Re
     return json_response(await service.usage(core_of(request), principal))
 
 
-@get("/metrics", tags=["Metrics"])
+# Litestar appends "; charset=utf-8" to every text/* type itself: without this the header said it twice.
+_PROMETHEUS_TEXT = CONTENT_TYPE_LATEST.split("; charset=")[0]
+
+
+@get("/metrics", tags=["Metrics"], media_type=_PROMETHEUS_TEXT)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text format."""
     core = core_of(request)
     await service.refresh_queue_gauges(core)
-    return Response(content=core.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(content=core.metrics.render(), media_type=_PROMETHEUS_TEXT)
 
 
 @get("/healthz", tags=["Status"])

@@ -68,7 +68,8 @@ def test_public_addresses(address: str) -> None:
 
 @pytest.mark.parametrize(
     "url", ["http://example.com/cb", "https://127.0.0.1/cb", "https://10.0.0.1/x", "https://localhost/cb",
-            "ftp://example.com", "https://user:pw@example.com/", "not a url", "https://[::1]/cb"],
+            "ftp://example.com", "https://user:pw@example.com/", "not a url", "https://[::1]/cb",
+            "https://127.1/cb", "https://2130706433/", "https://0x7f.1/"],
 )
 def test_callback_urls_refused_without_private_networks(url: str) -> None:
     with pytest.raises(ValidationError) as info:

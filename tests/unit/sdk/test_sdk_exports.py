@@ -23,6 +23,8 @@ EXPECTED = {
     "RotorUnauthorized",
     "RotorValidationError",
     "RotorConflict",
+    "RotorSignatureError",
+    "Webhook",
 }
 
 
@@ -33,7 +35,7 @@ def test_all_lists_exactly_the_public_names() -> None:
 
 
 def test_api_errors_share_the_root() -> None:
-    for name in EXPECTED - {"Rotor", "AsyncRotor", "RotorError", "RotorAPIError"}:
+    for name in EXPECTED - {"Rotor", "AsyncRotor", "RotorError", "RotorAPIError", "RotorSignatureError"}:
         if name.startswith("Rotor"):
             assert issubclass(getattr(sdk, name), sdk.RotorAPIError), name
     assert issubclass(sdk.RotorAPIError, sdk.RotorError)

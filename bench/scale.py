@@ -1,0 +1,242 @@
+"""Cost of the hot statements as the jobs table grows: 1,000, 1,000,000 and 10,000,000 rows; server RSS.
+
+    python bench/scale.py [--max-rows 10000000] [--synchronous FULL|NORMAL]
+
+One data dir is made by a real `rotor-lite serve` (so the schema is the migrations' own), then the
+jobs table is grown in place with plain SQL, in the shape a busy server leaves it: the first 1,000
+rows are waiting (the backlog claims take from), then per 100 jobs about 97 completed, 1 failed,
+1 waiting, and 1 in 1,000 delayed into the future, all finished within the retention window (so a
+prune pass finds nothing to delete). At each size, with the server stopped:
+
+- claim: the dispatcher's claim transaction (promote due jobs, lease up to 64 waiting jobs, find
+  the next delayed one), rolled back so every run claims the same rows; median and p99 of 200;
+- enqueue: the store's insert of 1,000 jobs in one committed transaction, and of 1 job per commit
+  (the fsync dominates the latter), medians;
+- prune: one retention pass over the queue that finds nothing to delete (the sweeper runs it
+  every `retention.sweep_interval` inside the writer's transaction);
+- stats: the per-state count query behind `GET /v1/queues/:name/stats` and the queue object.
+
+Then a real server is started on that data dir: start-up time, its VmRSS right after start, batch
+enqueues over HTTP every 100 ms for 5 s (p50 and max: the sweeper's first prune pass runs 1 s after
+start, inside the writer), the stats call, and VmRSS / VmHWM from /proc/<pid>/status after that work. 10M rows take a few minutes
+to build and about 2 GB of disk in the temp dir; `--max-rows` stops earlier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from _common import PAYLOAD, Api, Processes, client_session, machine, pct, rss_kb, run_event_loop, start_server
+
+SIZES = (1_000, 1_000_000, 10_000_000)
+FILL_CHUNK = 500_000
+RETENTION_MS = 7 * 86_400_000
+
+
+@dataclass
+class Figures:
+    rows: int
+    claim_us: tuple[float, float]
+    batch_ms: float
+    single_ms: float
+    prune_ms: float
+    stats_ms: float
+    start_s: float = 0.0
+    http_batch_ms: tuple[float, float] = (0.0, 0.0)
+    http_stats_ms: float = 0.0
+    rss_start_mb: float = 0.0
+    rss_mb: tuple[float, float] = (0.0, 0.0)
+
+
+def fill(conn: Any, queue_rowid: int, workspace_id: str, start: int, end: int, now: int) -> None:
+    """Rows `start`..`end`-1 of the synthetic table, in chunks (a huge single transaction bloats the WAL)."""
+    payload = msgspec.json.encode(PAYLOAD)
+    base = now - 6 * 86_400_000  # a day inside the retention window
+    for lo in range(start, end, FILL_CHUNK):
+        hi = min(end, lo + FILL_CHUNK)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "WITH RECURSIVE seq(x) AS (SELECT :lo UNION ALL SELECT x + 1 FROM seq WHERE x + 1 < :hi)"
+            " INSERT INTO job (id, queue_id, workspace_id, state, payload, attempts, max_attempts, run_at,"
+            " created_at, started_at, finished_at, result)"
+            " SELECT printf('job_%012x%020x', :base + x / 1000, x), :q, :ws, s,"
+            " :payload, CASE WHEN s IN ('completed', 'failed') THEN 1 ELSE 0 END, 3,"
+            " CASE s WHEN 'delayed' THEN :now + 86400000 ELSE :base + x / 1000 END, :base + x / 1000,"
+            " CASE WHEN s IN ('completed', 'failed') THEN :base + x / 1000 END,"
+            " CASE WHEN s IN ('completed', 'failed') THEN :base + x / 1000 + 5 END,"
+            " CASE s WHEN 'completed' THEN x'7b226f6b223a747275657d' END"
+            " FROM (SELECT x, CASE WHEN x < 1000 OR x % 100 = 0 THEN 'waiting' WHEN x % 1000 = 7 THEN 'delayed'"
+            " WHEN x % 100 = 1 THEN 'failed' ELSE 'completed' END AS s FROM seq)",
+            {"lo": lo, "hi": hi, "base": base, "q": queue_rowid, "ws": workspace_id, "payload": payload, "now": now},
+        )
+        conn.execute("COMMIT")
+
+
+def timed(fn: Callable[[], Any], runs: int, warmup: int = 5) -> list[float]:
+    """Seconds per call of `fn`, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def measure_store(conn: Any, queue_rowid: int, workspace_id: str, rows: int) -> Figures:
+    """Claim, enqueue, prune and stats costs directly on the store, server stopped."""
+    from rotor_lite.ids import new_id, new_ids
+    from rotor_lite.models import Job, JobState
+    from rotor_lite.store import jobs as job_store
+
+    payload = msgspec.json.encode(PAYLOAD)
+
+    def new_jobs(count: int) -> list[Job]:
+        now = int(time.time() * 1000)
+        ids = new_ids("job", now, count) if count > 1 else [new_id("job", now)]
+        return [Job(rowid=0, id=i, queue_id=queue_rowid, queue_name="scale", workspace_id=workspace_id,
+                    state=JobState.WAITING, payload=payload, tags=[], concurrency_key=None, priority=0, attempts=0,
+                    max_attempts=3, run_at=now, created_at=now) for i in ids]
+
+    def claim() -> None:
+        now = int(time.time() * 1000)
+        conn.execute("BEGIN IMMEDIATE")
+        job_store.promote_due(conn, now)
+        claimed = job_store.acquire_jobs(conn, queue_rowid=queue_rowid, workspace_id=workspace_id, limit=64,
+                                         owner="bench", lease_ms=60_000, now=now, key_recheck_ms=10_000,
+                                         key_ttl_ms=300_000)
+        job_store.next_delayed_at(conn)
+        conn.execute("ROLLBACK")
+        assert len(claimed) == 64, len(claimed)
+
+    def insert(count: int) -> Callable[[], None]:
+        def run() -> None:
+            jobs = new_jobs(count)
+            conn.execute("BEGIN IMMEDIATE")
+            job_store.insert_jobs(conn, queue_rowid, jobs)
+            conn.execute("COMMIT")
+        return run
+
+    def prune() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        job_store.prune_finished(conn, queue_rowid, int(time.time() * 1000) - RETENTION_MS)
+        conn.execute("ROLLBACK")
+
+    def stats() -> None:
+        conn.execute("SELECT state, count(*) FROM job WHERE queue_id = ? GROUP BY state", (queue_rowid,)).fetchall()
+
+    claims = timed(claim, 200)
+    return Figures(
+        rows=rows, claim_us=(statistics.median(claims) * 1e6, pct(claims, 0.99) * 1e6),
+        batch_ms=statistics.median(timed(insert(1000), 10, 2)) * 1000,
+        single_ms=statistics.median(timed(insert(1), 50)) * 1000,
+        prune_ms=statistics.median(timed(prune, 3, 1)) * 1000,
+        stats_ms=statistics.median(timed(stats, 3, 1)) * 1000,
+    )
+
+
+async def exercise_server(url: str, queue: str) -> tuple[list[float], float]:
+    """HTTP batch enqueue times (1,000 jobs, every 100 ms for 5 s: the first prune pass runs 1 s after
+    start) and the median of the stats call, in ms, on the running server."""
+    async with client_session() as session:
+        api = Api(session, url)
+        batch = []
+        started = time.perf_counter()
+        while time.perf_counter() - started < 5:
+            t0 = time.perf_counter()
+            await api.enqueue_backlog(queue, 1000)
+            batch.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0.1)
+        stats = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            await api.stats(queue)
+            stats.append((time.perf_counter() - t0) * 1000)
+        await api.call("GET", "/v1/queues")
+        await api.call("GET", f"/v1/queues/{queue}/jobs?limit=100")
+        return batch, statistics.median(stats)
+
+
+def measure_server(procs: Processes, data_dir: Path, synchronous: str, figures: Figures) -> None:
+    started = time.perf_counter()
+    server = start_server(procs, data_dir, synchronous)
+    figures.start_s = time.perf_counter() - started
+    figures.rss_start_mb = rss_kb(server.proc.pid)[0] / 1024
+    batch, figures.http_stats_ms = run_event_loop(exercise_server(server.url, "scale"))
+    figures.http_batch_ms = (statistics.median(batch), max(batch))
+    time.sleep(1)
+    rss, hwm = rss_kb(server.proc.pid)
+    figures.rss_mb = (rss / 1024, hwm / 1024)
+    procs.stop(server.proc)
+
+
+async def _create_queue(url: str) -> None:
+    async with client_session() as session:
+        await Api(session, url).create_queue("scale")  # no callback_url: nothing gets delivered
+
+
+def prepare(procs: Processes, data_dir: Path, synchronous: str) -> tuple[int, str]:
+    """A data dir made by a real server, with queue `scale`; returns the queue's rowid and workspace."""
+    server = start_server(procs, data_dir, synchronous)
+    run_event_loop(_create_queue(server.url))
+    procs.stop(server.proc)
+    from rotor_lite.store.db import connect
+
+    conn = connect(data_dir / "rotor.db", synchronous)
+    rowid, workspace = conn.execute("SELECT rowid, workspace_id FROM queue WHERE name = 'scale'").fetchone()
+    conn.close()
+    return rowid, workspace
+
+
+def print_table(results: list[Figures]) -> None:
+    base = results[0]
+    print("\n| jobs in table | claim (64 jobs) p50 / p99 | vs 1k | store insert 1,000 / 1 (with commit) "
+          "| prune pass (nothing due) | stats query | server start | HTTP batch enqueue p50 / max | HTTP stats "
+          "| RSS at start / after work (peak) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for f in results:
+        print(f"| {f.rows:,} | {f.claim_us[0]:,.0f} / {f.claim_us[1]:,.0f} µs | {f.claim_us[0] / base.claim_us[0]:.2f}× "
+              f"| {f.batch_ms:.1f} / {f.single_ms:.2f} ms | {f.prune_ms:,.1f} ms | {f.stats_ms:,.1f} ms | {f.start_s:.1f} s "
+              f"| {f.http_batch_ms[0]:.0f} / {f.http_batch_ms[1]:,.0f} ms | {f.http_stats_ms:,.1f} ms "
+              f"| {f.rss_start_mb:.0f} / {f.rss_mb[0]:.0f} ({f.rss_mb[1]:.0f}) MB |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-rows", type=int, default=10_000_000, help="largest table size (default 10,000,000)")
+    parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    args = parser.parse_args()
+    from rotor_lite.store.db import connect
+
+    print(f"rotor-lite scale benchmark — synchronous={args.synchronous} — {machine()}", flush=True)
+    results: list[Figures] = []
+    with Processes() as procs, tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        queue_rowid, workspace = prepare(procs, data_dir, args.synchronous)
+        have = 0
+        for size in [s for s in SIZES if s <= args.max_rows]:
+            conn = connect(data_dir / "rotor.db", args.synchronous)
+            started = time.perf_counter()
+            fill(conn, queue_rowid, workspace, have, size, int(time.time() * 1000))
+            print(f"grew the table to {size:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+            have = size
+            figures = measure_store(conn, queue_rowid, workspace, size)
+            conn.close()
+            measure_server(procs, data_dir, args.synchronous, figures)
+            results.append(figures)
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Soak: a steady delivery load at half the measured peak; memory and latency sampled every 30 s.
+
+    python bench/soak.py [--minutes 30] [--rate JOBS_PER_S] [--concurrency 64] [--synchronous FULL|NORMAL]
+
+Without `--rate`, the peak is measured first (10,000 jobs, as in `deliver.py`) and the load is half
+of it. The load goes to queue `soak` (batches every 100 ms); queue `probe` gets one job every 200 ms
+whose enqueue→callback latency is measured. Every window prints the server's VmRSS, the deliveries/s
+completed, the backlog and the latency p50/p99; the end compares the last window with the second
+(the first one includes warm-up) and says whether memory and latency stayed flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import (
+    Api, Processes, client_session, machine, pct, probe_latency, rotor_throughput, rss_kb, run_event_loop,
+    start_receiver, start_server, steady_load,
+)
+
+WINDOW_S = 30.0
+PROBE_EVERY_S = 0.2
+FLAT = 0.10  # "flat": within 10 % (memory) of the second window
+LATENCY_FLAT = 2.0  # latency p50 no more than 2× the second window's (latency is noisy)
+
+
+@dataclass
+class Sample:
+    minute: float
+    rss_mb: float
+    rate: float
+    backlog: int
+    p50: float
+    p99: float
+
+
+async def window(api: Api, receiver: str, pid: int, started: float, last: tuple[float, int]) -> tuple[Sample, tuple[float, int]]:
+    """One window of probes, then the server's memory, throughput and backlog."""
+    lat = await probe_latency(api, receiver, "probe", int(WINDOW_S / PROBE_EVERY_S), PROBE_EVERY_S)
+    stats = await api.stats("soak")
+    now = time.perf_counter()
+    rate = (stats["completed"] - last[1]) / (now - last[0])
+    sample = Sample((now - started) / 60, rss_kb(pid)[0] / 1024, rate, stats["waiting"] + stats["active"],
+                    pct(lat, 0.5), pct(lat, 0.99))
+    return sample, (now, stats["completed"])
+
+
+def verdict(samples: list[Sample]) -> str:
+    base, end = samples[min(1, len(samples) - 1)], samples[-1]
+    memory = (end.rss_mb - base.rss_mb) / base.rss_mb
+    latency = end.p50 / base.p50 if base.p50 else float("nan")
+    return (f"memory {base.rss_mb:.0f} → {end.rss_mb:.0f} MB ({memory:+.0%}: {'flat' if abs(memory) <= FLAT else 'NOT flat'}); "
+            f"latency p50 {base.p50:.1f} → {end.p50:.1f} ms ({latency:.2f}×: "
+            f"{'flat' if latency <= LATENCY_FLAT else 'NOT flat'})")
+
+
+async def soak(args: argparse.Namespace, receiver: str, url: str, pid: int) -> list[Sample]:
+    async with client_session() as session:
+        api = Api(session, url)
+        rate = args.rate
+        if rate is None:
+            peak, _ = await rotor_throughput(api, receiver, "peak", 10_000, args.concurrency)
+            rate = peak / 2
+            print(f"peak {peak:,.0f} deliveries/s; soaking at {rate:,.0f}/s for {args.minutes} min", flush=True)
+        await api.create_queue("soak", concurrency=args.concurrency, callback_url=receiver + "/cb")
+        await api.create_queue("probe", concurrency=8, callback_url=receiver + "/lat")
+        stop = asyncio.Event()
+        producer = asyncio.create_task(steady_load(api, "soak", rate, stop))
+        started = last_at = time.perf_counter()
+        last, samples = (last_at, 0), []
+        print("| minute | VmRSS MB | deliveries/s | backlog | latency p50 / p99 ms |\n|---|---|---|---|---|", flush=True)
+        while time.perf_counter() - started < args.minutes * 60:
+            sample, last = await window(api, receiver, pid, started, last)
+            samples.append(sample)
+            print(f"| {sample.minute:.1f} | {sample.rss_mb:.0f} | {sample.rate:,.0f} | {sample.backlog:,} | "
+                  f"{sample.p50:.1f} / {sample.p99:.1f} |", flush=True)
+        stop.set()
+        await producer
+        return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30, help="how long to soak (default 30)")
+    parser.add_argument("--rate", type=float, help="jobs/s to enqueue (default: half the measured peak)")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    args = parser.parse_args()
+    print(f"rotor-lite soak — synchronous={args.synchronous} — {machine()}", flush=True)
+    with Processes() as procs, tempfile.TemporaryDirectory() as tmp:
+        receiver = start_receiver(procs)
+        server = start_server(procs, Path(tmp) / "data", args.synchronous)
+        samples = run_event_loop(soak(args, receiver, server.url, server.proc.pid))
+    print("\n" + verdict(samples))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The audit trail of the API: every successful mutating call becomes an `audit_event` row.
+
+A route middleware sees the matched route (its path template and parameters) and the
+response. The event type comes from the handler's `opt["audit"]` when it names one, else from
+the route (`POST /v1/queues/{name}/pause` → `queue.paused`). `opt["audit"] = False` marks a
+handler whose service writes its own events in its transaction (the secrets vault). The
+row is committed before the response leaves, with the caller's key id and address;
+request bodies are never recorded. Enqueue (the data plane) is not audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from rotor_lite.services import audit
+from rotor_lite.services.core import Core
+
+log = logging.getLogger("rotor_lite.audit")
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_VERBS = {"POST": "created", "PUT": "updated", "PATCH": "updated", "DELETE": "deleted"}
+_ACTIONS = {
+    "retry": "retried", "pause": "paused", "resume": "resumed", "drain": "drained", "approve": "approved",
+    "reject": "rejected", "rotate": "rotated", "rotate-secret": "secret_rotated", "test": "tested",
+    "fire-now": "fired", "redeliver": "redelivered", "retry-all": "retried_all", "replay": "retried",
+    "revoke": "revoked", "enable": "enabled", "disable": "disabled",
+}
+_DELETE_VERBS = {"job": "cancelled", "api_key": "revoked"}
+_NOT_AUDITED = {
+    ("POST", "/v1/queues/{name}/jobs"), ("POST", "/v1/queues/{name}/jobs/batch"), ("POST", "/v1/schedules/preview"),
+}
+_NAMED = {
+    ("POST", "/v1/dlq/replay"): ("job.retried", "queue"),
+    ("POST", "/v1/guardrails/dnc"): ("guardrail.dnc_added", "guardrail"),
+    ("DELETE", "/v1/guardrails/dnc/emails/{email}"): ("guardrail.dnc_removed", "guardrail"),
+    ("DELETE", "/v1/guardrails/dnc/domains/{domain}"): ("guardrail.dnc_removed", "guardrail"),
+}
+
+
+def _singular(segment: str) -> str:
+    name = segment.replace("-", "_")
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    return name[:-1] if name.endswith("s") else name
+
+
+def describe(method: str, template: str, params: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    """(event type, resource type, resource id) of a mutating call, or None when it is not audited."""
+    template = _plain_template(template)
+    if method not in _MUTATING or (method, template) in _NOT_AUDITED or not template.startswith("/v1/"):
+        return None
+    named = _NAMED.get((method, template))
+    segments = template.strip("/").split("/")[1:]
+    ids = [str(params.get(s[1:-1])) for s in segments if s.startswith("{")]
+    if named is not None:
+        return named[0], named[1], ids[-1] if ids else None
+    literals = [s for s in segments if not s.startswith("{")]
+    if not literals:
+        return None
+    action = _ACTIONS.get(literals[-1]) if len(literals) > 1 and segments[-1] == literals[-1] else None
+    if action is not None:
+        resource = _singular(literals[-2])
+        return f"{resource}.{action}", resource, ids[-1] if ids else None
+    resource = _singular(literals[-1])
+    verb = _DELETE_VERBS.get(resource, "deleted") if method == "DELETE" else _VERBS[method]
+    return f"{resource}.{verb}", resource, ids[-1] if segments[-1].startswith("{") else None
+
+
+def _plain_template(template: str) -> str:
+    """`/v1/queues/{name:str}` → `/v1/queues/{name}`."""
+    return "/".join(s.split(":")[0] + "}" if s.startswith("{") and ":" in s else s for s in template.split("/"))
+
+
+def audit_middleware(app: ASGIApp) -> ASGIApp:
+    """Record successful mutating calls; set the client address for services that audit themselves."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        token = audit.client_ip.set(client[0] if client else None)
+        try:
+            described = _described(scope)
+            if described is None:
+                await app(scope, receive, send)
+            else:
+                await app(scope, receive, _Recorder(scope, send, described).send)
+        finally:
+            audit.client_ip.reset(token)
+
+    return middleware
+
+
+def _described(scope: Scope) -> tuple[str, str, str | None] | None:
+    if scope["type"] != "http" or scope.get("method") not in _MUTATING:
+        return None
+    handler = scope.get("route_handler")
+    opt = getattr(handler, "opt", None) or {}
+    if opt.get("audit") is False:
+        return None
+    described = describe(scope["method"], scope.get("path_template", ""), scope.get("path_params") or {})
+    if described is not None and isinstance(opt.get("audit"), str):
+        return opt["audit"], described[1], described[2]
+    return described
+
+
+class _Recorder:
+    """Holds the response until its audit row is committed (only 2xx/3xx responses are audited)."""
+
+    def __init__(self, scope: Scope, send: Send, described: tuple[str, str, str | None]) -> None:
+        self._scope, self._send, self._described = scope, send, described
+        self._start: Message | None = None
+        self._body: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] < 400:
+            self._start = message
+            return
+        if self._start is None:
+            await self._send(message)
+            return
+        self._body.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        await self._record(b"".join(self._body))
+        await self._send(self._start)
+        await self._send({"type": "http.response.body", "body": b"".join(self._body), "more_body": False})
+
+    async def _record(self, body: bytes) -> None:
+        principal = (self._scope.get("state") or {}).get("principal")
+        core: Core | None = getattr(self._scope["app"].state, "core", None)
+        if principal is None or core is None:
+            return
+        event_type, resource_type, resource_id = self._described
+        found = _response_fields(body)
+        events = [audit.audit_event(
+            principal.workspace_id, event_type, actor=principal.key_id, now=core.clock.now_ms(),
+            resource_type=resource_type, resource_id=resource_id or found.get("id") or found.get("name"),
+            metadata={"method": self._scope["method"], "path": self._scope["path"],
+                      "status": self._start["status"] if self._start else None},
+        )]
+        if found.get("callback_secret") and self._scope["method"] == "PATCH" and resource_type == "queue":
+            events.append(audit.audit_event(
+                principal.workspace_id, "callback_secret.rotated", actor=principal.key_id, now=core.clock.now_ms(),
+                resource_type="queue", resource_id=resource_id,
+            ))
+        try:
+            await audit.record_now(core, *events)
+        except Exception:  # the change itself is committed: report, do not turn it into an error
+            log.exception("audit write failed", extra={"event_type": event_type})
+
+
+def _response_fields(body: bytes) -> dict[str, Any]:
+    """`id`, `name` and whether a callback secret was minted, from a JSON response (never kept)."""
+    if not body.startswith(b"{"):
+        return {}
+    try:
+        decoded = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {
+        "id": decoded.get("id") if isinstance(decoded.get("id"), str) else None,
+        "name": decoded.get("name") if isinstance(decoded.get("name"), str) else None,
+        "callback_secret": bool(decoded.get("callback_secret")),
+    }

@@ -1,0 +1,31 @@
+"""Pure content detectors of the guardrail stages: no I/O, no state beyond what they are built from.
+
+- `text`: the scan text of a serialized payload, email addresses in text, domain names and their suffixes.
+- `competitor`: domain-boundary matching of many domains at once (an Aho-Corasick automaton).
+- `pii`: emails, phone numbers, SSNs and card numbers (Luhn) in a payload; detection and redaction.
+"""
+
+from __future__ import annotations
+
+from rotor_lite.guardrails.competitor import CompetitorMatcher
+from rotor_lite.guardrails.pii import PII_KINDS, PiiScanner
+from rotor_lite.guardrails.text import (
+    domain_suffixes,
+    email_variants,
+    find_emails,
+    normalize_domain,
+    normalize_email,
+    scan_text,
+)
+
+__all__ = [
+    "PII_KINDS",
+    "CompetitorMatcher",
+    "PiiScanner",
+    "domain_suffixes",
+    "email_variants",
+    "find_emails",
+    "normalize_domain",
+    "normalize_email",
+    "scan_text",
+]

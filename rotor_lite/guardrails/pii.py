@@ -1,0 +1,157 @@
+"""PII in payloads: emails, phone numbers (US formats and E.164), SSNs and card numbers.
+
+Look-alikes are not PII: bare digit runs (order ids), ZIP codes, dates, version strings,
+impossible SSNs (area 000, 666, 900-999; group 00; serial 0000) and numbers failing Luhn.
+Strings are scanned where they hold digits; JSON numbers count only as card numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from rotor_lite.guardrails.text import find_emails
+
+PII_KINDS = ("email", "phone", "ssn", "card")
+PLACEHOLDERS = {kind: f"[REDACTED-{kind.upper()}]" for kind in PII_KINDS}
+
+# A stretch of digits and separators long enough to be a phone, SSN or card: the cheap first pass.
+_CANDIDATE = re.compile(r"[0-9][0-9 ().-]{5,}[0-9]", re.ASCII)
+_END = r"(?![\w-]|\.[0-9])"
+# One alternative per kind, tried in this order at each position (an SSN or a card is never a phone).
+_PATTERNS = {
+    "ssn": r"(?<![\w.-])(?!000|666|9)[0-9]{3}(?P<s1>[- ])(?!00)[0-9]{2}(?P=s1)(?!0000)[0-9]{4}" + _END,
+    "card": (
+        r"(?<![\w.-])(?:[0-9]{13,19}|[0-9]{4}(?P<c1>[ -])[0-9]{4}(?P=c1)[0-9]{4}(?P=c1)[0-9]{4}(?:(?P=c1)[0-9]{1,3})?"
+        r"|[0-9]{4}(?P<c2>[ -])[0-9]{6}(?P=c2)[0-9]{4,5})" + _END
+    ),
+    "phone": (
+        r"(?<![\w+.-])(?:\+?1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}" + _END
+        + r"|(?<![\w+])\+[1-9][0-9]{7,14}" + _END
+    ),
+}
+Span = tuple[int, int, str]
+
+
+def luhn_ok(digits: str) -> bool:
+    """True when the digit string passes the Luhn checksum."""
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if i % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def is_card_number(text: str) -> bool:
+    """13 to 19 digits (separators ignored) with a card network's first digit, passing Luhn."""
+    digits = text.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
+
+
+_VALIDATORS: dict[str, Callable[[str], bool]] = {"card": is_card_number}
+
+
+class PiiScanner:
+    """Detects (and redacts) the chosen kinds of PII in strings and serialized payloads."""
+
+    def __init__(self, kinds: Iterable[str] = PII_KINDS) -> None:
+        self.kinds = frozenset(kinds)
+        self._digit_kinds = [kind for kind in _PATTERNS if kind in self.kinds]
+        self._digits = re.compile("|".join(f"(?P<{k}>{_PATTERNS[k]})" for k in self._digit_kinds), re.ASCII)
+
+    def might_contain(self, scan: str) -> bool:
+        """A cheap pre-check on a payload's scan text: False means there is certainly no PII."""
+        if "email" in self.kinds and "@" in scan:
+            return True
+        return bool(self._digit_kinds) and _CANDIDATE.search(scan) is not None
+
+    def spans(self, text: str) -> list[Span]:
+        """Non-overlapping (start, end, kind) of the PII in `text`, in order."""
+        found: list[Span] = []
+        if "email" in self.kinds and "@" in text:
+            found += [(start, end, "email") for start, end, _ in find_emails(text)]
+        if self._digit_kinds:
+            for region in _CANDIDATE.finditer(text):
+                found += self._digit_spans(text, region.start(), region.end())
+        return _without_overlaps(found)
+
+    def _digit_spans(self, text: str, start: int, end: int) -> list[Span]:
+        spans = []
+        # one character of margin each side for `+` and `(`, and so the look-arounds see real neighbours
+        for match in self._digits.finditer(text, max(0, start - 1), min(len(text), end + 2)):
+            kind = match.lastgroup or ""
+            valid = _VALIDATORS.get(kind)
+            if valid is None or valid(match.group()):
+                spans.append((match.start(), match.end(), kind))
+        return spans
+
+    def redact_text(self, text: str, found: set[str]) -> str:
+        """`text` with each PII replaced by its placeholder; adds the kinds seen to `found`."""
+        spans = self.spans(text)
+        if not spans:
+            return text
+        parts, last = [], 0
+        for start, end, kind in spans:
+            parts += [text[last:start], PLACEHOLDERS[kind]]
+            found.add(kind)
+            last = end
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def redact_payload(self, payload: bytes, scan: str) -> tuple[bytes, set[str]]:
+        """The payload with its PII replaced, and the kinds replaced (empty: the payload is unchanged)."""
+        found: set[str] = set()
+        if not self.might_contain(scan):
+            return payload, found
+        text = payload.decode()
+        if "\\" not in text:
+            return self._redact_serialized(text, payload, found)
+        value = self._redact_value(msgspec.json.decode(payload), found)
+        return (msgspec.json.encode(value), found) if found else (payload, found)
+
+    def _redact_serialized(self, text: str, payload: bytes, found: set[str]) -> tuple[bytes, set[str]]:
+        # Without escapes, no match can cross a JSON token (none holds a quote): each lies in a string,
+        # or — a card only — is a whole number token, which becomes a quoted placeholder.
+        spans = self.spans(text)
+        if not spans:
+            return payload, found
+        parts, last = [], 0
+        for start, end, kind in spans:
+            placeholder = PLACEHOLDERS[kind]
+            if kind == "card" and text.count('"', 0, start) % 2 == 0:
+                placeholder = f'"{placeholder}"'
+            parts += [text[last:start], placeholder]
+            found.add(kind)
+            last = end
+        parts.append(text[last:])
+        return "".join(parts).encode(), found
+
+    def detect_payload(self, payload: bytes, scan: str) -> set[str]:
+        """The kinds of PII in the payload."""
+        return self.redact_payload(payload, scan)[1]
+
+    def _redact_value(self, value: Any, found: set[str]) -> Any:
+        if isinstance(value, str):
+            return self.redact_text(value, found)
+        if isinstance(value, dict):
+            return {self.redact_text(k, found): self._redact_value(v, found) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redact_value(item, found) for item in value]
+        if type(value) is int and "card" in self.kinds and is_card_number(str(value)):
+            found.add("card")
+            return PLACEHOLDERS["card"]
+        return value
+
+
+def _without_overlaps(spans: list[Span]) -> list[Span]:
+    spans.sort(key=lambda span: (span[0], span[0] - span[1]))
+    kept: list[Span] = []
+    for span in spans:
+        if not kept or span[0] >= kept[-1][1]:
+            kept.append(span)
+    return kept

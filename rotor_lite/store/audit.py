@@ -1,0 +1,98 @@
+"""Audit rows: append (the table refuses updates and deletes), page, and stream in batches."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import msgspec
+
+from rotor_lite.store.db import Database
+
+COLUMNS = (
+    "rowid, id, workspace_id, event_type, actor_id, resource_type, resource_id, metadata, occurred_at, ip_address"
+)
+
+
+class AuditRow(msgspec.Struct, kw_only=True, frozen=True):
+    """One audit event as stored; `metadata` is its JSON text."""
+
+    rowid: int = 0
+    id: str
+    workspace_id: str
+    event_type: str
+    actor_id: str
+    resource_type: str | None
+    resource_id: str | None
+    metadata: str
+    occurred_at: int
+    ip_address: str | None
+
+
+class AuditFilter(msgspec.Struct, kw_only=True, frozen=True):
+    """What `GET /v1/audit` narrows by; None means any."""
+
+    event_type: str | None = None
+    resource_type: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+
+def from_row(row: Sequence[Any]) -> AuditRow:
+    return AuditRow(
+        rowid=row[0], id=row[1], workspace_id=row[2], event_type=row[3], actor_id=row[4], resource_type=row[5],
+        resource_id=row[6], metadata=row[7], occurred_at=row[8], ip_address=row[9],
+    )
+
+
+def insert(conn: sqlite3.Connection, events: Sequence[AuditRow]) -> None:
+    """Append events in the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO audit_event (id, workspace_id, event_type, actor_id, resource_type, resource_id, metadata,"
+        " occurred_at, ip_address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (e.id, e.workspace_id, e.event_type, e.actor_id, e.resource_type, e.resource_id, e.metadata,
+             e.occurred_at, e.ip_address)
+            for e in events
+        ],
+    )
+
+
+def _where(workspace_id: str, filters: AuditFilter) -> tuple[list[str], list[Any]]:
+    where, params = ["workspace_id = ?"], [workspace_id]
+    for clause, value in (
+        ("event_type = ?", filters.event_type), ("resource_type = ?", filters.resource_type),
+        ("occurred_at >= ?", filters.from_ms), ("occurred_at < ?", filters.to_ms),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return where, params
+
+
+async def page(
+    db: Database, workspace_id: str, filters: AuditFilter, *, before_rowid: int | None, limit: int
+) -> list[AuditRow]:
+    """Newest first, starting below `before_rowid`."""
+    where, params = _where(workspace_id, filters)
+    if before_rowid is not None:
+        where.append("rowid < ?")
+        params.append(before_rowid)
+    rows = await db.fetchall(
+        f"SELECT {COLUMNS} FROM audit_event WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?", [*params, limit]
+    )
+    return [from_row(row) for row in rows]
+
+
+async def stream(db: Database, workspace_id: str, filters: AuditFilter, batch: int = 1000) -> AsyncIterator[list[AuditRow]]:
+    """Every matching event, oldest first, `batch` rows at a time (keyset paging: memory stays flat)."""
+    after = 0
+    where, params = _where(workspace_id, filters)
+    sql = f"SELECT {COLUMNS} FROM audit_event WHERE {' AND '.join(where)} AND rowid > ? ORDER BY rowid LIMIT ?"
+    while True:
+        rows = await db.fetchall(sql, [*params, after, batch])
+        if not rows:
+            return
+        yield [from_row(row) for row in rows]
+        after = rows[-1][0]

@@ -1,0 +1,227 @@
+"""Guardrail config rows, DNC lists, blocked-job counts, and the job-state changes guardrails make.
+
+`PolicyReader` is a read-only connection of its own, used on the event loop thread: a DNC lookup
+is a few B-tree probes (microseconds), cheaper than a hop to the aiosqlite reader thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from rotor_lite.store.db import Database
+
+DncKind = Literal["emails", "domains"]
+_DNC = {"emails": ("dnc_email", "email"), "domains": ("dnc_domain", "domain")}
+_CONFIG_COLUMNS = (
+    "workspace_id, id, competitor_domains, pii_enabled, pii_mode, pii_types, brand_tone_enabled, brand_tone_rubric,"
+    " brand_tone_threshold, updated_at"
+)
+_CHUNK = 500  # bound variables per IN (...) probe
+
+
+class ConfigRow(msgspec.Struct, kw_only=True, frozen=True):
+    """A workspace's guardrail settings (the DNC lists live in their own tables)."""
+
+    workspace_id: str
+    id: str
+    competitor_domains: tuple[str, ...] = ()
+    pii_enabled: bool = False
+    pii_mode: str = "redact"
+    pii_types: tuple[str, ...] = ("email", "phone", "ssn", "card")
+    brand_tone_enabled: bool = False
+    brand_tone_rubric: str = ""
+    brand_tone_threshold: float = 0.7
+    updated_at: int = 0
+
+
+def _config_from_row(row: Sequence[Any]) -> ConfigRow:
+    return ConfigRow(
+        workspace_id=row[0], id=row[1], competitor_domains=tuple(msgspec.json.decode(row[2])), pii_enabled=bool(row[3]),
+        pii_mode=row[4], pii_types=tuple(msgspec.json.decode(row[5])), brand_tone_enabled=bool(row[6]),
+        brand_tone_rubric=row[7], brand_tone_threshold=float(row[8]), updated_at=row[9],
+    )
+
+
+def config_row(conn: sqlite3.Connection, workspace_id: str) -> ConfigRow | None:
+    row = conn.execute(f"SELECT {_CONFIG_COLUMNS} FROM guardrail_config WHERE workspace_id = ?", (workspace_id,)).fetchone()
+    return None if row is None else _config_from_row(row)
+
+
+def save_config(conn: sqlite3.Connection, config: ConfigRow) -> None:
+    """Insert or replace the workspace's config row."""
+    conn.execute(
+        f"INSERT OR REPLACE INTO guardrail_config ({_CONFIG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            config.workspace_id, config.id, msgspec.json.encode(config.competitor_domains).decode(),
+            int(config.pii_enabled), config.pii_mode, msgspec.json.encode(config.pii_types).decode(),
+            int(config.brand_tone_enabled), config.brand_tone_rubric, config.brand_tone_threshold, config.updated_at,
+        ),
+    )
+
+
+# DNC lists ------------------------------------------------------------------------------
+
+
+def replace_dnc(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, values: Iterable[str]) -> None:
+    """The list becomes exactly `values`."""
+    table, _ = _DNC[kind]
+    conn.execute(f"DELETE FROM {table} WHERE workspace_id = ?", (workspace_id,))
+    append_dnc(conn, kind, workspace_id, values)
+
+
+def append_dnc(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, values: Iterable[str]) -> int:
+    """Add entries (known ones are no-ops); returns how many were new."""
+    table, column = _DNC[kind]
+    before = conn.total_changes
+    conn.executemany(
+        f"INSERT OR IGNORE INTO {table} (workspace_id, {column}) VALUES (?, ?)", ((workspace_id, v) for v in values)
+    )
+    return conn.total_changes - before
+
+
+def remove_dnc(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, value: str) -> bool:
+    table, column = _DNC[kind]
+    return conn.execute(f"DELETE FROM {table} WHERE workspace_id = ? AND {column} = ?", (workspace_id, value)).rowcount == 1
+
+
+async def dnc_page(db: Database, kind: DncKind, workspace_id: str, after: str | None, limit: int) -> list[str]:
+    """Entries in order, starting after `after`."""
+    table, column = _DNC[kind]
+    rows = await db.fetchall(
+        f"SELECT {column} FROM {table} WHERE workspace_id = ? AND {column} > ? ORDER BY {column} LIMIT ?",
+        (workspace_id, after or "", limit),
+    )
+    return [row[0] for row in rows]
+
+
+async def dnc_count(db: Database, kind: DncKind, workspace_id: str) -> int:
+    table, _ = _DNC[kind]
+    row = await db.fetchone(f"SELECT count(*) FROM {table} WHERE workspace_id = ?", (workspace_id,))
+    return int(row[0])
+
+
+def dnc_hits(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, values: Sequence[str]) -> set[str]:
+    """The entries among `values` that are on the list."""
+    table, column = _DNC[kind]
+    hits: set[str] = set()
+    for i in range(0, len(values), _CHUNK):
+        chunk = values[i:i + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT {column} FROM {table} WHERE workspace_id = ? AND {column} IN ({marks})", (workspace_id, *chunk)
+        )
+        hits.update(row[0] for row in rows)
+    return hits
+
+
+def has_dnc(conn: sqlite3.Connection, workspace_id: str) -> bool:
+    """True when either DNC list of the workspace has an entry."""
+    return any(
+        conn.execute(f"SELECT 1 FROM {table} WHERE workspace_id = ? LIMIT 1", (workspace_id,)).fetchone()
+        for table, _ in _DNC.values()
+    )
+
+
+class PolicyReader:
+    """A read-only connection for the event loop thread: config loads and DNC probes."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout=5000")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def config(self, workspace_id: str) -> ConfigRow | None:
+        return config_row(self._conn, workspace_id)
+
+    def has_dnc(self, workspace_id: str) -> bool:
+        return has_dnc(self._conn, workspace_id)
+
+    def dnc_hits(self, kind: DncKind, workspace_id: str, values: Sequence[str]) -> set[str]:
+        return dnc_hits(self._conn, kind, workspace_id, values)
+
+
+# Blocked-job counts -----------------------------------------------------------------------
+
+
+def count_block(conn: sqlite3.Connection, workspace_id: str, day: str, stage: str) -> None:
+    conn.execute(
+        "INSERT INTO guardrail_block (workspace_id, day, stage, blocked) VALUES (?, ?, ?, 1)"
+        " ON CONFLICT (workspace_id, day, stage) DO UPDATE SET blocked = blocked + 1",
+        (workspace_id, day, stage),
+    )
+
+
+async def block_counts(db: Database, workspace_id: str, from_day: str, to_day: str) -> list[tuple[str, str, int]]:
+    """(day, stage, blocked) from `from_day` to `to_day` inclusive."""
+    rows = await db.fetchall(
+        "SELECT day, stage, blocked FROM guardrail_block WHERE workspace_id = ? AND day >= ? AND day <= ? ORDER BY day",
+        (workspace_id, from_day, to_day),
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+# Job rows -------------------------------------------------------------------------------------
+
+
+def mark_blocked(conn: sqlite3.Connection, queue_rowid: int, job_id: str, stage: str, reason: str, now: int) -> None:
+    """A job inserted as guardrail.blocked gets its stage and reason."""
+    conn.execute(
+        "UPDATE job SET blocked_by = ?, block_reason = ?, finished_at = ? WHERE queue_id = ? AND id = ?",
+        (stage, reason, now, queue_rowid, job_id),
+    )
+
+
+class Screening(msgspec.Struct, kw_only=True, frozen=True):
+    """A job awaiting its brand-tone verdict."""
+
+    rowid: int
+    id: str
+    queue_id: int
+    workspace_id: str
+    payload: bytes
+
+
+def screening_jobs(conn: sqlite3.Connection, skip: Sequence[int], limit: int) -> list[Screening]:
+    """Up to `limit` jobs in state `screening`, oldest first, other than the rowids in `skip`."""
+    marks = ",".join("?" * len(skip))
+    rows = conn.execute(
+        f"SELECT rowid, id, queue_id, workspace_id, payload FROM job WHERE state = 'screening'"
+        f" AND rowid NOT IN ({marks}) ORDER BY rowid LIMIT ?",
+        (*skip, limit),
+    ).fetchall()
+    return [Screening(rowid=r[0], id=r[1], queue_id=r[2], workspace_id=r[3], payload=bytes(r[4])) for r in rows]
+
+
+def release_screened(conn: sqlite3.Connection, rowid: int, now: int, *, to_approval: bool) -> bool:
+    """screening → pending_approval, or waiting (delayed until its run_at); False if it left screening."""
+    state = "'pending_approval'" if to_approval else "CASE WHEN run_at > ? THEN 'delayed' ELSE 'waiting' END"
+    params: tuple[Any, ...] = (rowid,) if to_approval else (now, rowid)
+    return conn.execute(f"UPDATE job SET state = {state} WHERE rowid = ? AND state = 'screening'", params).rowcount == 1
+
+
+def block_screened(conn: sqlite3.Connection, rowid: int, stage: str, reason: str, now: int) -> bool:
+    """screening → guardrail.blocked; False if it left screening (cancelled) meanwhile."""
+    return conn.execute(
+        "UPDATE job SET state = 'guardrail.blocked', blocked_by = ?, block_reason = ?, finished_at = ?"
+        " WHERE rowid = ? AND state = 'screening'",
+        (stage, reason, now, rowid),
+    ).rowcount == 1
+
+
+def readmit_blocked(
+    conn: sqlite3.Connection, queue_rowid: int, job_id: str, state: str, payload: bytes, now: int
+) -> bool:
+    """A guardrail.blocked job screened again: its new state and payload, attempts reset."""
+    return conn.execute(
+        "UPDATE job SET state = ?, payload = ?, attempts = 0, run_at = ?, started_at = NULL, finished_at = NULL,"
+        " fail_reason = NULL, blocked_by = NULL, block_reason = NULL, approval_id = NULL"
+        " WHERE queue_id = ? AND id = ? AND state = 'guardrail.blocked'",
+        (state, payload, now, queue_rowid, job_id),
+    ).rowcount == 1

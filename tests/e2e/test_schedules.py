@@ -1,0 +1,382 @@
+"""Schedules end to end: the REST contract, per-second ticks delivered to a real receiver, restarts, SDK and CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from rotor_lite.cli import main
+from rotor_lite.sdk import AsyncRotor, Rotor, RotorValidationError
+from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+
+SCHED_ID = re.compile(r"^sched_[0-9a-f]{32}$")
+RUN_ID = re.compile(r"^sr_[0-9a-f]{32}$")
+
+
+def parse(moment: str) -> float:
+    return datetime.fromisoformat(moment).timestamp()
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()["error"]
+    return body
+
+
+# The REST contract -------------------------------------------------------------------------
+
+
+def test_create_get_list_update_pause_resume_delete(server: ServerProcess) -> None:
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "enrichment"})
+        created = http.post("/v1/schedules", json={
+            "queue_name": "enrichment", "name": "weekday-morning-enrichment", "cron": "0 9 * * 1-5",
+            "timezone": "America/New_York", "job_data": {"source": "clearbit"}, "enabled": True,
+        })
+        assert created.status_code == 201, created.text
+        schedule = created.json()
+        assert SCHED_ID.match(schedule["external_id"]) and schedule["id"] == schedule["external_id"]
+        assert schedule["queue"] == "enrichment" and schedule["payload"] == {"source": "clearbit"}
+        assert schedule["description"] == "At 09:00, Monday through Friday"
+        next_fire = datetime.fromisoformat(schedule["next_fire_at"])
+        assert schedule["next_fire_at"].endswith(":00.000Z") and next_fire.minute == 0
+        assert next_fire.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York")).hour == 9
+        assert schedule["last_fired_at"] is None and "runs" not in schedule
+
+        by_id = http.get(f"/v1/schedules/{schedule['external_id']}").json()
+        by_name = http.get("/v1/schedules/weekday-morning-enrichment").json()
+        assert by_id == by_name and by_id["runs"] == []
+        listed = http.get("/v1/schedules").json()
+        assert [s["external_id"] for s in listed["data"]] == [schedule["id"]] and listed["nextCursor"] is None
+
+        changed = http.patch(f"/v1/schedules/{schedule['id']}", json={
+            "cron": "0 3 * * *", "timezone": "Europe/London", "payload": {"source": "apollo", "limit": 500},
+            "name": "nightly",
+        }).json()
+        assert (changed["cron"], changed["timezone"], changed["name"]) == ("0 3 * * *", "Europe/London", "nightly")
+        assert changed["payload"] == {"source": "apollo", "limit": 500} and changed["description"] == "At 03:00"
+        assert changed["next_fire_at"] != schedule["next_fire_at"]
+
+        paused = http.patch(f"/v1/schedules/{schedule['id']}/pause").json()
+        assert (paused["enabled"], paused["next_fire_at"]) == (False, None)
+        assert http.post("/v1/schedules/nightly/resume").json()["enabled"] is True
+        assert http.post("/v1/schedules/nightly/pause").json()["enabled"] is False
+        via_update = http.patch("/v1/schedules/nightly", json={"enabled": True}).json()
+        assert via_update["enabled"] is True and via_update["next_fire_at"] is not None
+
+        fired = http.post(f"/v1/schedules/{schedule['id']}/fire-now").json()
+        assert http.delete(f"/v1/schedules/{schedule['id']}").status_code == 204
+        assert error_of(http.get(f"/v1/schedules/{schedule['id']}"), 404)["code"] == "NOT_FOUND"
+        assert http.get("/v1/schedules").json()["data"] == []
+        kept = http.get(f"/v1/schedules/{schedule['id']}/runs").json()["runs"]  # runs are kept
+        assert [r["job_id"] for r in kept] == [fired["jobId"]]
+        assert error_of(http.get("/v1/schedules/nightly/runs"), 404)["code"] == "NOT_FOUND"
+
+
+def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(server: ServerProcess) -> None:
+    base = {"queue": "q", "cron": "0 9 * * 1-5", "timezone": "America/New_York"}
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({**base, "timezone": None}, "timezone", "timezone is required"),
+        ({k: v for k, v in base.items() if k != "timezone"}, "timezone", "timezone is required"),
+        ({**base, "timezone": "+05:30"}, "timezone", "offset"),
+        ({**base, "timezone": "Mars/Base"}, "timezone", "not a known IANA"),
+        ({**base, "cron": "61 * * * *"}, "cron", "minute"),
+        ({**base, "cron": "* * *"}, "cron", "5 fields"),
+        ({**base, "cron": "0 0 30 2 *"}, "cron", "never fires"),
+        ({k: v for k, v in base.items() if k != "cron"}, "cron", "cron is required"),
+        ({k: v for k, v in base.items() if k != "queue"}, "queue", "queue is required"),
+        ({**base, "name": "has space"}, "name", "name must match"),
+        ({**base, "name": "sched_0123456789abcdef0123456789abcdef"}, "name", "schedule id"),
+        ({**base, "queueId": 3}, "queue_id", "unknown field"),
+        ({**base, "payload": {"a": 1}, "job_data": {"a": 2}}, "payload", "differ"),
+    ]
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "q"})
+        for body, field, words in cases:
+            error = error_of(http.post("/v1/schedules", json=body), 422)
+            assert error["code"] == "VALIDATION_ERROR" and error["details"]["field"] == field, (body, error)
+            assert words in error["message"], (body, error)
+        assert error_of(http.post("/v1/schedules", json={**base, "queue": "nope"}), 404)["code"] == "NOT_FOUND"
+        too_big = {**base, "payload": {"blob": "x" * (512 * 1024)}}
+        assert error_of(http.post("/v1/schedules", json=too_big), 413)["code"] == "PAYLOAD_TOO_LARGE"
+        assert http.get("/v1/schedules").json()["data"] == []
+
+        made = http.post("/v1/schedules", json={**base, "name": "daily"}).json()
+        assert error_of(http.post("/v1/schedules", json={**base, "name": "daily"}), 409)["code"] == "CONFLICT"
+        assert error_of(http.patch("/v1/schedules/daily", json={"timezone": "+01:00"}), 422)["details"]["field"] == "timezone"
+        assert error_of(http.patch("/v1/schedules/daily", json={"cron": "bad"}), 422)["details"]["field"] == "cron"
+        assert error_of(http.patch("/v1/schedules/daily", json={"queue": "q"}), 422)["details"]["field"] == "queue"
+        assert http.get("/v1/schedules/daily").json()["cron"] == made["cron"]
+        assert error_of(http.get("/v1/schedules/daily/runs?limit=501"), 422)["details"]["field"] == "limit"
+        assert error_of(http.get("/v1/schedules/daily/runs?cursor=zz"), 422)["details"]["field"] == "cursor"
+        assert error_of(http.post("/v1/schedules/nope/fire-now"), 404)["code"] == "NOT_FOUND"
+
+
+def test_preview_lists_fire_times_across_a_dst_change(server: ServerProcess) -> None:
+    with server.client() as http:
+        preview = http.post("/v1/schedules/preview", json={
+            "cron": "30 2 * * *", "timezone": "America/New_York", "from": "2026-03-07T00:00:00Z", "count": 3,
+        })
+        assert preview.status_code == 200, preview.text
+        assert preview.json() == {
+            "next": ["2026-03-07T07:30:00.000Z", "2026-03-08T07:00:00.000Z", "2026-03-09T06:30:00.000Z"],
+            "description": "At 02:30",
+        }
+        assert len(http.post("/v1/schedules/preview", json={"cron": "* * * * *", "timezone": "UTC"}).json()["next"]) == 5
+        assert len(http.post("/v1/schedules/preview", json={"cron": "* * * * *", "timezone": "UTC", "count": 50}).json()["next"]) == 50
+        for body, field in [({"cron": "* * * * *", "timezone": "UTC", "count": 51}, "count"),
+                            ({"cron": "* * * * *", "timezone": "UTC", "count": 0}, "count"),
+                            ({"cron": "* * * * *"}, "timezone"), ({"cron": "* * * * *", "timezone": "UTC", "from": "soon"}, "from")]:
+            assert error_of(http.post("/v1/schedules/preview", json=body), 422)["details"]["field"] == field
+
+
+def test_deleting_a_queue_deletes_its_schedules(server: ServerProcess) -> None:
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "doomed"})
+        http.post("/v1/queues", json={"name": "kept"})
+        gone = http.post("/v1/schedules", json={"queue": "doomed", "cron": "* * * * *", "timezone": "UTC"}).json()
+        kept = http.post("/v1/schedules", json={"queue": "kept", "cron": "* * * * *", "timezone": "UTC"}).json()
+        assert http.delete("/v1/queues/doomed").status_code == 204
+        assert http.get(f"/v1/schedules/{gone['id']}").status_code == 404
+        assert [s["id"] for s in http.get("/v1/schedules").json()["data"]] == [kept["id"]]
+
+
+# Ticks delivered -------------------------------------------------------------------------------
+
+
+def test_a_per_second_schedule_delivers_each_tick_once_with_its_run_status(server: ServerProcess, receiver: Receiver) -> None:
+    receiver.script("/fail", *[Reply(status=500, body=b'{"error":"boom"}')] * 50)
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "ticks", "callback_url": receiver.url("/tick"), "retry_attempts": 1})
+        http.post("/v1/queues", json={"name": "broken", "callback_url": receiver.url("/fail"), "retry_attempts": 1})
+        ok = http.post("/v1/schedules", json={"queue": "ticks", "cron": "* * * * * *", "timezone": "UTC",
+                                              "payload": {"report": "daily"}}).json()
+        bad = http.post("/v1/schedules", json={"queue": "broken", "cron": "* * * * * *", "timezone": "UTC"}).json()
+        wait_until(lambda: len(receiver.for_path("/tick")) >= 4 and len(receiver.for_path("/fail")) >= 2, timeout=15)
+        http.post(f"/v1/schedules/{ok['id']}/pause")
+        http.post(f"/v1/schedules/{bad['id']}/pause")
+        time.sleep(0.3)  # deliveries in flight finish
+        runs = http.get(f"/v1/schedules/{ok['id']}/runs?limit=500").json()["runs"]
+        bad_runs = http.get(f"/v1/schedules/{bad['id']}/runs").json()["runs"]
+        job = http.get(f"/v1/queues/ticks/jobs/{runs[-1]['job_id']}").json()
+
+    delivered = receiver.for_path("/tick")
+    assert sorted(r.headers["x-rotor-job-id"] for r in delivered) == sorted(r["job_id"] for r in runs)
+    assert all(r.json() == {"report": "daily"} for r in delivered)
+    ticks = sorted(parse(r["scheduled_for"]) for r in runs)
+    assert ticks == [ticks[0] + i for i in range(len(ticks))], "a second was skipped or fired twice"
+    assert all(RUN_ID.match(r["id"]) and r["manual"] is False and r["schedule_id"] == ok["id"] for r in runs)
+    assert {r["callback_status"] for r in runs} == {"2xx"} and all(r["error"] is None for r in runs)
+    assert max(parse(r["fired_at"]) - parse(r["scheduled_for"]) for r in runs) < 0.5
+    assert job["scheduleId"] == ok["id"]
+    assert {r["callback_status"] for r in bad_runs} == {"5xx"}
+    assert all("500" in (r["error"] or "") for r in bad_runs)
+
+
+def test_fire_now_and_get_show_runs_and_leave_the_next_fire_alone(server: ServerProcess, receiver: Receiver) -> None:
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "manual", "callback_url": receiver.url("/manual")})
+        schedule = http.post("/v1/schedules", json={"queue": "manual", "cron": "0 0 1 1 *", "timezone": "UTC",
+                                                    "payload": {"n": 1}}).json()
+        fired = http.post(f"/v1/schedules/{schedule['id']}/fire-now")
+        assert fired.status_code == 201, fired.text
+        job_id, run_id = fired.json()["jobId"], fired.json()["runId"]
+        wait_until(lambda: receiver.for_path("/manual"))
+        wait_until(lambda: http.get(f"/v1/schedules/{schedule['id']}").json()["runs"][0]["callback_status"] == "2xx")
+        after = http.get(f"/v1/schedules/{schedule['id']}").json()
+    assert receiver.for_path("/manual")[0].headers["x-rotor-job-id"] == job_id
+    assert after["next_fire_at"] == schedule["next_fire_at"] and after["last_fired_at"] is not None
+    [run] = after["runs"]
+    assert (run["id"], run["job_id"], run["manual"]) == (run_id, job_id, True)
+
+
+def test_missed_ticks_on_restart_fire_once_within_the_grace_and_are_skipped_outside_it(
+    make_server: Callable[..., ServerProcess], receiver: Receiver
+) -> None:
+    grace = {"ROTOR_SCHEDULES_MISFIRE_GRACE": "5s"}
+    server = make_server(**grace)
+    now = time.time()
+    due = int(now) + 3  # a tick three seconds from now, and one eight seconds later
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "late", "callback_url": receiver.url("/late")})
+        old = http.post("/v1/schedules", json={"queue": "late", "cron": f"{due % 60} * * * * *", "timezone": "UTC"}).json()
+        new = http.post("/v1/schedules", json={"queue": "late", "cron": f"{(due + 8) % 60} * * * * *",
+                                               "timezone": "UTC"}).json()
+        steady = http.post("/v1/schedules", json={"queue": "late", "cron": "0 0 1 1 *", "timezone": "UTC"}).json()
+    server.kill()  # a crash: both ticks pass while the server is down
+    time.sleep(max(0.0, due + 10 - time.time()))
+    restarted = make_server(data_dir=server.data_dir, **grace)
+    with restarted.client() as http:
+        schedules = {s["id"]: s for s in http.get("/v1/schedules").json()["data"]}
+        assert set(schedules) == {old["id"], new["id"], steady["id"]}  # nothing lost
+        assert schedules[steady["id"]]["next_fire_at"] == steady["next_fire_at"]
+        wait_until(lambda: receiver.for_path("/late"))
+        [skipped] = http.get(f"/v1/schedules/{old['id']}/runs").json()["runs"]
+        [caught_up] = http.get(f"/v1/schedules/{new['id']}/runs").json()["runs"]
+    assert parse(skipped["scheduled_for"]) == due
+    assert skipped["job_id"] is None and skipped["fired_at"] is None and "misfire grace (5s)" in skipped["error"]
+    assert parse(caught_up["scheduled_for"]) == due + 8 and caught_up["job_id"] is not None
+    assert parse(caught_up["fired_at"]) >= due + 10
+    [delivery] = receiver.for_path("/late")
+    assert delivery.headers["x-rotor-job-id"] == caught_up["job_id"]
+
+
+# SDK and CLI against the real server -----------------------------------------------------
+
+
+def test_sdk_schedules_resource(server: ServerProcess) -> None:
+    with Rotor(api_key=server.api_key, base_url=server.url) as rotor:
+        rotor.queues.create("enrichment")
+        schedule = rotor.schedules.create({
+            "queue_name": "enrichment", "name": "nightly-enrichment", "cron": "0 2 * * *",
+            "timezone": "America/New_York", "job_data": {"source": "clearbit"}, "enabled": True,
+        })
+        sid = schedule["external_id"]
+        assert rotor.schedules.get(sid)["name"] == "nightly-enrichment"
+        assert rotor.schedules.update(sid, {"enabled": False})["enabled"] is False
+        assert rotor.schedules.update(sid, enabled=True, cron="0 3 * * *")["cron"] == "0 3 * * *"
+        assert rotor.schedules.pause(sid)["enabled"] is False and rotor.schedules.resume(sid)["enabled"] is True
+        fired = rotor.schedules.fire_now(sid)
+        assert fired["jobId"].startswith("job_")
+        runs = rotor.schedules.runs(sid).list(limit=20)["runs"]
+        assert [r["job_id"] for r in runs] == [fired["jobId"]]
+        assert rotor.schedules.preview("0 9 * * 1-5", "America/New_York", count=2)["description"] == (
+            "At 09:00, Monday through Friday"
+        )
+        assert [s["external_id"] for s in rotor.schedules.list()["data"]] == [sid]
+        with pytest.raises(RotorValidationError):
+            rotor.schedules.create(queue="enrichment", cron="0 9 * * *", timezone="+05:30")
+        assert rotor.schedules.delete(sid) is None
+
+
+async def test_async_sdk_schedules_resource(server: ServerProcess) -> None:
+    async with AsyncRotor(api_key=server.api_key, base_url=server.url) as rotor:
+        await rotor.queues.create("async-q")
+        schedule = await rotor.schedules.create("async-q", cron="*/5 * * * *", timezone="UTC")
+        page = await rotor.schedules.runs(schedule["id"]).list(limit=5)
+        assert page == {"runs": [], "nextCursor": None}
+
+
+def test_cli_schedules_commands(server: ServerProcess) -> None:
+    runner = CliRunner()
+    auth = ["--api-url", server.url, "--api-key", server.api_key]
+
+    def rotor(*args: str) -> str:
+        result = runner.invoke(main, [*args, *auth], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "enrichment"})
+    out = rotor("schedules", "create", "--queue", "enrichment", "--cron", "0 9 * * 1-5", "--timezone",
+                "America/New_York", "--name", "weekday-morning-enrichment", "--payload", '{"source":"clearbit"}')
+    assert "Created schedule weekday-morning-enrichment" in out and "Monday through Friday" in out
+    listing = rotor("schedules", "list")
+    assert re.search(r"weekday-morning-enrichment\s+0 9 \* \* 1-5\s+America/New_York\s+\S+T09:00:00-0[45]:00\s+yes", listing)
+    assert "NAME" in listing and "NEXT FIRE" in listing and "ENABLED" in listing
+    assert "paused" in rotor("schedules", "pause", "weekday-morning-enrichment")
+    assert "next fire" in rotor("schedules", "resume", "weekday-morning-enrichment")
+    fired = json.loads(rotor("schedules", "fire-now", "weekday-morning-enrichment", "--json"))
+    runs = json.loads(rotor("schedules", "runs", "weekday-morning-enrichment", "--json"))
+    assert runs["runs"][0]["job_id"] == fired["jobId"]
+    got = rotor("schedules", "get", "weekday-morning-enrichment")
+    assert fired["jobId"] in got and "Latest runs" in got
+    assert "Updated" in rotor("schedules", "update", "weekday-morning-enrichment", "--cron", "0 10 * * 1-5")
+    assert "At 09:00" in rotor("schedules", "preview", "--cron", "0 9 * * *", "--timezone", "UTC", "--count", "2")
+    bad = runner.invoke(main, ["schedules", "create", "--queue", "enrichment", "--cron", "0 9 * * *",
+                               "--timezone", "+05:30", *auth])
+    assert bad.exit_code == 1 and "VALIDATION_ERROR" in bad.output
+    assert "Deleted" in rotor("schedules", "delete", "weekday-morning-enrichment", "--force")
+
+
+def test_vercel_import_prints_the_reference_lines_and_applies_them(server: ServerProcess, tmp_path: Path) -> None:
+    vercel = tmp_path / "vercel.json"
+    vercel.write_text(json.dumps({"crons": [
+        {"path": "/api/cron/cleanup", "schedule": "0 */6 * * *"},
+        {"path": "/api/cron/daily-digest", "schedule": "0 12 * * *"},
+    ]}))
+    runner = CliRunner()
+    printed = runner.invoke(main, ["import", "vercel-cron", str(vercel)])
+    assert printed.exit_code == 0, printed.output
+    assert printed.output.splitlines() == [
+        '{"type":"queue","config":{"name":"cron-cleanup","callback_url":"https://YOUR_DOMAIN/api/cron/cleanup"}}',
+        '{"type":"schedule","config":{"queue":"cron-cleanup","cron":"0 */6 * * *","timezone":"UTC"}}',
+        '{"type":"queue","config":{"name":"cron-daily-digest","callback_url":"https://YOUR_DOMAIN/api/cron/daily-digest"}}',
+        '{"type":"schedule","config":{"queue":"cron-daily-digest","cron":"0 12 * * *","timezone":"UTC"}}',
+    ]
+    args = ["import", "vercel-cron", str(vercel), "--base-url", "https://my-app.example.com", "--apply",
+            "--api-url", server.url, "--api-key", server.api_key]
+    applied = runner.invoke(main, args)
+    assert applied.exit_code == 0, applied.output
+    assert "Created queue cron-cleanup" in applied.output and "Callback secret" in applied.output
+    again = runner.invoke(main, args)  # applying twice creates nothing more
+    assert again.exit_code == 0 and "already exists" in again.output
+    with server.client() as http:
+        queue = http.get("/v1/queues/cron-daily-digest").json()
+        schedules = http.get("/v1/schedules").json()["data"]
+    assert queue["callback_url"] == "https://my-app.example.com/api/cron/daily-digest"
+    assert sorted((s["queue"], s["cron"], s["timezone"]) for s in schedules) == [
+        ("cron-cleanup", "0 */6 * * *", "UTC"), ("cron-daily-digest", "0 12 * * *", "UTC"),
+    ]
+
+
+def test_roles_and_workspaces(server: ServerProcess) -> None:
+    runner = CliRunner()
+
+    def offline(*args: str) -> dict[str, Any]:
+        result = runner.invoke(main, [*args, "--data-dir", str(server.data_dir), "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        parsed: dict[str, Any] = json.loads(result.output)
+        return parsed
+
+    viewer = offline("keys", "create", "--workspace", "default", "--role", "viewer")["key"]
+    other = offline("workspaces", "create", "other")["key"]
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "mine"})
+        schedule = http.post("/v1/schedules", json={"queue": "mine", "cron": "0 9 * * *", "timezone": "UTC"}).json()
+    with server.client(viewer) as http:
+        assert http.get(f"/v1/schedules/{schedule['id']}").status_code == 200
+        assert http.post("/v1/schedules/preview", json={"cron": "0 9 * * *", "timezone": "UTC"}).status_code == 200
+        for response in (
+            http.post("/v1/schedules", json={"queue": "mine", "cron": "0 9 * * *", "timezone": "UTC"}),
+            http.patch(f"/v1/schedules/{schedule['id']}", json={"enabled": False}),
+            http.post(f"/v1/schedules/{schedule['id']}/pause"),
+            http.post(f"/v1/schedules/{schedule['id']}/fire-now"),
+            http.delete(f"/v1/schedules/{schedule['id']}"),
+        ):
+            assert error_of(response, 403)["code"] == "FORBIDDEN"
+    with server.client(other) as http:
+        assert http.get("/v1/schedules").json()["data"] == []
+        for response in (http.get(f"/v1/schedules/{schedule['id']}"), http.get(f"/v1/schedules/{schedule['id']}/runs"),
+                         http.post(f"/v1/schedules/{schedule['id']}/fire-now"), http.delete(f"/v1/schedules/{schedule['name']}")):
+            assert error_of(response, 404)["code"] == "NOT_FOUND"
+        assert error_of(http.post("/v1/schedules", json={"queue": "mine", "cron": "0 9 * * *", "timezone": "UTC"}), 404)
+    with server.client() as http:
+        assert http.get(f"/v1/schedules/{schedule['id']}").json()["enabled"] is True
+
+
+def test_list_pages_with_a_cursor(server: ServerProcess) -> None:
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "paged"})
+        ids = [http.post("/v1/schedules", json={"queue": "paged", "cron": "0 9 * * *", "timezone": "UTC"}).json()["id"]
+               for _ in range(5)]
+        first = http.get("/v1/schedules?limit=2").json()
+        second = http.get(f"/v1/schedules?limit=2&cursor={first['nextCursor']}").json()
+        third = http.get(f"/v1/schedules?limit=2&cursor={second['nextCursor']}").json()
+        assert [s["id"] for s in first["data"] + second["data"] + third["data"]] == ids
+        assert third["nextCursor"] is None
+        for _ in range(3):
+            http.post(f"/v1/schedules/{ids[0]}/fire-now")
+        page = http.get(f"/v1/schedules/{ids[0]}/runs?limit=2").json()
+        rest = http.get(f"/v1/schedules/{ids[0]}/runs?limit=2&cursor={page['nextCursor']}").json()
+        assert len(page["runs"]) == 2 and len(rest["runs"]) == 1 and rest["nextCursor"] is None
+        assert error_of(http.get("/v1/schedules?limit=0"), 422)["details"]["field"] == "limit"

@@ -1,0 +1,94 @@
+"""The secrets vault end to end: CRUD, `${{ secrets.NAME }}` at dispatch, and the plaintext staying out of everything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from rotor_lite.cli import main
+from tests.helpers import Receiver, ServerProcess, wait_until
+
+VALUE = "sk_live_Zq8Xv1Tn4Rm7Wc2Ya9Kb"
+ROTATED = "sk_live_Hf3Jd6Lp0Qs5Ue8Ix1Vo"
+
+
+def test_crud_names_hints_and_conflicts(server: ServerProcess) -> None:
+    with server.client() as http:
+        created = http.post("/v1/secrets", json={"name": "STRIPE_KEY", "value": VALUE})
+        assert created.status_code == 201, created.text
+        assert created.json()["name"] == "STRIPE_KEY" and created.json()["value_hint"] == "sk_li…"
+        assert http.post("/v1/secrets", json={"name": "STRIPE_KEY", "value": "x"}).status_code == 409
+        assert http.post("/v1/secrets", json={"name": "SHORT", "value": "abc"}).json()["value_hint"] == "a…"
+        for bad in ({"name": "lower", "value": "v"}, {"name": "1ABC", "value": "v"}, {"name": "OK", "value": ""},
+                    {"name": "OK"}, {"name": "OK", "value": "v", "extra": 1}):
+            assert http.post("/v1/secrets", json=bad).status_code == 422, bad
+        listed = http.get("/v1/secrets").json()["data"]
+        assert [s["name"] for s in listed] == ["SHORT", "STRIPE_KEY"]
+        assert set(listed[0]) == {"name", "value_hint", "created_at", "updated_at"}
+        rotated = http.patch("/v1/secrets/STRIPE_KEY", json={"value": ROTATED})
+        assert rotated.status_code == 200 and rotated.json()["value_hint"] == "sk_li…"
+        assert http.patch("/v1/secrets/NOPE", json={"value": "v"}).status_code == 404
+        assert http.delete("/v1/secrets/SHORT").status_code == 204
+        assert http.delete("/v1/secrets/SHORT").status_code == 404
+        types = [e["event_type"] for e in http.get("/v1/audit?resource_type=secret").json()["data"]]
+        assert types == ["secret.deleted", "secret.rotated", "secret.created", "secret.created"]
+
+
+def test_templates_resolve_at_dispatch_and_the_plaintext_stays_out(server: ServerProcess, receiver: Receiver) -> None:
+    with server.client() as http:
+        http.post("/v1/secrets", json={"name": "NOTIFY_TOKEN", "value": VALUE})
+        queue = http.post("/v1/queues", json={
+            "name": "notify", "callback_url": receiver.url("/notify") + "?token=${{ secrets.NOTIFY_TOKEN }}",
+            "callback_headers": {"X-API-Key": "${{secrets.NOTIFY_TOKEN}}"},
+        })
+        assert queue.status_code == 201, queue.text
+        payload = {"auth": "Bearer ${{ secrets.NOTIFY_TOKEN }}", "nested": [{"k": "${{ secrets.NOTIFY_TOKEN }}"}], "n": 1}
+        job = http.post("/v1/queues/notify/jobs", json={"payload": payload}).json()["id"]
+        wait_until(lambda: http.get(f"/v1/queues/notify/jobs/{job}").json()["state"] == "completed")
+        http.patch("/v1/secrets/NOTIFY_TOKEN", json={"value": ROTATED})
+        second = http.post("/v1/queues/notify/jobs", json={"payload": {"t": "${{ secrets.NOTIFY_TOKEN }}"}}).json()["id"]
+        wait_until(lambda: http.get(f"/v1/queues/notify/jobs/{second}").json()["state"] == "completed")
+        stored = http.get(f"/v1/queues/notify/jobs/{job}").json()
+        responses = [http.get(p).text for p in ("/v1/queues/notify", f"/v1/queues/notify/jobs/{job}", "/v1/secrets",
+                                                "/v1/queues/notify/jobs", "/v1/audit", "/v1/audit?format=csv")]
+        accessed = http.get("/v1/audit?event_type=secret.accessed").json()["data"]
+    first, last = receiver.for_path("/notify")
+    assert first.json() == {"auth": f"Bearer {VALUE}", "nested": [{"k": VALUE}], "n": 1}
+    assert first.headers["x-api-key"] == VALUE and last.json() == {"t": ROTATED}
+    assert stored["payload"] == payload
+    assert accessed and accessed[0]["resource_id"] == "NOTIFY_TOKEN"
+    server.terminate()
+    for text in responses + [server.log()]:
+        assert VALUE not in text and ROTATED not in text
+    for path in Path(server.data_dir).rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert VALUE.encode() not in content and ROTATED.encode() not in content, path
+
+
+def test_unknown_secret_fails_the_attempt(server: ServerProcess, receiver: Receiver) -> None:
+    with server.client() as http:
+        http.post("/v1/queues", json={"name": "q", "callback_url": receiver.url("/cb"), "retry_attempts": 2,
+                                      "defaultJobOptions": {"backoff": {"type": "fixed", "delay": 10}}})
+        job = http.post("/v1/queues/q/jobs", json={"payload": {"k": "${{ secrets.MISSING }}"}}).json()["id"]
+        done = wait_until(lambda: (j := http.get(f"/v1/queues/q/jobs/{job}").json())["state"] == "failed" and j)
+    assert done["failReason"] == "unknown secret MISSING" and done["attempts"] == 2
+    assert [a["outcome"] for a in done["attemptLog"]] == ["error", "error"]
+    assert receiver.for_path("/cb") == []
+
+
+def test_cli_create_from_stdin_list_rotate_delete(server: ServerProcess) -> None:
+    runner = CliRunner()
+    base = ["--api-key", server.api_key, "--api-url", server.url]
+    created = runner.invoke(main, ["secrets", "create", "RESEND_KEY", "--stdin", *base], input="re_abcdefgh\n")
+    assert created.exit_code == 0, created.output
+    listed = runner.invoke(main, ["secrets", "list", *base])
+    assert "RESEND_KEY" in listed.output and "re_…" in listed.output and "re_abcdefgh" not in listed.output
+    assert runner.invoke(main, ["secrets", "rotate", "RESEND_KEY", "--value", "re_zzzzzzzz", *base]).exit_code == 0
+    as_json = json.loads(runner.invoke(main, ["secrets", "list", "--json", *base]).output)
+    assert as_json["data"][0]["value_hint"] == "re_…"
+    assert runner.invoke(main, ["secrets", "delete", "RESEND_KEY", "--force", *base]).exit_code == 0
+    missing = runner.invoke(main, ["secrets", "delete", "RESEND_KEY", "--force", *base])
+    assert missing.exit_code == 1 and "NOT_FOUND" in missing.output

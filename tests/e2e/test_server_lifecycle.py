@@ -1,0 +1,211 @@
+"""The server process: configuration precedence and errors, bootstrap key, SIGTERM drain, data-dir lock, admin CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import Receiver, Reply, ServerProcess, free_port, wait_until
+
+KEY = "rt_ws_lifecycle_key_00000000000000000000"
+GENERATED_KEY = re.compile(r"rt_ws_[A-Za-z0-9_-]{20,}")
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any ROTOR_* variable, plus `extra`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("ROTOR_")}, **extra}
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start `python -m rotor_lite …` in tmp_path with output to a log file; every process is killed at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"proc-{len(started)}.log", "wb")  # noqa: SIM115 - the child writes to it
+        process = subprocess.Popen([sys.executable, "-m", "rotor_lite", *args], stdout=log, stderr=subprocess.STDOUT,
+                                   env=env or clean_env(ROTOR_AUTH_BOOTSTRAP_API_KEY=KEY), cwd=tmp_path)
+        log.close()
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def output_of(tmp_path: Path, index: int) -> str:
+    return (tmp_path / f"proc-{index}.log").read_text(errors="replace")
+
+
+def healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def started_or_exited(process: subprocess.Popen[bytes], port: int) -> bool:
+    return healthy(port) or process.poll() is not None
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rotor_lite", *args], capture_output=True, text=True, cwd=cwd,
+                          env=clean_env(), timeout=30, check=False)
+
+
+# Configuration ----------------------------------------------------------------------------------
+
+
+def test_port_comes_from_file_then_env_then_flag(tmp_path: Path, spawn: Spawn) -> None:
+    file_port, env_port, flag_port = free_port(), free_port(), free_port()
+    config = tmp_path / "rotor.toml"
+    config.write_text(f'[server]\nport = {file_port}\n\n[auth]\nbootstrap_api_key = "{KEY}"\n')
+    env_wins = clean_env(ROTOR_SERVER_PORT=str(env_port))
+    cases = [
+        (spawn("serve", "--config", str(config), "--data-dir", str(tmp_path / "d0")), file_port),
+        (spawn("serve", "--config", str(config), "--data-dir", str(tmp_path / "d1"), env=env_wins), env_port),
+        (spawn("serve", "--config", str(config), "--data-dir", str(tmp_path / "d2"), "--port", str(flag_port), env=env_wins), flag_port),
+    ]
+
+    for index, (process, port) in enumerate(cases):
+        wait_until(partial(started_or_exited, process, port), timeout=20)
+        assert process.poll() is None, output_of(tmp_path, index)
+        assert f"listening on http://127.0.0.1:{port}" in output_of(tmp_path, index)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {KEY}"}) as http:
+            assert http.get("/v1/queues").status_code == 200  # the file's [auth] section was read too
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "key"),
+    [
+        ('[server]\nport = "abc"\n', {}, "server.port"),
+        ("[server]\nprot = 8081\n", {}, "server.prot"),
+        ('[dispatch]\nlease = "soon"\n', {}, "dispatch.lease"),
+        ('[storage]\nsynchronous = "SOMETIMES"\n', {}, "storage.synchronous"),
+        ("", {"ROTOR_SERVER_PORT": "eighty"}, "server.port"),
+        ("", {"ROTOR_LIMITS_MONTHLY_JOB_QUOTA": "lots"}, "limits.monthly_job_quota"),
+    ],
+    ids=["wrong-type", "unknown-key", "bad-duration", "bad-choice", "env-wrong-type", "env-other-section"],
+)
+def test_a_bad_setting_stops_the_server_at_start_naming_the_key(
+    tmp_path: Path, spawn: Spawn, toml: str, env: dict[str, str], key: str
+) -> None:
+    config = tmp_path / "rotor.toml"
+    config.write_text(toml)
+    process = spawn("serve", "--config", str(config), "--data-dir", str(tmp_path / "data"),
+                    env=clean_env(ROTOR_AUTH_BOOTSTRAP_API_KEY=KEY, **env))
+
+    assert process.wait(30) != 0
+    assert key in output_of(tmp_path, 0)
+    assert not (tmp_path / "data").exists()  # stopped before touching storage
+
+
+# Bootstrap --------------------------------------------------------------------------------------
+
+
+def test_first_start_prints_a_generated_key_once(make_server: Callable[..., ServerProcess]) -> None:
+    first = make_server(ROTOR_AUTH_BOOTSTRAP_API_KEY="")
+    [key] = GENERATED_KEY.findall(first.log())
+    with first.client(key) as http:
+        assert http.get("/v1/queues").status_code == 200
+    assert first.terminate() == 0
+
+    second = make_server(first.data_dir, ROTOR_AUTH_BOOTSTRAP_API_KEY="")
+    assert GENERATED_KEY.findall(second.log()) == []
+    with second.client(key) as http:
+        assert http.get("/v1/queues").status_code == 200  # the key printed on the first start still works
+
+
+# Shutdown and the data directory ------------------------------------------------------------------
+
+
+def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(
+    make_server: Callable[..., ServerProcess], receiver: Receiver
+) -> None:
+    receiver.script("/slow", Reply(delay=1.5, body=b'{"done": true}'))
+    server = make_server()
+    with server.client() as http:
+        assert http.post("/v1/queues", json={"name": "slow", "callback_url": receiver.url("/slow")}).status_code == 201
+        job_id = http.post("/v1/queues/slow/jobs", json={"payload": {"n": 1}}).json()["id"]
+    [got] = wait_until(lambda: receiver.for_path("/slow"))
+
+    assert server.terminate() == 0, server.log()
+    assert time.time() >= got.at + 1.45  # it exited after the callback answered, not by cutting it off
+    assert receiver.in_flight["/slow"] == 0
+
+    restarted = make_server(server.data_dir)
+    with restarted.client() as http:
+        job = http.get(f"/v1/queues/slow/jobs/{job_id}").json()
+    assert job["state"] == "completed" and job["attempts"] == 1 and job["result"] == {"done": True}
+    assert [a["outcome"] for a in job["attemptLog"]] == ["2xx"]
+    assert len(receiver.for_path("/slow")) == 1  # recorded before exit, so not delivered again
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(make_server: Callable[..., ServerProcess]) -> None:
+    first = make_server()
+    second = ServerProcess(data_dir=first.data_dir)
+    try:
+        with pytest.raises(RuntimeError) as info:
+            second.start()
+    finally:
+        second.kill()
+    assert second.process is not None and second.process.returncode not in (0, None)
+    assert "already using" in str(info.value) and str(first.data_dir) in str(info.value)
+    assert healthy(first.port)
+
+
+# Offline admin commands ---------------------------------------------------------------------------
+
+
+def test_admin_cli_creates_workspaces_and_keys_next_to_a_running_server(
+    make_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = make_server()
+    data_dir = str(server.data_dir)
+    with server.client() as http:
+        assert http.post("/v1/queues", json={"name": "in-default"}).status_code == 201
+
+    created = run_cli("workspaces", "create", "acme", "--data-dir", data_dir, "--json", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    workspace: dict[str, Any] = json.loads(created.stdout)
+    assert set(workspace) == {"id", "name", "key"} and workspace["name"] == "acme"
+    assert re.fullmatch(r"ws_[0-9a-f]{32}", workspace["id"]) and workspace["key"].startswith("rt_ws_")
+
+    made = run_cli("keys", "create", "--workspace", "acme", "--label", "ci", "--json", "--data-dir", data_dir, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    key: dict[str, Any] = json.loads(made.stdout)
+    assert key["workspace"] == "acme" and key["label"] == "ci" and key["role"] == "admin"
+    assert key["key"].startswith("rt_ws_") and key["key"] != workspace["key"]
+
+    with server.client(workspace["key"]) as http:
+        assert http.get("/v1/queues").json()["data"] == []  # acme's own list: the default workspace's queue is not in it
+        assert http.post("/v1/queues", json={"name": "in-acme"}).status_code == 201
+    with server.client(key["key"]) as http:
+        assert [q["name"] for q in http.get("/v1/queues").json()["data"]] == ["in-acme"]
+
+    default = run_cli("keys", "create", "--workspace", "default", "--role", "viewer", "--json", "--data-dir", data_dir, cwd=tmp_path)
+    assert default.returncode == 0, default.stderr
+    with server.client(json.loads(default.stdout)["key"]) as http:
+        assert [q["name"] for q in http.get("/v1/queues").json()["data"]] == ["in-default"]
+        forbidden = http.post("/v1/queues", json={"name": "viewer-made"})
+        assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "FORBIDDEN"
+
+    missing = run_cli("keys", "create", "--workspace", "no-such-ws", "--data-dir", data_dir, cwd=tmp_path)
+    assert missing.returncode != 0 and "no-such-ws" in missing.stderr
+    taken = run_cli("workspaces", "create", "acme", "--data-dir", data_dir, cwd=tmp_path)
+    assert taken.returncode != 0 and "acme" in taken.stderr
