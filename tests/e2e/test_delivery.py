@@ -21,20 +21,6 @@ from tests.helpers import Receiver, Reply, ServerProcess, wait_until
 QueueMaker = Callable[..., dict[str, Any]]
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the module: every test works in queues of its own."""
-    server = ServerProcess(data_dir=tmp_path_factory.mktemp("delivery") / "data").start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def http(shared_server: ServerProcess) -> Iterator[httpx.Client]:
-    with shared_server.client() as client:
-        yield client
-
-
 @pytest.fixture
 def make_queue(http: httpx.Client) -> QueueMaker:
     """Create a uniquely named queue; returns the create response (with `callback_secret`)."""

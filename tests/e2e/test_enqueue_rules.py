@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,20 +23,6 @@ ERROR_CODES = {
     "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "IDEMPOTENCY_CONFLICT", "GONE", "PAYLOAD_TOO_LARGE",
     "VALIDATION_ERROR", "QUOTA_EXCEEDED", "RATE_LIMITED", "INTERNAL",
 }
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the module: every test works in queues of its own."""
-    server = ServerProcess(data_dir=tmp_path_factory.mktemp("rules") / "data").start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def http(shared_server: ServerProcess) -> Iterator[httpx.Client]:
-    with shared_server.client() as client:
-        yield client
 
 
 def new_queue(http: httpx.Client, **fields: Any) -> str:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+from tests.helpers import Receiver, Reply, wait_until
 
 QueueMaker = Callable[..., str]
 STATS_KEYS = {"waiting", "active", "completed", "failed", "delayed", "pending_approval", "blocked", "cancelled"}
@@ -26,20 +26,6 @@ JOB_KEYS = {
     "scheduleId",
 }
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the module: every test works in queues of its own."""
-    server = ServerProcess(data_dir=tmp_path_factory.mktemp("engine") / "data").start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def http(shared_server: ServerProcess) -> Iterator[httpx.Client]:
-    with shared_server.client() as client:
-        yield client
 
 
 @pytest.fixture
