@@ -27,6 +27,18 @@ def is_public_address(address: str) -> bool:
 
 def check_callback_url(url: str, *, allow_private: bool, field: str = "callback_url") -> str:
     """Validate a callback URL's form (scheme, host, literal address); returns it unchanged."""
+    if (url, allow_private) in _accepted:  # every delivery checks its URL again: remember the good ones
+        return url
+    _check(url, allow_private, field)
+    if len(_accepted) < 10_000:
+        _accepted.add((url, allow_private))
+    return url
+
+
+_accepted: set[tuple[str, bool]] = set()
+
+
+def _check(url: str, allow_private: bool, field: str) -> None:
     if len(url) > 2048:
         raise ValidationError("callback URL is longer than 2048 characters", field=field)
     parts = urlsplit(url)
@@ -46,7 +58,6 @@ def check_callback_url(url: str, *, allow_private: bool, field: str = "callback_
         raise ValidationError(
             "callback URL points to a private, loopback or link-local address", field=field, host=host
         )
-    return url
 
 
 def _is_legacy_ipv4(host: str) -> bool:
