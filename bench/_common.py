@@ -28,7 +28,6 @@ from typing import Any
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 WORK = HERE / ".work"
 KEY = "rt_ws_bench_key_00000000000000000000000"
 PAYLOAD = {"contactId": "cid_123", "campaignId": "camp_456", "step": 1}
@@ -41,13 +40,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_http(
+    url: str, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
     """Poll `url` until it answers; fail early when `proc` exits (showing the end of `log`)."""
     deadline = time.monotonic() + timeout
-    tail = lambda: log.read_text(errors="replace")[-3000:] if log and log.exists() else ""  # noqa: E731
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"{proc.args!r} exited with {proc.returncode} before {url} came up\n{tail()}")
+            raise SystemExit(f"{proc.args!r} exited with {proc.returncode} before {url} came up\n{_tail(log)}")
         try:
             urllib.request.urlopen(url, timeout=0.5).read()
             return
@@ -55,7 +55,11 @@ def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen[bytes] | Non
             return  # it answered, which is all we wait for
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"{url} did not come up within {timeout:.0f}s\n{tail()}")
+    raise SystemExit(f"{url} did not come up within {timeout:.0f}s\n{_tail(log)}")
+
+
+def _tail(log: Path | None) -> str:
+    return log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -213,7 +217,8 @@ def run_wrk(url: str, script: str, connections: int, seconds: int, **env: str) -
     if wrk is None:
         raise SystemExit("wrk is required for HTTP load: apt-get install wrk")
     out = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(HERE / script), url],
+        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(HERE / script),
+         url],
         env={**os.environ, "KEY": KEY, **env}, capture_output=True, text=True, check=True,
     ).stdout
     return WrkResult(

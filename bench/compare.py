@@ -27,8 +27,18 @@ import time
 from pathlib import Path
 
 from _common import (
-    HERE, WORK, Api, Processes, client_session, free_port, machine, receiver_get, rotor_throughput, run_event_loop,
-    start_receiver, start_server,
+    HERE,
+    WORK,
+    Api,
+    Processes,
+    client_session,
+    free_port,
+    machine,
+    receiver_get,
+    rotor_throughput,
+    run_event_loop,
+    start_receiver,
+    start_server,
 )
 
 NPM_PACKAGES = ("bullmq@6", "ioredis@5")
@@ -119,7 +129,8 @@ def main() -> None:
         redis_port = start_redis(procs, redis_binary, Path(tmp), args.redis_fsync)
         receiver = start_receiver(procs)
         server = start_server(procs, Path(tmp) / "data", args.synchronous)
-        print(f"\n| round | BullMQ deliveries/s (enqueue s) | rotor-lite deliveries/s (enqueue s) | rotor-lite / BullMQ |")
+        print("\n| round | BullMQ deliveries/s (enqueue s) | rotor-lite deliveries/s (enqueue s) "
+              "| rotor-lite / BullMQ |")
         print("|---|---|---|---|")
         for n in range(1, args.rounds + 1):
             bull = run_bullmq(modules, redis_port, receiver, args.jobs, args.concurrency)

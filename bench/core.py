@@ -16,8 +16,17 @@ import time
 from pathlib import Path
 
 from _common import (
-    Api, Processes, client_session, machine, pct, probe_latency, rotor_throughput, run_event_loop, run_wrk,
-    start_receiver, start_server,
+    Api,
+    Processes,
+    client_session,
+    machine,
+    pct,
+    probe_latency,
+    rotor_throughput,
+    run_event_loop,
+    run_wrk,
+    start_receiver,
+    start_server,
 )
 
 
@@ -31,7 +40,8 @@ def bench_claim_cost(finished: int) -> float:
         migrate(conn)
         conn.execute("BEGIN")
         rows = ((f"job_{i:032x}", "completed" if i < finished else "waiting") for i in range(finished + 1000))
-        conn.executemany("INSERT INTO job (id, queue_id, workspace_id, state, payload, max_attempts, run_at, created_at)"
+        conn.executemany("INSERT INTO job (id, queue_id, workspace_id, state, payload, max_attempts, run_at,"
+                         " created_at)"
                          " VALUES (?, 1, 'ws_x', ?, x'7b7d', 3, 0, 0)", rows)
         conn.execute("COMMIT")
         timings = []
@@ -74,15 +84,19 @@ def main() -> None:
         receiver = start_receiver(procs)
         run_event_loop(make_queues(server.url))
         batch = run_wrk(server.url, "batch.lua", 4, seconds, QUEUE="bulk")
-        print(f"batch enqueue (wrk, 1,000/request, 4 conn.): {batch.rps * 1000:,.0f} jobs/s, {batch.latency()}{batch.failures()}")
+        print(f"batch enqueue (wrk, 1,000/request, 4 conn.): {batch.rps * 1000:,.0f} jobs/s, "
+              f"{batch.latency()}{batch.failures()}")
         single = run_wrk(server.url, "enqueue.lua", 32, seconds, QUEUE="single")
-        print(f"single enqueue (wrk, 32 connections):        {single.rps:,.0f} jobs/s, {single.latency()}{single.failures()}")
-        rate, lat = run_event_loop(deliveries(server.url, receiver, 5000 if args.quick else args.jobs, 50 if args.quick else 200))
+        print(f"single enqueue (wrk, 32 connections):        {single.rps:,.0f} jobs/s, "
+              f"{single.latency()}{single.failures()}")
+        jobs, samples = (5000, 50) if args.quick else (args.jobs, 200)
+        rate, lat = run_event_loop(deliveries(server.url, receiver, jobs, samples))
         print(f"end to end (signed, completed, conc. 128):   {rate:,.0f} deliveries/s")
         print(f"enqueue→callback latency, idle:              p50 {pct(lat, .5):.1f} ms, p99 {pct(lat, .99):.1f} ms")
     large = 100_000 if args.quick else 1_000_000
     small, big = bench_claim_cost(1_000), bench_claim_cost(large)
-    print(f"claim of 10 jobs: {small:.0f} µs with 1,000 finished jobs, {big:.0f} µs with {large:,} ({big / small:.2f}×)")
+    print(f"claim of 10 jobs: {small:.0f} µs with 1,000 finished jobs, {big:.0f} µs with {large:,} "
+          f"({big / small:.2f}×)")
 
 
 if __name__ == "__main__":

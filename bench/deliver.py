@@ -19,12 +19,24 @@ import time
 from pathlib import Path
 
 from _common import (
-    Api, Processes, aiohttp_ceiling, client_session, machine, pct, probe_latency, rotor_throughput, run_event_loop,
-    start_receiver, start_server, steady_load,
+    Api,
+    Processes,
+    aiohttp_ceiling,
+    client_session,
+    machine,
+    pct,
+    probe_latency,
+    rotor_throughput,
+    run_event_loop,
+    start_receiver,
+    start_server,
+    steady_load,
 )
 
 
-async def latency_under_load(api: Api, receiver: str, rate: float, samples: int, concurrency: int) -> tuple[list[float], float]:
+async def latency_under_load(
+    api: Api, receiver: str, rate: float, samples: int, concurrency: int
+) -> tuple[list[float], float]:
     """Latency samples while queue `load` gets `rate` jobs/s; returns them and the delivery rate achieved."""
     await api.create_queue("load", concurrency=concurrency, callback_url=receiver + "/cb")
     await api.create_queue("lat-load", concurrency=8, callback_url=receiver + "/lat-load")
@@ -47,7 +59,7 @@ async def run(args: argparse.Namespace, receiver: str, url: str) -> None:
         await api.create_queue("lat", concurrency=8, callback_url=receiver + "/lat")
         idle = await probe_latency(api, receiver, "lat", args.samples)
         loaded, achieved = await latency_under_load(api, receiver, rate / 2, args.samples, args.concurrency)
-    print(f"\n| figure | rotor-lite | ceiling (same run) | ratio |\n|---|---|---|---|")
+    print("\n| figure | rotor-lite | ceiling (same run) | ratio |\n|---|---|---|---|")
     print(f"| deliveries/s ({args.jobs:,} jobs, concurrency {args.concurrency}, signed, completed) | {rate:,.0f} | "
           f"aiohttp client {ceiling:,.0f} req/s | {rate / ceiling:.2f}× |")
     print(f"| enqueue→callback, idle | p50 {pct(idle, .5):.1f} ms, p99 {pct(idle, .99):.1f} ms | | |")

@@ -20,9 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-
 from _common import (
-    HERE, PAYLOAD, Processes, WrkResult, client_session, Api, free_port, machine, run_event_loop, run_wrk, start_server,
+    HERE,
+    PAYLOAD,
+    Api,
+    Processes,
+    client_session,
+    free_port,
+    machine,
+    run_event_loop,
+    run_wrk,
+    start_server,
     wait_http,
 )
 

@@ -2,30 +2,33 @@
 
     python bench/scale.py [--max-rows 10000000] [--synchronous FULL|NORMAL]
 
-One data dir is made by a real `rotor-lite serve` (so the schema is the migrations' own), then the
-jobs table is grown in place with plain SQL, in the shape a busy server leaves it: the first 1,000
+One data dir per size is made by a real `rotor-lite serve` (so the schema is the migrations' own),
+then its jobs table is filled with plain SQL, in the shape a busy server leaves it: the first 1,000
 rows are waiting (the backlog claims take from), then per 100 jobs about 97 completed, 1 failed,
 1 waiting, and 1 in 1,000 delayed into the future, all finished within the retention window (so a
-prune pass finds nothing to delete). At each size, with the server stopped:
+prune pass finds nothing to delete). On each database, with no server running (claims and inserts
+taking turns across the sizes, so a busy moment of a shared machine hits every size alike):
 
 - claim: the dispatcher's claim transaction (promote due jobs, lease up to 64 waiting jobs, find
-  the next delayed one), rolled back so every run claims the same rows; median and p99 of 200;
+  the next delayed one), rolled back so every run claims the same rows; median and p99 of 300;
 - enqueue: the store's insert of 1,000 jobs in one committed transaction, and of 1 job per commit
-  (the fsync dominates the latter), medians;
+  (the fsync dominates the latter), medians (the rows are deleted afterwards);
 - prune: one retention pass over the queue that finds nothing to delete (the sweeper runs it
   every `retention.sweep_interval` inside the writer's transaction);
 - stats: the per-state count query behind `GET /v1/queues/:name/stats` and the queue object.
 
-Then a real server is started on that data dir: start-up time, its VmRSS right after start, batch
+Then a real server is started on each data dir: start-up time, its VmRSS right after start, batch
 enqueues over HTTP every 100 ms for 5 s (p50 and max: the sweeper's first prune pass runs 1 s after
-start, inside the writer), the stats call, and VmRSS / VmHWM from /proc/<pid>/status after that work. 10M rows take a few minutes
-to build and about 2 GB of disk in the temp dir; `--max-rows` stops earlier.
+start, inside the writer), the stats call, and VmRSS / VmHWM from /proc/<pid>/status after that
+work. 10M rows take a few minutes to build and about 2 GB of disk in the temp dir; `--max-rows`
+leaves out the larger sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -35,8 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-
-from _common import PAYLOAD, Api, Processes, client_session, machine, pct, rss_kb, run_event_loop, start_server
+from _common import (
+    PAYLOAD,
+    Api,
+    Processes,
+    client_session,
+    machine,
+    pct,
+    rss_kb,
+    run_event_loop,
+    start_server,
+)
 
 SIZES = (1_000, 1_000_000, 10_000_000)
 FILL_CHUNK = 500_000
@@ -94,56 +106,86 @@ def timed(fn: Callable[[], Any], runs: int, warmup: int = 5) -> list[float]:
     return out
 
 
-def measure_store(conn: Any, queue_rowid: int, workspace_id: str, rows: int) -> Figures:
-    """Claim, enqueue, prune and stats costs directly on the store, server stopped."""
-    from rotor_lite.ids import new_id, new_ids
-    from rotor_lite.models import Job, JobState
-    from rotor_lite.store import jobs as job_store
+class StoreBench:
+    """The hot statements of the store on one data dir's database (server stopped)."""
 
-    payload = msgspec.json.encode(PAYLOAD)
+    def __init__(self, data_dir: Path, synchronous: str, queue_rowid: int, workspace_id: str) -> None:
+        from rotor_lite.store.db import connect
 
-    def new_jobs(count: int) -> list[Job]:
+        self.conn = connect(data_dir / "rotor.db", synchronous)
+        self.queue_rowid, self.workspace_id = queue_rowid, workspace_id
+        self.last_rowid = self.conn.execute("SELECT max(rowid) FROM job").fetchone()[0]
+        self.payload = msgspec.json.encode(PAYLOAD)
+
+    def claim(self) -> None:
+        """The dispatcher's claim transaction, rolled back so that every run claims the same rows."""
+        from rotor_lite.store import jobs as job_store
+
         now = int(time.time() * 1000)
-        ids = new_ids("job", now, count) if count > 1 else [new_id("job", now)]
-        return [Job(rowid=0, id=i, queue_id=queue_rowid, queue_name="scale", workspace_id=workspace_id,
-                    state=JobState.WAITING, payload=payload, tags=[], concurrency_key=None, priority=0, attempts=0,
-                    max_attempts=3, run_at=now, created_at=now) for i in ids]
-
-    def claim() -> None:
-        now = int(time.time() * 1000)
-        conn.execute("BEGIN IMMEDIATE")
-        job_store.promote_due(conn, now)
-        claimed = job_store.acquire_jobs(conn, queue_rowid=queue_rowid, workspace_id=workspace_id, limit=64,
-                                         owner="bench", lease_ms=60_000, now=now, key_recheck_ms=10_000,
+        self.conn.execute("BEGIN IMMEDIATE")
+        job_store.promote_due(self.conn, now)
+        claimed = job_store.acquire_jobs(self.conn, queue_rowid=self.queue_rowid, workspace_id=self.workspace_id,
+                                         limit=64, owner="bench", lease_ms=60_000, now=now, key_recheck_ms=10_000,
                                          key_ttl_ms=300_000)
-        job_store.next_delayed_at(conn)
-        conn.execute("ROLLBACK")
+        job_store.next_delayed_at(self.conn)
+        self.conn.execute("ROLLBACK")
         assert len(claimed) == 64, len(claimed)
 
-    def insert(count: int) -> Callable[[], None]:
-        def run() -> None:
-            jobs = new_jobs(count)
-            conn.execute("BEGIN IMMEDIATE")
-            job_store.insert_jobs(conn, queue_rowid, jobs)
-            conn.execute("COMMIT")
-        return run
+    def insert(self, count: int) -> None:
+        """The store's insert of `count` new jobs, committed."""
+        from rotor_lite.ids import new_id, new_ids
+        from rotor_lite.models import Job, JobState
+        from rotor_lite.store import jobs as job_store
 
-    def prune() -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        job_store.prune_finished(conn, queue_rowid, int(time.time() * 1000) - RETENTION_MS)
-        conn.execute("ROLLBACK")
+        now = int(time.time() * 1000)
+        ids = new_ids("job", now, count) if count > 1 else [new_id("job", now)]
+        jobs = [Job(rowid=0, id=i, queue_id=self.queue_rowid, queue_name="scale", workspace_id=self.workspace_id,
+                    state=JobState.WAITING, payload=self.payload, tags=[], concurrency_key=None, priority=0,
+                    attempts=0, max_attempts=3, run_at=now, created_at=now) for i in ids]
+        self.conn.execute("BEGIN IMMEDIATE")
+        job_store.insert_jobs(self.conn, self.queue_rowid, jobs)
+        self.conn.execute("COMMIT")
 
-    def stats() -> None:
-        conn.execute("SELECT state, count(*) FROM job WHERE queue_id = ? GROUP BY state", (queue_rowid,)).fetchall()
+    def prune(self) -> None:
+        from rotor_lite.store import jobs as job_store
 
-    claims = timed(claim, 200)
-    return Figures(
-        rows=rows, claim_us=(statistics.median(claims) * 1e6, pct(claims, 0.99) * 1e6),
-        batch_ms=statistics.median(timed(insert(1000), 10, 2)) * 1000,
-        single_ms=statistics.median(timed(insert(1), 50)) * 1000,
-        prune_ms=statistics.median(timed(prune, 3, 1)) * 1000,
-        stats_ms=statistics.median(timed(stats, 3, 1)) * 1000,
-    )
+        self.conn.execute("BEGIN IMMEDIATE")
+        job_store.prune_finished(self.conn, int(time.time() * 1000) - RETENTION_MS)
+        self.conn.execute("ROLLBACK")
+
+    def stats(self) -> None:
+        self.conn.execute("SELECT state, count(*) FROM job WHERE queue_id = ? GROUP BY state",
+                          (self.queue_rowid,)).fetchall()
+
+    def close(self) -> None:
+        """Delete what the measurements inserted, so the table holds what its size says."""
+        self.conn.execute("DELETE FROM job WHERE rowid > ?", (self.last_rowid,))
+        self.conn.close()
+
+
+def interleaved(benches: dict[int, Callable[[], Any]], runs: int, rounds: int) -> dict[int, list[float]]:
+    """Samples of each size's `fn`, the sizes taking turns (so a busy moment of the machine hits them alike)."""
+    samples: dict[int, list[float]] = {size: [] for size in benches}
+    for _ in range(rounds):
+        for size, fn in benches.items():
+            samples[size] += timed(fn, runs, warmup=2)
+    return samples
+
+
+def measure_stores(stores: dict[int, StoreBench]) -> dict[int, Figures]:
+    """Every store figure at every size; claims and inserts interleaved across sizes."""
+    claims = interleaved({n: b.claim for n, b in stores.items()}, 30, 10)
+    batches = interleaved({n: functools.partial(b.insert, 1000) for n, b in stores.items()}, 2, 5)
+    singles = interleaved({n: functools.partial(b.insert, 1) for n, b in stores.items()}, 10, 5)
+    return {
+        n: Figures(
+            rows=n, claim_us=(statistics.median(claims[n]) * 1e6, pct(claims[n], 0.99) * 1e6),
+            batch_ms=statistics.median(batches[n]) * 1000, single_ms=statistics.median(singles[n]) * 1000,
+            prune_ms=statistics.median(timed(b.prune, 3, 1)) * 1000,
+            stats_ms=statistics.median(timed(b.stats, 3, 1)) * 1000,
+        )
+        for n, b in stores.items()
+    }
 
 
 async def exercise_server(url: str, queue: str) -> tuple[list[float], float]:
@@ -206,8 +248,9 @@ def print_table(results: list[Figures]) -> None:
           "| RSS at start / after work (peak) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for f in results:
-        print(f"| {f.rows:,} | {f.claim_us[0]:,.0f} / {f.claim_us[1]:,.0f} µs | {f.claim_us[0] / base.claim_us[0]:.2f}× "
-              f"| {f.batch_ms:.1f} / {f.single_ms:.2f} ms | {f.prune_ms:,.1f} ms | {f.stats_ms:,.1f} ms | {f.start_s:.1f} s "
+        print(f"| {f.rows:,} | {f.claim_us[0]:,.0f} / {f.claim_us[1]:,.0f} µs "
+              f"| {f.claim_us[0] / base.claim_us[0]:.2f}× | {f.batch_ms:.1f} / {f.single_ms:.2f} ms "
+              f"| {f.prune_ms:,.1f} ms | {f.stats_ms:,.1f} ms | {f.start_s:.1f} s "
               f"| {f.http_batch_ms[0]:.0f} / {f.http_batch_ms[1]:,.0f} ms | {f.http_stats_ms:,.1f} ms "
               f"| {f.rss_start_mb:.0f} / {f.rss_mb[0]:.0f} ({f.rss_mb[1]:.0f}) MB |")
 
@@ -220,22 +263,25 @@ def main() -> None:
     from rotor_lite.store.db import connect
 
     print(f"rotor-lite scale benchmark — synchronous={args.synchronous} — {machine()}", flush=True)
-    results: list[Figures] = []
     with Processes() as procs, tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp) / "data"
-        queue_rowid, workspace = prepare(procs, data_dir, args.synchronous)
-        have = 0
+        made: dict[int, tuple[Path, int, str]] = {}
         for size in [s for s in SIZES if s <= args.max_rows]:
+            data_dir = Path(tmp) / f"data-{size}"
+            queue_rowid, workspace = prepare(procs, data_dir, args.synchronous)
             conn = connect(data_dir / "rotor.db", args.synchronous)
             started = time.perf_counter()
-            fill(conn, queue_rowid, workspace, have, size, int(time.time() * 1000))
-            print(f"grew the table to {size:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
-            have = size
-            figures = measure_store(conn, queue_rowid, workspace, size)
+            fill(conn, queue_rowid, workspace, 0, size, int(time.time() * 1000))
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
-            measure_server(procs, data_dir, args.synchronous, figures)
-            results.append(figures)
-    print_table(results)
+            print(f"built a table of {size:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+            made[size] = (data_dir, queue_rowid, workspace)
+        stores = {n: StoreBench(d, args.synchronous, q, ws) for n, (d, q, ws) in made.items()}
+        results = measure_stores(stores)
+        for store in stores.values():
+            store.close()
+        for size, (data_dir, _, _) in made.items():
+            measure_server(procs, data_dir, args.synchronous, results[size])
+    print_table(list(results.values()))
 
 
 if __name__ == "__main__":

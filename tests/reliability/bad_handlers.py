@@ -50,8 +50,8 @@ def main() -> None:
     app.router.add_post("/hang", hang)
     app.router.add_post("/reset", reset)
     app.router.add_post("/fail500", fail500)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=lambda *_: print("ready", flush=True),
-                handle_signals=True)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, handle_signals=True,
+                print=lambda *_: print("ready", flush=True))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("disk-full test: mounting a small tmpfs needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"disk-full test: cannot mount a tmpfs here ({done.stderr.strip()})")
     yield mount

@@ -35,13 +35,17 @@ class Producer(threading.Thread):
         self.server = server
         self.acked: set[str] = set()
         self.retries = 0
+        self.error: BaseException | None = None
 
     def run(self) -> None:
-        for start in range(0, JOBS, BATCH):
-            keys = [f"k{n:05d}" for n in range(start, start + BATCH)]
-            body = {"jobs": [{"payload": {"n": key}} for key in keys], "idempotencyKeys": keys}
-            self.acked.update(self._until_acknowledged(body))
-            time.sleep(0.03)  # spread the enqueues over the kills
+        try:
+            for start in range(0, JOBS, BATCH):
+                keys = [f"k{n:05d}" for n in range(start, start + BATCH)]
+                body = {"jobs": [{"payload": {"n": key}} for key in keys], "idempotencyKeys": keys}
+                self.acked.update(self._until_acknowledged(body))
+                time.sleep(0.03)  # spread the enqueues over the kills
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
 
     def _until_acknowledged(self, body: dict[str, object]) -> list[str]:
         deadline = time.monotonic() + 60
@@ -64,7 +68,9 @@ def _completed_ids(server: ServerProcess) -> set[str]:
     cursor = None
     with server.client() as http:
         while True:
-            params = {"state": "completed", "limit": 500, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {"state": "completed", "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
             page = http.get("/v1/queues/crash/jobs", params=params).json()
             found.update(job["id"] for job in page["data"])
             cursor = page["nextCursor"]
@@ -100,7 +106,7 @@ def test_five_kill_9s_during_10000_jobs_lose_no_acknowledged_job(
         server = make_server(data_dir=server.data_dir)
         producer.server = server
     producer.join(120)
-    assert not producer.is_alive(), "the producer did not finish"
+    assert not producer.is_alive() and producer.error is None, f"the producer did not finish: {producer.error!r}"
     wait_until(lambda: _stats(server)["completed"] >= JOBS, timeout=120, interval=0.2)
 
     stats = _stats(server)
