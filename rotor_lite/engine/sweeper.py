@@ -63,10 +63,5 @@ class Sweeper:
         return stalled
 
     async def _prune(self, before: int) -> None:
-        for queue in self._core.queues.all():
-            while await self._core.db.write(functools.partial(_prune_queue, queue_rowid=queue.rowid, before=before)):
-                await asyncio.sleep(0)
-
-
-def _prune_queue(conn: sqlite3.Connection, *, queue_rowid: int, before: int) -> int:
-    return job_store.prune_finished(conn, queue_rowid, before)
+        while await self._core.db.write(functools.partial(job_store.prune_finished, before=before)):
+            await asyncio.sleep(0)

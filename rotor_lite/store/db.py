@@ -38,7 +38,7 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the hot partial indexes fit; RSS stays low
     conn.execute("PRAGMA temp_store=MEMORY")
     return conn
 

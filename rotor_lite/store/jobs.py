@@ -280,20 +280,22 @@ def drain_queue(conn: sqlite3.Connection, queue_rowid: int, now: int) -> int:
     ).rowcount
 
 
-def prune_finished(conn: sqlite3.Connection, queue_rowid: int, before: int, limit: int = 5000) -> int:
-    """Delete finished jobs older than `before` (retention), with their tags and attempts."""
+def prune_finished(conn: sqlite3.Connection, before: int, limit: int = 500) -> int:
+    """Delete up to `limit` finished jobs older than `before` (retention), with their tags and attempts.
+
+    Small slices: every other write waits while this one holds the writer.
+    """
     rowids = [
-        row[0]
+        (row[0],)
         for row in conn.execute(
-            "SELECT rowid FROM job WHERE queue_id = ? AND state IN ('completed', 'failed', 'cancelled')"
-            " AND finished_at < ? LIMIT ?",
-            (queue_rowid, before, limit),
+            "SELECT rowid FROM job WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ?"
+            " ORDER BY finished_at LIMIT ?",
+            (before, limit),
         )
     ]
-    for rowid in rowids:
-        conn.execute("DELETE FROM job_tag WHERE job_rowid = ?", (rowid,))
-        conn.execute("DELETE FROM job_attempt WHERE job_rowid = ?", (rowid,))
-        conn.execute("DELETE FROM job WHERE rowid = ?", (rowid,))
+    conn.executemany("DELETE FROM job_tag WHERE job_rowid = ?", rowids)
+    conn.executemany("DELETE FROM job_attempt WHERE job_rowid = ?", rowids)
+    conn.executemany("DELETE FROM job WHERE rowid = ?", rowids)
     return len(rowids)
 
 
