@@ -50,21 +50,26 @@ def find_existing(conn: sqlite3.Connection, queue_rowid: int, job_ids: Iterable[
     return found
 
 
+# One statement for a whole batch: sqlite3 gives up the GIL at every step of executemany,
+# and a busy event loop then keeps the writer waiting up to the switch interval per row.
+_INSERT_FROM_JSON = (
+    "INSERT INTO job (id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority,"
+    " max_attempts, run_at, created_at, schedule_id)"
+    " SELECT value ->> 0, ?, ?, value ->> 1, CAST(value ->> 2 AS BLOB), value ->> 3, value ->> 4, value ->> 5,"
+    " value ->> 6, value ->> 7, value ->> 8, value ->> 9 FROM json_each(?)"
+)
+
+
 def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job]) -> None:
     """Insert new jobs of one queue, in the state each one carries."""
     rows = [
         (
-            job.id, queue_rowid, job.workspace_id, job.state, job.payload,
-            msgspec.json.encode(job.tags).decode() if job.tags else None, job.concurrency_key,
-            job.priority, job.max_attempts, job.run_at, job.created_at, job.schedule_id,
+            job.id, job.state, job.payload.decode(), msgspec.json.encode(job.tags).decode() if job.tags else None,
+            job.concurrency_key, job.priority, job.max_attempts, job.run_at, job.created_at, job.schedule_id,
         )
         for job in jobs
     ]
-    conn.executemany(
-        "INSERT INTO job (id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority,"
-        " max_attempts, run_at, created_at, schedule_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    conn.execute(_INSERT_FROM_JSON, (queue_rowid, jobs[0].workspace_id, msgspec.json.encode(rows)))
     tagged = [job for job in jobs if job.tags]
     for job in tagged:
         rowid = conn.execute("SELECT rowid FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job.id)).fetchone()[0]
