@@ -82,7 +82,7 @@ def _duration_list(value: list[Duration] | str, key: str) -> list[Duration]:
 
 
 class WebhookSettings(_Section):
-    retry_schedule: list[Duration] | str = msgspec.field(default_factory=lambda: ["0s", "30s", "5m", "30m", "2h"])
+    retry_schedule: list[Duration] | str = msgspec.field(default_factory=lambda: list[Duration](["0s", "30s", "5m", "30m", "2h"]))
     timeout: Duration = "10s"
     disable_after: Duration = "5d"
     previous_secret_ttl: Duration = "24h"

@@ -11,7 +11,7 @@ request bodies are never recorded. Enqueue (the data plane) is not audited.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -92,7 +92,8 @@ def audit_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def _described(scope: Scope) -> tuple[str, str, str | None] | None:
+def _described(asgi_scope: Scope) -> tuple[str, str, str | None] | None:
+    scope = cast(dict[str, Any], asgi_scope)
     if scope["type"] != "http" or scope.get("method") not in _MUTATING:
         return None
     handler = scope.get("route_handler")
@@ -109,22 +110,24 @@ class _Recorder:
     """Holds the response until its audit row is committed (only 2xx/3xx responses are audited)."""
 
     def __init__(self, scope: Scope, send: Send, described: tuple[str, str, str | None]) -> None:
-        self._scope, self._send, self._described = scope, send, described
-        self._start: Message | None = None
+        self._scope = cast(dict[str, Any], scope)
+        self._send, self._described = send, described
+        self._start: dict[str, Any] | None = None
         self._body: list[bytes] = []
 
-    async def send(self, message: Message) -> None:
+    async def send(self, asgi_message: Message) -> None:
+        message = cast(dict[str, Any], asgi_message)
         if message["type"] == "http.response.start" and message["status"] < 400:
             self._start = message
             return
         if self._start is None:
-            await self._send(message)
+            await self._send(asgi_message)
             return
         self._body.append(message.get("body", b""))
         if message.get("more_body"):
             return
         await self._record(b"".join(self._body))
-        await self._send(self._start)
+        await self._send(cast(Message, self._start))
         await self._send({"type": "http.response.body", "body": b"".join(self._body), "more_body": False})
 
     async def _record(self, body: bytes) -> None:

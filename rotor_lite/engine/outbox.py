@@ -81,7 +81,10 @@ class OutboxDelivery:
 
     async def __aenter__(self) -> OutboxDelivery:
         loop = asyncio.get_running_loop()
-        self._sink.set_waker(lambda: loop.call_soon_threadsafe(self._wake.set))
+        def wake_from_writer() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self._sink.set_waker(wake_from_writer)
         await self._core.db.write(self._sink.load)
         allow_private = self._core.settings.callbacks.allow_private_networks
         connector = aiohttp.TCPConnector(limit=self._max, resolver=GuardedResolver(allow_private), ttl_dns_cache=10)

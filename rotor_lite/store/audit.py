@@ -60,7 +60,8 @@ def insert(conn: sqlite3.Connection, events: Sequence[AuditRow]) -> None:
 
 
 def _where(workspace_id: str, filters: AuditFilter) -> tuple[list[str], list[Any]]:
-    where, params = ["workspace_id = ?"], [workspace_id]
+    where: list[str] = ["workspace_id = ?"]
+    params: list[Any] = [workspace_id]
     for clause, value in (
         ("event_type = ?", filters.event_type), ("resource_type = ?", filters.resource_type),
         ("occurred_at >= ?", filters.from_ms), ("occurred_at < ?", filters.to_ms),

@@ -165,7 +165,8 @@ async def list_for_webhook(
     db: Database, webhook_id: str, *, status: str | None, before_rowid: int | None, limit: int
 ) -> list[DeliveryRow]:
     """The endpoint's deliveries, newest first."""
-    where, params = ["webhook_id = ?"], [webhook_id]
+    where: list[str] = ["webhook_id = ?"]
+    params: list[Any] = [webhook_id]
     if status is not None:
         where.append("status = ?")
         params.append(status)

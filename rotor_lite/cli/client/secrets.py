@@ -23,7 +23,7 @@ def _value(value: str | None, stdin: bool) -> str:
         text = sys.stdin.read()
         return text[:-1] if text.endswith("\n") else text
     if value is None:
-        return click.prompt("Value", hide_input=True, err=True)
+        return str(click.prompt("Value", hide_input=True, err=True))
     return value
 
 
