@@ -19,7 +19,7 @@ from rotor_lite.ids import new_id
 from rotor_lite.models import Job, JobState, Principal, Queue
 from rotor_lite.services import audit
 from rotor_lite.services.core import Core
-from rotor_lite.services.jobs import decode_cursor, encode_cursor
+from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import approvals as approval_store
 from rotor_lite.store.approvals import ApprovalRow
 

@@ -22,7 +22,7 @@ from rotor_lite.errors import Forbidden, ValidationError
 from rotor_lite.ids import new_id
 from rotor_lite.models import Principal
 from rotor_lite.services.core import Core
-from rotor_lite.services.jobs import decode_cursor, encode_cursor
+from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import audit as audit_store
 from rotor_lite.store.audit import AuditFilter, AuditRow
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from rotor_lite.models import (
 )
 from rotor_lite.schemas import BatchCreate, JobCreate
 from rotor_lite.services.core import Core, billing_period
+from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
 
 MAX_TAGS, MAX_TAG_LENGTH, MAX_KEY_LENGTH, MAX_BATCH = 10, 64, 256, 1000
@@ -265,22 +265,6 @@ def _parse_state(state: str) -> str:
         return JobState(state)
     except ValueError as exc:
         raise ValidationError(f"unknown state '{state}'", field="state") from exc
-
-
-def encode_cursor(rowid: int) -> str:
-    return base64.urlsafe_b64encode(f"r{rowid}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith("r") and text[1:].isdigit():
-            return int(text[1:])
-    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text that b64decode refuses
-        pass
-    raise ValidationError("invalid cursor", field="cursor")
 
 
 # Changing state ---------------------------------------------------------------------

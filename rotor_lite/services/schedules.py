@@ -21,7 +21,8 @@ from rotor_lite.ids import is_valid_id, new_id
 from rotor_lite.models import Attempt, Claimed, Job, JobState, Principal, Queue, Schedule, ScheduleRun
 from rotor_lite.schemas import QUEUE_NAME, JobCreate, ScheduleCreate, SchedulePreview, ScheduleUpdate
 from rotor_lite.services.core import Core
-from rotor_lite.services.jobs import build_job, decode_cursor, encode_cursor, write_new_jobs
+from rotor_lite.services.jobs import build_job, write_new_jobs
+from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import schedules as store
 

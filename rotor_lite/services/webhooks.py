@@ -27,7 +27,7 @@ from rotor_lite.schemas import WebhookCreate, WebhookUpdate
 from rotor_lite.services import alerts, audit
 from rotor_lite.services.core import Core
 from rotor_lite.services.events import EVENT_TYPES, OutboxSink
-from rotor_lite.services.jobs import decode_cursor, encode_cursor
+from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import outbox as outbox_store
 from rotor_lite.store import webhooks as webhook_store
 from rotor_lite.store.outbox import FAILED, PENDING, SUCCEEDED, DeliveryRow, OutboxEvent

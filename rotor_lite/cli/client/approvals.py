@@ -84,8 +84,7 @@ def render_approval_table(output: Output, page: dict[str, Any]) -> None:
                 for a in items
             ),
         )
-    if page.get("nextCursor"):
-        output.line(f"Next page: --cursor {page['nextCursor']}")
+    output.next_page(page)
 
 
 def render_approval(output: Output, approval: dict[str, Any]) -> None:

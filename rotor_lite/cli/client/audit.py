@@ -47,5 +47,4 @@ def render_events(output: Output, page: dict[str, Any]) -> None:
                  ([e.get("occurred_at"), e.get("event_type"), e.get("actor_id"),
                    f"{e.get('resource_type') or ''} {e.get('resource_id') or ''}".strip(), e.get("ip_address")]
                   for e in rows))
-    if page.get("nextCursor"):
-        output.line(f"More: --cursor {page['nextCursor']}")
+    output.next_page(page)

@@ -173,7 +173,7 @@ def render_job_table(output: Output, page: dict[str, Any]) -> None:
                 for j in items
             ),
         )
-    _print_next_cursor(output, page)
+    output.next_page(page)
 
 
 def render_dlq_table(output: Output, page: dict[str, Any]) -> None:
@@ -186,7 +186,7 @@ def render_dlq_table(output: Output, page: dict[str, Any]) -> None:
             ["ID", "QUEUE", "ATTEMPTS", "FAIL REASON", "FAILED"],
             ([j.get("id"), j.get("queue"), _attempts(j), j.get("failReason"), j.get("finishedAt")] for j in items),
         )
-    _print_next_cursor(output, page)
+    output.next_page(page)
 
 
 def _render_attempt_log(output: Output, log: list[dict[str, Any]]) -> None:
@@ -214,11 +214,6 @@ def _optional_fields(job: dict[str, Any]) -> list[tuple[str, Any]]:
         "scheduleId": "Schedule",
     }
     return [(label, job[key]) for key, label in labels.items() if job.get(key) is not None]
-
-
-def _print_next_cursor(output: Output, page: dict[str, Any]) -> None:
-    if page.get("nextCursor"):
-        output.line(f"Next page: --cursor {page['nextCursor']}")
 
 
 def _attempts(job: dict[str, Any]) -> str:

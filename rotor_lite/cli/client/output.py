@@ -45,6 +45,11 @@ class Output:
         """Print one line of literal text (no markup is interpreted)."""
         self.console.print(Text(text, style=style or ""), soft_wrap=True)
 
+    def next_page(self, page: dict[str, Any]) -> None:
+        """Tell how to fetch the next page of a list response, when there is one."""
+        if page.get("nextCursor"):
+            self.line(f"Next page: --cursor {page['nextCursor']}")
+
     def fields(self, pairs: Iterable[tuple[str, Any]]) -> None:
         """Print `label: value` pairs, aligned."""
         grid = Table.grid(padding=(0, 2))

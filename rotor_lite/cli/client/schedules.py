@@ -179,7 +179,7 @@ def render_schedule_table(output: Output, page: dict[str, Any]) -> None:
             for s in items
         ),
     )
-    _print_cursor(output, page)
+    output.next_page(page)
 
 
 def render_schedule(output: Output, schedule: dict[str, Any]) -> None:
@@ -211,7 +211,7 @@ def render_run_page(output: Output, page: dict[str, Any]) -> None:
         output.line("No runs yet.")
         return
     _run_table(output, runs)
-    _print_cursor(output, page)
+    output.next_page(page)
 
 
 def _run_table(output: Output, runs: list[dict[str, Any]], title: str | None = None) -> None:
@@ -247,11 +247,6 @@ def _render_saved(verb: str) -> Callable[[Output, dict[str, Any]], None]:
 def _render_resumed(output: Output, schedule: dict[str, Any]) -> None:
     next_fire = local_time(schedule.get("next_fire_at"), schedule.get("timezone"))
     output.line(f"Schedule {schedule.get('name')} is enabled; next fire {next_fire}.")
-
-
-def _print_cursor(output: Output, page: dict[str, Any]) -> None:
-    if page.get("nextCursor"):
-        output.line(f"More: --cursor {page['nextCursor']}")
 
 
 def local_time(moment: str | None, zone: str | None) -> str | None:

@@ -141,8 +141,7 @@ def deliveries(session: Session, /, *, webhook_id: str, status: str | None, limi
                   ([d.get("id"), d.get("eventType"), d.get("status"), d.get("attempts"),
                     d.get("responseStatus") or d.get("lastError"), d.get("nextAttemptAt"), d.get("createdAt")]
                    for d in rows))
-        if data.get("nextCursor"):
-            out.line(f"More: --cursor {data['nextCursor']}")
+        out.next_page(data)
 
     session.output.emit(page, render)
 
