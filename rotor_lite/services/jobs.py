@@ -175,10 +175,10 @@ def write_new_jobs(
         raise IdempotencyConflict(next(iter(existing)))
     fresh = [j for j in jobs if j.id not in existing] if existing else jobs
     if fresh:
-        now = fresh[0].created_at
-        core.quota.reserve(conn, queue.workspace_id, billing_period(now), len(fresh))
+        period = billing_period(fresh[0].created_at)
+        core.quota.reserve(conn, queue.workspace_id, period, len(fresh))
         job_store.insert_jobs(conn, queue.rowid, fresh)
-        job_store.add_usage(conn, queue.workspace_id, billing_period(now), queue.name, len(fresh))
+        job_store.add_usage(conn, queue.workspace_id, period, queue.name, len(fresh))
         core.admission.on_insert(conn, queue, fresh)
     return existing
 
