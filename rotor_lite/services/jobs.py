@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
 
-from rotor_lite.errors import IdempotencyConflict, InvalidState, JobNotFound, PayloadTooLarge, ValidationError
+from rotor_lite.errors import (
+    IdempotencyConflict, InvalidState, JobNotFound, PayloadTooLarge, QuotaExceeded, RotorError, ValidationError,
+)
 from rotor_lite.durations import parse_duration_ms
 from rotor_lite.ids import new_id, new_ids
 from rotor_lite.models import (
@@ -170,40 +175,176 @@ def write_new_jobs(
     Known explicit ids are skipped (or, with `strict`, an IdempotencyConflict); the quota is
     checked and usage counted for the rest. The scheduler calls this to write a tick and its job at once.
     """
-    existing = job_store.find_existing(conn, queue.rowid, explicit) if explicit else {}
-    if existing and strict:
-        raise IdempotencyConflict(next(iter(existing)))
-    fresh = [j for j in jobs if j.id not in existing] if existing else jobs
+    [outcome] = _write_requests(core, conn, queue, [_Request(jobs, explicit, strict)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+class _Request(msgspec.Struct):
+    """One enqueue call's screened jobs, waiting for its queue's next write."""
+
+    jobs: list[Job]
+    explicit: set[str]
+    strict: bool
+
+
+_Outcome = dict[str, Sequence[Any]] | Exception  # the rows of known ids, or why the request failed
+
+
+def _write_requests(core: Core, conn: sqlite3.Connection, queue: Queue, requests: list[_Request]) -> list[_Outcome]:
+    """Every request as if written one after another, with one statement per kind for them all.
+
+    Each statement gives up the GIL and waits to win it back from the busy event loop, so
+    statements per enqueue, not rows, are what a group commit costs.
+    """
+    wanted = set().union(*(r.explicit for r in requests))
+    stored = job_store.find_existing(conn, queue.rowid, wanted) if wanted else {}
+    taken: set[str] = set()  # explicit ids inserted by an earlier request of this group
+    outcomes: list[set[str] | RotorError] = []
+    fresh_all: list[tuple[list[Job], str]] = []
+    for request in requests:
+        known = {i for i in request.explicit if i in stored or i in taken}
+        outcome = _admit(core, conn, queue, request, known, fresh_all)
+        if not isinstance(outcome, RotorError):
+            taken |= request.explicit - known
+        outcomes.append(outcome)
+    if fresh_all:
+        _insert_fresh(core, conn, queue, fresh_all)
+    repeated = {i for o in outcomes if isinstance(o, set) for i in o} - stored.keys()
+    if repeated:  # the same id twice in one group: the later request sees the earlier one's row
+        stored = {**stored, **job_store.find_existing(conn, queue.rowid, repeated)}
+    return [o if isinstance(o, RotorError) else {i: stored[i] for i in o} for o in outcomes]
+
+
+def _admit(
+    core: Core, conn: sqlite3.Connection, queue: Queue, request: _Request, known: set[str],
+    fresh_all: list[tuple[list[Job], str]],
+) -> set[str] | RotorError:
+    """The ids of `request` that already exist, after reserving quota for its new jobs; or its error."""
+    if known and request.strict:
+        return IdempotencyConflict(next(iter(known)))
+    fresh = [j for j in request.jobs if j.id not in known] if known else request.jobs
     if fresh:
         period = billing_period(fresh[0].created_at)
-        core.quota.reserve(conn, queue.workspace_id, period, len(fresh))
-        job_store.insert_jobs(conn, queue.rowid, fresh)
-        job_store.add_usage(conn, queue.workspace_id, period, queue.name, len(fresh))
+        try:
+            core.quota.reserve(conn, queue.workspace_id, period, len(fresh))
+        except QuotaExceeded as exc:
+            return exc
+        fresh_all.append((fresh, period))
+    return known
+
+
+def _insert_fresh(
+    core: Core, conn: sqlite3.Connection, queue: Queue, fresh_all: list[tuple[list[Job], str]]
+) -> None:
+    job_store.insert_jobs(conn, queue.rowid, [job for fresh, _ in fresh_all for job in fresh])
+    per_period: dict[str, int] = {}
+    for fresh, period in fresh_all:
+        per_period[period] = per_period.get(period, 0) + len(fresh)
+    for period, count in per_period.items():
+        job_store.add_usage(conn, queue.workspace_id, period, queue.name, count)
+    for fresh, _ in fresh_all:
         core.admission.on_insert(conn, queue, fresh)
-    return existing
 
 
 async def _insert(core: Core, queue: Queue, jobs: list[Job], explicit: set[str], *, strict: bool) -> list[Enqueued]:
     jobs = await core.admission.screen(queue, jobs)
-
-    def write(conn: sqlite3.Connection) -> dict[str, Sequence[Any]]:
-        return write_new_jobs(core, conn, queue, jobs, explicit, strict=strict)
-
-    try:
-        existing = await core.db.write(write)
-    except Exception:
-        core.quota.forget()  # the reservation may not have been committed
-        raise
-    if len(existing) < len(jobs):
-        core.metrics.enqueued.labels(queue.name).inc(len(jobs) - len(existing))
-        core.on_jobs_ready()
+    group, index = _join_group(core, queue, _Request(jobs, explicit, strict))
+    outcome = (await group.done)[index]
+    if isinstance(outcome, Exception):
+        raise outcome
     return [
-        Enqueued(job=job_store.job_from_row(existing[j.id], queue.name), duplicate=True)
-        if j.id in existing
+        Enqueued(job=job_store.job_from_row(outcome[j.id], queue.name), duplicate=True)
+        if j.id in outcome
         else Enqueued(job=j, duplicate=False)
         for j in jobs
     ]
 
+
+class _Group:
+    """The enqueues of one queue that reach the writer together, written by one operation.
+
+    Requests join until the writer starts the operation; later ones open the next group.
+    """
+
+    def __init__(self, core: Core, queue: Queue) -> None:
+        self.requests: list[_Request] = []
+        self._lock = threading.Lock()  # the event loop appends while the writer takes the list
+        self._closed = False
+        self.done: asyncio.Future[list[_Outcome]] = asyncio.ensure_future(self._run(core, queue))
+
+    def join(self, request: _Request) -> int | None:
+        """The request's index in the group, or None once the writer has taken the group."""
+        with self._lock:
+            if self._closed:
+                return None
+            self.requests.append(request)
+            return len(self.requests) - 1
+
+    def _take(self) -> list[_Request]:
+        with self._lock:
+            self._closed = True
+            return self.requests
+
+    async def _run(self, core: Core, queue: Queue) -> list[_Outcome]:
+        try:
+            outcomes = await core.db.write(lambda conn: _write_group(core, conn, queue, self._take()))
+        except Exception:
+            core.quota.forget()  # the reservations may not have been committed
+            raise
+        created = sum(len(r.jobs) - len(o) for r, o in zip(self.requests, outcomes) if not isinstance(o, Exception))
+        if created:
+            core.metrics.enqueued.labels(queue.name).inc(created)
+            core.on_jobs_ready()
+        return outcomes
+
+
+_open_groups: weakref.WeakKeyDictionary[Core, dict[int, _Group]] = weakref.WeakKeyDictionary()
+
+
+def _join_group(core: Core, queue: Queue, request: _Request) -> tuple[_Group, int]:
+    groups = _open_groups.setdefault(core, {})
+    group = groups.get(queue.rowid)
+    index = group.join(request) if group is not None else None
+    if group is None or index is None:
+        group = groups[queue.rowid] = _Group(core, queue)
+        index = group.join(request)
+        assert index is not None  # nothing else runs between creating the group and joining it
+    return group, index
+
+
+def _write_group(core: Core, conn: sqlite3.Connection, queue: Queue, requests: list[_Request]) -> list[_Outcome]:
+    """All requests in one pass; if that fails, each alone, so one bad request fails only itself."""
+    conn.execute("SAVEPOINT enqueue_group")
+    try:
+        outcomes = _write_requests(core, conn, queue, requests)
+    except Exception as exc:
+        if _fails_the_commit(exc):
+            raise
+        conn.execute("ROLLBACK TO enqueue_group")
+        core.quota.forget()  # the rolled-back reservations are re-read from the table
+        outcomes = [_write_alone(core, conn, queue, request) for request in requests]
+    conn.execute("RELEASE enqueue_group")
+    return outcomes
+
+
+def _write_alone(core: Core, conn: sqlite3.Connection, queue: Queue, request: _Request) -> _Outcome:
+    conn.execute("SAVEPOINT enqueue_one")
+    try:
+        outcome: _Outcome = write_new_jobs(core, conn, queue, request.jobs, request.explicit, strict=request.strict)
+    except Exception as exc:
+        if _fails_the_commit(exc):
+            raise
+        conn.execute("ROLLBACK TO enqueue_one")
+        outcome = exc
+    conn.execute("RELEASE enqueue_one")
+    return outcome
+
+
+def _fails_the_commit(exc: Exception) -> bool:
+    """A database error other than a constraint: the writer rolls back its whole group (as in `db`)."""
+    return isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError)
 
 # Reading -------------------------------------------------------------------------
 
