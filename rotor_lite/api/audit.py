@@ -11,6 +11,7 @@ request bodies are never recorded. Enqueue (the data plane) is not audited.
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any, cast
 
 import msgspec
@@ -69,6 +70,7 @@ def describe(method: str, template: str, params: dict[str, Any]) -> tuple[str, s
     return f"{resource}.{verb}", resource, ids[-1] if segments[-1].startswith("{") else None
 
 
+@lru_cache(maxsize=512)  # one entry per route: this runs for every mutating request
 def _plain_template(template: str) -> str:
     """`/v1/queues/{name:str}` → `/v1/queues/{name}`."""
     return "/".join(s.split(":")[0] + "}" if s.startswith("{") and ":" in s else s for s in template.split("/"))

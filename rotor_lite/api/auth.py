@@ -8,6 +8,7 @@ import time
 
 from litestar import Request
 
+from rotor_lite.api.http import header
 from rotor_lite.errors import Forbidden, RateLimited
 from rotor_lite.models import Principal, Role
 from rotor_lite.services.core import Core
@@ -41,7 +42,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     state = request.app.state
     core: Core = state.core
     authenticator: Authenticator = state.authenticator
-    principal = await authenticator.authenticate(request.headers.get("authorization"), core.clock.now_ms())
+    principal = await authenticator.authenticate(header(request, b"authorization"), core.clock.now_ms())
     request.state.principal = principal  # the audit middleware records who made the call
     limiter: RateLimiter = state.rate_limiter
     if limiter.per_minute:

@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 
 from rotor_lite.errors import (
-    IdempotencyConflict, InvalidState, JobNotFound, PayloadTooLarge, QuotaExceeded, RotorError, ValidationError,
+    IdempotencyConflict, InvalidState, JobNotFound, PayloadTooLarge, QuotaExceeded, RotorError, Unavailable,
+    ValidationError,
 )
 from rotor_lite.durations import parse_duration_ms
 from rotor_lite.ids import new_id, new_ids
@@ -289,15 +290,29 @@ class _Group:
 
     async def _run(self, core: Core, queue: Queue) -> list[_Outcome]:
         try:
-            outcomes = await core.db.write(lambda conn: _write_group(core, conn, queue, self._take()))
-        except Exception:
+            outcomes = await core.db.write(lambda conn: _write_requests(core, conn, queue, self._take()))
+        except Exception as exc:
             core.quota.forget()  # the reservations may not have been committed
-            raise
+            if len(self.requests) == 1 or isinstance(exc, Unavailable):
+                raise
+            # The joint write failed and was rolled back: each request alone, so it fails only itself.
+            outcomes = list(await asyncio.gather(*(_write_alone(core, queue, r) for r in self.requests)))
         created = sum(len(r.jobs) - len(o) for r, o in zip(self.requests, outcomes) if not isinstance(o, Exception))
         if created:
             core.metrics.enqueued.labels(queue.name).inc(created)
             core.on_jobs_ready()
         return outcomes
+
+
+async def _write_alone(core: Core, queue: Queue, request: _Request) -> _Outcome:
+    def write(conn: sqlite3.Connection) -> dict[str, Sequence[Any]]:
+        return write_new_jobs(core, conn, queue, request.jobs, request.explicit, strict=request.strict)
+
+    try:
+        return await core.db.write(write)
+    except Exception as exc:
+        core.quota.forget()
+        return exc
 
 
 _open_groups: weakref.WeakKeyDictionary[Core, dict[int, _Group]] = weakref.WeakKeyDictionary()
@@ -313,38 +328,6 @@ def _join_group(core: Core, queue: Queue, request: _Request) -> tuple[_Group, in
         assert index is not None  # nothing else runs between creating the group and joining it
     return group, index
 
-
-def _write_group(core: Core, conn: sqlite3.Connection, queue: Queue, requests: list[_Request]) -> list[_Outcome]:
-    """All requests in one pass; if that fails, each alone, so one bad request fails only itself."""
-    conn.execute("SAVEPOINT enqueue_group")
-    try:
-        outcomes = _write_requests(core, conn, queue, requests)
-    except Exception as exc:
-        if _fails_the_commit(exc):
-            raise
-        conn.execute("ROLLBACK TO enqueue_group")
-        core.quota.forget()  # the rolled-back reservations are re-read from the table
-        outcomes = [_write_alone(core, conn, queue, request) for request in requests]
-    conn.execute("RELEASE enqueue_group")
-    return outcomes
-
-
-def _write_alone(core: Core, conn: sqlite3.Connection, queue: Queue, request: _Request) -> _Outcome:
-    conn.execute("SAVEPOINT enqueue_one")
-    try:
-        outcome: _Outcome = write_new_jobs(core, conn, queue, request.jobs, request.explicit, strict=request.strict)
-    except Exception as exc:
-        if _fails_the_commit(exc):
-            raise
-        conn.execute("ROLLBACK TO enqueue_one")
-        outcome = exc
-    conn.execute("RELEASE enqueue_one")
-    return outcome
-
-
-def _fails_the_commit(exc: Exception) -> bool:
-    """A database error other than a constraint: the writer rolls back its whole group (as in `db`)."""
-    return isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError)
 
 # Reading -------------------------------------------------------------------------
 
