@@ -131,6 +131,7 @@ class Claimed(msgspec.Struct, kw_only=True):
     max_attempts: int
     lease_token: str
     concurrency_key: str | None
+    schedule_id: str | None = None
 
 
 class Schedule(msgspec.Struct, kw_only=True):

@@ -1,8 +1,11 @@
 """The dispatcher: claims due jobs up to each queue's free slots and delivers them.
 
-It sleeps until woken (a job was enqueued, a delivery finished, a queue changed)
-or until the next delayed job is due, with a poll interval as the safety net.
-Outcomes are written back through the writer, which groups them into one commit.
+One loop does every write: it sleeps until woken (a job was enqueued, a delivery
+finished, a queue changed) or until the next delayed job is due, with a poll interval
+as the safety net; then, in one write op, it records every delivery outcome that came
+in since its last write and claims jobs for the free slots, the slots of those
+outcomes included. A slot is reused only once its outcome is committed, and the claim
+that reuses it shares that commit instead of waiting for a second one.
 """
 
 from __future__ import annotations
@@ -11,18 +14,30 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
+from functools import partial
+from typing import Any
 
 import msgspec
 
 from rotor_lite.clock import iso_from_ms
 from rotor_lite.engine.backoff import backoff_ms
 from rotor_lite.engine.delivery import Deliverer, Outcome
-from rotor_lite.models import Attempt, Claimed, Queue, QueueState
+from rotor_lite.models import Attempt, Claimed, JobState, Queue, QueueState
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
+from rotor_lite.store.jobs import Settlement
 
 log = logging.getLogger("rotor_lite.dispatcher")
+
+Finished = tuple[Queue, Settlement]
+
+
+class _Written(msgspec.Struct, frozen=True):
+    """What one write of the loop did: claimed jobs and when the next delayed job is due."""
+
+    claimed: list[Claimed]
+    next_due: int | None
 
 
 class Dispatcher:
@@ -34,9 +49,11 @@ class Dispatcher:
         self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
         self._wake = asyncio.Event()
         self._inflight: dict[int, int] = defaultdict(int)
+        self._finished: list[Finished] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._counters: dict[tuple[str, str], Any] = {}  # metric children, looked up once per label set
         settings = core.settings.dispatch
         self._poll_ms = settings.ms("poll_interval")
         self._lease_grace_ms = settings.ms("lease")
@@ -58,25 +75,22 @@ class Dispatcher:
         return len(self._tasks)
 
     async def stop(self, drain_seconds: float) -> None:
-        """Stop claiming, let deliveries in flight finish (bounded), then cancel the rest."""
+        """Stop claiming, let deliveries in flight finish and be recorded (bounded), then cancel the rest."""
         self._stopping = True
+        self._wake.set()
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=drain_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await _finish_or_cancel({self._loop_task}, drain_seconds)
+        await _finish_or_cancel(set(self._tasks), 0)
 
     async def _run(self) -> None:
         next_due: int | None = None
-        while not self._stopping:
+        # After stop(): no more claims, but the loop keeps recording outcomes until no slot is taken.
+        while not self._stopping or any(self._inflight.values()):
             await self._sleep_until(next_due)
             try:
-                next_due = await self._claim_and_deliver()
+                next_due = await self._write(claim=not self._stopping)
             except Exception:
-                log.exception("claim failed; retrying after the poll interval")
+                log.exception("dispatch failed; retrying after the poll interval")
                 next_due = None
 
     async def _sleep_until(self, next_due: int | None) -> None:
@@ -86,14 +100,39 @@ class Dispatcher:
         if wait_ms > 0:
             try:
                 await asyncio.wait_for(self._wake.wait(), wait_ms / 1000)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self._wake.clear()
 
-    async def _claim_and_deliver(self) -> int | None:
-        wants = self._free_slots()
+    async def _write(self, *, claim: bool) -> int | None:
+        """Record the finished deliveries and (unless stopping) claim for the free slots, in one write op."""
+        finished, self._finished = self._finished, []
+        wants = self._free_slots(finished) if claim else {}
         now = self._core.clock.now_ms()
-        claimed, next_due = await self._core.db.write(lambda conn: self._claim(conn, wants, now))
+        try:
+            written = await self._core.db.write(lambda conn: self._settle_and_claim(conn, finished, wants, now, claim))
+        except Exception:
+            log.exception("recording outcomes and claiming failed; recording the outcomes one by one")
+            await self._settle_one_by_one(finished)
+            written = _Written([], None)
+        finally:
+            for queue, _ in finished:
+                self._inflight[queue.rowid] -= 1  # committed (or given up on: its lease will expire)
+        self._start(written.claimed)
+        return written.next_due
+
+    def _free_slots(self, finished: list[Finished]) -> dict[int, tuple[Queue, int]]:
+        freed = Counter(queue.rowid for queue, _ in finished)
+        wants = {}
+        for queue in self._core.queues.all():
+            if queue.state != QueueState.ACTIVE or not queue.callback_url:
+                continue
+            free = queue.concurrency - self._inflight[queue.rowid] + freed[queue.rowid]
+            if free > 0:
+                wants[queue.rowid] = (queue, free)
+        return wants
+
+    def _start(self, claimed: list[Claimed]) -> None:
         for job in claimed:
             queue = self._core.queues.by_rowid(job.queue_id)
             if queue is None:
@@ -102,19 +141,17 @@ class Dispatcher:
             task = asyncio.create_task(self._deliver(queue, job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return next_due
 
-    def _free_slots(self) -> dict[int, tuple[Queue, int]]:
-        wants = {}
-        for queue in self._core.queues.all():
-            if queue.state != QueueState.ACTIVE or not queue.callback_url:
-                continue
-            free = queue.concurrency - self._inflight[queue.rowid]
-            if free > 0:
-                wants[queue.rowid] = (queue, free)
-        return wants
+    def _settle_and_claim(
+        self, conn: sqlite3.Connection, finished: list[Finished], wants: dict[int, tuple[Queue, int]], now: int,
+        claim: bool,
+    ) -> _Written:
+        self._settle(conn, finished)
+        if not claim:
+            return _Written([], None)
+        return self._claim(conn, wants, now)
 
-    def _claim(self, conn: sqlite3.Connection, wants: dict[int, tuple[Queue, int]], now: int) -> tuple[list[Claimed], int | None]:
+    def _claim(self, conn: sqlite3.Connection, wants: dict[int, tuple[Queue, int]], now: int) -> _Written:
         job_store.promote_due(conn, now)
         claimed: list[Claimed] = []
         for queue, free in wants.values():
@@ -126,7 +163,7 @@ class Dispatcher:
             if got:
                 self._emit_if_drained(conn, queue)
             claimed += got
-        return claimed, job_store.next_delayed_at(conn)
+        return _Written(claimed, job_store.next_delayed_at(conn))
 
     def _emit_if_drained(self, conn: sqlite3.Connection, queue: Queue) -> None:
         """`queue.drained` when this claim took the queue's last waiting job (checked only if anyone listens)."""
@@ -137,55 +174,80 @@ class Dispatcher:
     async def _deliver(self, queue: Queue, job: Claimed) -> None:
         try:
             outcome = await self._deliverer.deliver(queue, job)
-            await self._record(queue, job, outcome)
+            self._count(queue, outcome)
+            self._finished.append((queue, self._settlement(queue, job, outcome)))
         except Exception:
-            log.exception("delivery bookkeeping failed", extra={"job_id": job.id})
-        finally:
+            # Nothing to record: the lease runs out and the job is delivered again.
+            log.exception("delivery crashed", extra={"job_id": job.id})
             self._inflight[queue.rowid] -= 1
+        finally:
             self._wake.set()
 
-    async def _record(self, queue: Queue, job: Claimed, outcome: Outcome) -> None:
+    def _count(self, queue: Queue, outcome: Outcome) -> None:
         metrics = self._core.metrics
-        metrics.deliveries.labels(queue.name, outcome.outcome).inc()
-        metrics.delivery_seconds.labels(queue.name).observe(outcome.duration_ms / 1000)
+        key = (queue.name, outcome.outcome)
+        if (counter := self._counters.get(key)) is None:
+            counter = self._counters[key] = metrics.deliveries.labels(*key)
+        if (histogram := self._counters.get((queue.name, ""))) is None:
+            histogram = self._counters[(queue.name, "")] = metrics.delivery_seconds.labels(queue.name)
+        counter.inc()
+        histogram.observe(outcome.duration_ms / 1000)
+
+    def _settlement(self, queue: Queue, job: Claimed, outcome: Outcome) -> Settlement:
         now = self._core.clock.now_ms()
         attempt = Attempt(
             attempt=job.attempt, at=now - outcome.duration_ms, duration_ms=outcome.duration_ms,
             status=outcome.status, outcome=outcome.outcome, error=outcome.error,
         )
         if outcome.ok:
-            await self._core.db.write(lambda conn: self._complete(conn, queue, job, attempt, outcome.result, now))
-            return
-        retry_at = None
-        if job.attempt < job.max_attempts:
-            delay = backoff_ms(queue.backoff_type, queue.backoff_delay_ms, job.attempt)
-            retry_at = now + (outcome.retry_after_ms if outcome.retry_after_ms is not None else delay)
+            return Settlement(claimed=job, attempt=attempt, state=JobState.COMPLETED, at=now, result=outcome.result)
         reason = outcome.error or outcome.outcome
-        await self._core.db.write(lambda conn: self._fail(conn, queue, job, attempt, reason, retry_at, now))
+        if job.attempt >= job.max_attempts:
+            return Settlement(claimed=job, attempt=attempt, state=JobState.FAILED, at=now, reason=reason)
+        delay = backoff_ms(queue.backoff_type, queue.backoff_delay_ms, job.attempt)
+        retry_at = now + (outcome.retry_after_ms if outcome.retry_after_ms is not None else delay)
+        state = JobState.DELAYED if retry_at > now else JobState.WAITING
+        return Settlement(claimed=job, attempt=attempt, state=state, at=now, reason=reason, retry_at=retry_at)
 
-    def _complete(
-        self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, result: bytes | None, now: int
-    ) -> None:
-        if job_store.complete_job(conn, job, attempt, result, now):
-            self._observe(conn, queue, job, attempt, terminal=True)
-            self._core.events.emit(conn, queue.workspace_id, "job.completed", {
-                "jobId": job.id, "queueName": queue.name, "result": msgspec.Raw(result or b"null"),
-                "attempts": job.attempt, "completedAt": iso_from_ms(now),
-            })
+    async def _settle_one_by_one(self, finished: list[Finished]) -> None:
+        """After a failed group: each outcome in its own write, so one bad outcome cannot sink the others."""
+        results = await asyncio.gather(
+            *(self._core.db.write(partial(self._settle, finished=[f])) for f in finished), return_exceptions=True
+        )
+        for (_, settlement), result in zip(finished, results):
+            if isinstance(result, BaseException):
+                log.error("delivery bookkeeping failed", extra={"job_id": settlement.claimed.id, "error": str(result)})
 
-    def _fail(
-        self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, reason: str,
-        retry_at: int | None, now: int,
-    ) -> None:
-        if not job_store.fail_attempt(conn, job, attempt, reason, retry_at, now):
-            return
-        self._observe(conn, queue, job, attempt, terminal=retry_at is None)
-        if retry_at is None:
-            self._core.events.emit(conn, queue.workspace_id, "job.failed", {
-                "jobId": job.id, "queueName": queue.name, "failReason": reason, "attempts": job.attempt,
-                "failedAt": iso_from_ms(now),
-            })
+    def _settle(self, conn: sqlite3.Connection, finished: list[Finished]) -> None:
+        """Apply the outcomes; observers and events run for exactly the jobs whose lease still held."""
+        queues = {id(settlement): queue for queue, settlement in finished}
+        for settlement in job_store.settle_jobs(conn, [settlement for _, settlement in finished]):
+            self._after_settled(conn, queues[id(settlement)], settlement)
 
-    def _observe(self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, *, terminal: bool) -> None:
+    def _after_settled(self, conn: sqlite3.Connection, queue: Queue, s: Settlement) -> None:
+        terminal = s.state in (JobState.COMPLETED, JobState.FAILED)
         for observer in self._core.attempt_observers:
-            observer(conn, queue, job, attempt, terminal)
+            observer(conn, queue, s.claimed, s.attempt, terminal)
+        if s.state == JobState.COMPLETED:
+            self._emit(conn, queue, "job.completed", {
+                "jobId": s.claimed.id, "queueName": queue.name, "result": msgspec.Raw(s.result or b"null"),
+                "attempts": s.claimed.attempt, "completedAt": iso_from_ms(s.at),
+            })
+        elif s.state == JobState.FAILED:
+            self._emit(conn, queue, "job.failed", {
+                "jobId": s.claimed.id, "queueName": queue.name, "failReason": s.reason, "attempts": s.claimed.attempt,
+                "failedAt": iso_from_ms(s.at),
+            })
+
+    def _emit(self, conn: sqlite3.Connection, queue: Queue, event_type: str, data: dict[str, Any]) -> None:
+        if self._core.events.wants(queue.workspace_id, event_type):  # skip building the event nobody hears
+            self._core.events.emit(conn, queue.workspace_id, event_type, data)
+
+
+async def _finish_or_cancel(tasks: set[asyncio.Task[None]], seconds: float) -> None:
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=seconds)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

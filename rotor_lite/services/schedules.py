@@ -372,6 +372,8 @@ def _initial_status(queue: Queue, job: Job) -> tuple[str | None, str | None]:
 
 def record_delivery(conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool) -> None:
     """AttemptObserver: keep the run of a scheduled job current with its latest delivery."""
+    if job.schedule_id is None:
+        return  # not a scheduled job: spare the writer a statement per delivery
     status = _STATUS_OF_OUTCOME.get(attempt.outcome, "5xx")
     error = None if status == "2xx" else (attempt.error or f"callback returned {attempt.status}")
     store.record_delivery(conn, job.rowid, status, error)

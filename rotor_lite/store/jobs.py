@@ -116,41 +116,67 @@ def next_delayed_at(conn: sqlite3.Connection) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
+# A claim reads its jobs as one JSON row and leases them with one UPDATE: every statement (and every row
+# fetched) gives the GIL away, and winning it back from a busy event loop can take a whole switch interval.
+_WAITING_AS_JSON = (
+    "SELECT json_group_array(json_array(rowid, id, hex(payload), attempts, max_attempts, concurrency_key,"
+    " schedule_id)) FROM (SELECT rowid, id, payload, attempts, max_attempts, concurrency_key, schedule_id FROM job"
+    " WHERE queue_id = ? AND state = 'waiting' ORDER BY priority, run_at LIMIT ?)"
+)
+_WaitingRow = tuple[int, str, str, int, int, str | None, str | None]
+
+
 def acquire_jobs(
     conn: sqlite3.Connection, *, queue_rowid: int, workspace_id: str, limit: int, owner: str,
     lease_ms: int, now: int, key_recheck_ms: int, key_ttl_ms: int,
 ) -> list[Claimed]:
     """Lease up to `limit` waiting jobs of a queue: waiting → active.
 
+    The jobs of one claim share its lease token (unique per claim); an outcome matches token and rowid.
     A job whose concurrency key is held by another live job goes waiting → delayed
     (re-checked after `key_recheck_ms`) without using an attempt.
     """
+    token = f"{owner}:{next(_lease_sequence)}"
     claimed: list[Claimed] = []
     while len(claimed) < limit:
-        rows = conn.execute(
-            "SELECT rowid, id, payload, attempts, max_attempts, concurrency_key FROM job"
-            " WHERE queue_id = ? AND state = 'waiting' ORDER BY priority, run_at LIMIT ?",
-            (queue_rowid, limit - len(claimed)),
-        ).fetchall()
-        if not rows:
-            break
-        for rowid, job_id, payload, attempts, max_attempts, key in rows:
-            if key is not None and not _take_key(conn, workspace_id, key, rowid, now, key_ttl_ms):
-                conn.execute(
-                    "UPDATE job SET state = 'delayed', run_at = ? WHERE rowid = ?", (now + key_recheck_ms, rowid)
-                )
-                continue
-            token = f"{owner}:{next(_lease_sequence)}"
+        wanted = limit - len(claimed)
+        rows = _waiting_rows(conn, queue_rowid, wanted)
+        ready = [row for row in rows if row[5] is None or _key_taken(conn, workspace_id, row, now, key_recheck_ms, key_ttl_ms)]
+        if ready:
             conn.execute(
                 "UPDATE job SET state = 'active', started_at = ?, lease_owner = ?, lease_expires_at = ?"
-                " WHERE rowid = ?",
-                (now, token, now + lease_ms, rowid),
+                " WHERE rowid IN (SELECT value FROM json_each(?))",
+                (now, token, now + lease_ms, msgspec.json.encode([row[0] for row in ready]).decode()),
             )
-            claimed.append(Claimed(
-                rowid=rowid, id=job_id, queue_id=queue_rowid, payload=bytes(payload), attempt=attempts + 1,
-                max_attempts=max_attempts, lease_token=token, concurrency_key=key,
-            ))
+        claimed += [_claimed(row, queue_rowid, token) for row in ready]
+        if len(rows) < wanted:
+            break  # the queue has no more waiting jobs
     return claimed
+
+
+def _waiting_rows(conn: sqlite3.Connection, queue_rowid: int, limit: int) -> list[_WaitingRow]:
+    text = conn.execute(_WAITING_AS_JSON, (queue_rowid, limit)).fetchone()[0]
+    return msgspec.json.decode(text, type=list[_WaitingRow])
+
+
+def _claimed(row: _WaitingRow, queue_rowid: int, token: str) -> Claimed:
+    rowid, job_id, payload, attempts, max_attempts, key, schedule_id = row
+    return Claimed(
+        rowid=rowid, id=job_id, queue_id=queue_rowid, payload=bytes.fromhex(payload), attempt=attempts + 1,
+        max_attempts=max_attempts, lease_token=token, concurrency_key=key, schedule_id=schedule_id,
+    )
+
+
+def _key_taken(
+    conn: sqlite3.Connection, workspace_id: str, row: _WaitingRow, now: int, recheck_ms: int, ttl_ms: int
+) -> bool:
+    """Take the job's concurrency key, or put the job back to delayed until `recheck_ms` from now."""
+    rowid, key = row[0], row[5]
+    assert key is not None
+    if _take_key(conn, workspace_id, key, rowid, now, ttl_ms):
+        return True
+    conn.execute("UPDATE job SET state = 'delayed', run_at = ? WHERE rowid = ?", (now + recheck_ms, rowid))
+    return False
 
 
 def _take_key(conn: sqlite3.Connection, workspace_id: str, key: str, rowid: int, now: int, ttl_ms: int) -> bool:
@@ -166,57 +192,84 @@ def _take_key(conn: sqlite3.Connection, workspace_id: str, key: str, rowid: int,
     return True
 
 
-def _release_key(conn: sqlite3.Connection, rowid: int) -> None:
-    conn.execute("DELETE FROM concurrency_lock WHERE job_rowid = ?", (rowid,))
+def _release_keys(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
+    conn.execute("DELETE FROM concurrency_lock WHERE job_rowid IN (SELECT value FROM json_each(?))", (_json(rowids),))
 
 
-def record_attempt(conn: sqlite3.Connection, rowid: int, attempt: Attempt) -> None:
-    conn.execute(
-        "INSERT INTO job_attempt (job_rowid, attempt, at, duration_ms, status, outcome, error)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (rowid, attempt.attempt, attempt.at, attempt.duration_ms, attempt.status, attempt.outcome, attempt.error),
+class Settlement(msgspec.Struct, kw_only=True, frozen=True):
+    """How one delivery ends for its job: `state` completed, failed, or delayed/waiting for a retry.
+
+    `at` is when the outcome was known: `finished_at` of a completed or failed job.
+    """
+
+    claimed: Claimed
+    attempt: Attempt
+    state: JobState
+    at: int
+    result: bytes | None = None
+    reason: str | None = None
+    retry_at: int | None = None
+
+
+# Set-based outcomes: a few statements for a whole group of deliveries (see _WAITING_AS_JSON for why).
+_HELD = (
+    "SELECT json_group_array(lease.key) FROM json_each(?) AS lease CROSS JOIN job"
+    " ON job.rowid = lease.value ->> 0 AND job.lease_owner = lease.value ->> 1 WHERE job.state = 'active'"
+)
+_SETTLE = (
+    "UPDATE job SET state = s.value ->> 1, attempts = s.value ->> 2, finished_at = coalesce(s.value ->> 3, finished_at),"
+    " run_at = coalesce(s.value ->> 4, run_at), fail_reason = s.value ->> 5,"
+    " result = CASE WHEN s.value ->> 1 = 'completed' THEN CAST(s.value ->> 6 AS BLOB) ELSE result END,"
+    " lease_owner = NULL, lease_expires_at = NULL FROM json_each(?) AS s WHERE job.rowid = s.value ->> 0"
+)
+_RECORD_ATTEMPTS = (
+    "INSERT INTO job_attempt (job_rowid, attempt, at, duration_ms, status, outcome, error)"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6"
+    " FROM json_each(?)"
+)
+
+
+def settle_jobs(conn: sqlite3.Connection, settlements: Sequence[Settlement]) -> list[Settlement]:
+    """Apply delivery outcomes whose lease still holds the job; returns those (the others changed nothing).
+
+    active → completed, → failed (no attempt left), or → delayed/waiting until `retry_at`.
+    """
+    if not settlements:
+        return []
+    leases = [(s.claimed.rowid, s.claimed.lease_token) for s in settlements]
+    held = [settlements[i] for i in _json_rows(conn, _HELD, leases, list[int])]
+    if not held:
+        return []
+    conn.execute(_SETTLE, (_json(_settle_row(s) for s in held),))
+    conn.execute(_RECORD_ATTEMPTS, (_json(_attempt_row(s.claimed.rowid, s.attempt) for s in held),))
+    keyed = [s.claimed.rowid for s in held if s.claimed.concurrency_key is not None]
+    if keyed:
+        _release_keys(conn, keyed)
+    return held
+
+
+def _settle_row(s: Settlement) -> tuple[Any, ...]:
+    terminal = s.state in (JobState.COMPLETED, JobState.FAILED)
+    # Results are UTF-8 JSON by construction (the deliverer keeps text as a JSON string); "replace" keeps
+    # a stray invalid byte from failing the whole group.
+    result = None if s.result is None else s.result.decode("utf-8", "replace")
+    return (
+        s.claimed.rowid, s.state, s.claimed.attempt, s.at if terminal else None,
+        None if terminal else s.retry_at, None if s.state == JobState.COMPLETED else s.reason, result,
     )
 
 
-def complete_job(conn: sqlite3.Connection, claimed: Claimed, attempt: Attempt, result: bytes | None, now: int) -> bool:
-    """active → completed, if this lease still holds the job."""
-    cursor = conn.execute(
-        "UPDATE job SET state = 'completed', attempts = ?, finished_at = ?, result = ?, fail_reason = NULL,"
-        " lease_owner = NULL, lease_expires_at = NULL WHERE rowid = ? AND state = 'active' AND lease_owner = ?",
-        (claimed.attempt, now, result, claimed.rowid, claimed.lease_token),
-    )
-    return _after_outcome(conn, cursor.rowcount, claimed, attempt)
+def _attempt_row(rowid: int, a: Attempt) -> tuple[Any, ...]:
+    return (rowid, a.attempt, a.at, a.duration_ms, a.status, a.outcome, a.error)
 
 
-def fail_attempt(
-    conn: sqlite3.Connection, claimed: Claimed, attempt: Attempt, reason: str, retry_at: int | None, now: int
-) -> bool:
-    """active → delayed (retry at `retry_at`) or → failed when no attempt is left."""
-    if retry_at is None:
-        cursor = conn.execute(
-            "UPDATE job SET state = 'failed', attempts = ?, finished_at = ?, fail_reason = ?, lease_owner = NULL,"
-            " lease_expires_at = NULL WHERE rowid = ? AND state = 'active' AND lease_owner = ?",
-            (claimed.attempt, now, reason, claimed.rowid, claimed.lease_token),
-        )
-    else:
-        cursor = conn.execute(
-            "UPDATE job SET state = ?, attempts = ?, run_at = ?, fail_reason = ?, lease_owner = NULL,"
-            " lease_expires_at = NULL WHERE rowid = ? AND state = 'active' AND lease_owner = ?",
-            (
-                JobState.DELAYED if retry_at > now else JobState.WAITING, claimed.attempt, retry_at, reason,
-                claimed.rowid, claimed.lease_token,
-            ),
-        )
-    return _after_outcome(conn, cursor.rowcount, claimed, attempt)
+def _json(rows: Iterable[Any]) -> str:
+    return msgspec.json.encode(list(rows)).decode()
 
 
-def _after_outcome(conn: sqlite3.Connection, updated: int, claimed: Claimed, attempt: Attempt) -> bool:
-    if not updated:
-        return False
-    record_attempt(conn, claimed.rowid, attempt)
-    if claimed.concurrency_key is not None:
-        _release_key(conn, claimed.rowid)
-    return True
+def _json_rows(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], type_: Any) -> Any:
+    """Run a one-row, one-column query over `rows` as a JSON array, returning its JSON value decoded."""
+    return msgspec.json.decode(conn.execute(sql, (_json(rows),)).fetchone()[0], type=type_)
 
 
 def reap_expired(conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
@@ -226,8 +279,8 @@ def reap_expired(conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
         " WHERE state = 'active' AND lease_expires_at <= ? RETURNING rowid, id, queue_id",
         (now,),
     ).fetchall()
-    for rowid, _, _ in rows:
-        _release_key(conn, rowid)
+    if rows:
+        _release_keys(conn, [rowid for rowid, _, _ in rows])
     return [(job_id, queue_id) for _, job_id, queue_id in rows]
 
 

@@ -341,7 +341,7 @@ async def test_callback_status_follows_the_jobs_deliveries(open_env: Opener) -> 
         assert run.callback_status == "pending"
         row = await job_store.get_job(env.core.db, queue.rowid, run.job_id or "")
         claimed = Claimed(rowid=row[0], id=row[1], queue_id=queue.rowid, payload=b"{}", attempt=1, max_attempts=3,
-                          lease_token="t", concurrency_key=None)
+                          lease_token="t", concurrency_key=None, schedule_id=schedule.id)
 
         async def deliver(outcome: str, status: int | None, error: str | None) -> ScheduleRun:
             attempt = Attempt(attempt=1, at=clock.now, duration_ms=5, status=status, outcome=outcome, error=error)
