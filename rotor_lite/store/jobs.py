@@ -7,6 +7,7 @@ Functions taking a `sqlite3.Connection` run inside the writer's transaction
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -49,31 +50,40 @@ def find_existing(conn: sqlite3.Connection, queue_rowid: int, job_ids: Iterable[
 
 # One statement for a whole batch: sqlite3 gives up the GIL at every step of executemany,
 # and a busy event loop then keeps the writer waiting up to the switch interval per row.
-_INSERT_FROM_JSON = (
-    "INSERT INTO job (id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority,"
-    " max_attempts, run_at, created_at, schedule_id)"
-    " SELECT value ->> 0, ?, ?, value ->> 1, CAST(value ->> 2 AS BLOB), value ->> 3, value ->> 4, value ->> 5,"
-    " value ->> 6, value ->> 7, value ->> 8, value ->> 9 FROM json_each(?)"
+# Plain VALUES rows: SQLite 3.40's `json_each` re-parses each row's JSON per column read.
+_INSERT_COLUMNS = (
+    "id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority, max_attempts, run_at, created_at,"
+    " schedule_id"
 )
+_PARAMS_PER_ROW = 12
+_INSERT_TAGS = (
+    "INSERT OR IGNORE INTO job_tag (queue_id, tag, job_rowid) SELECT ?1, t.value ->> 1, job.rowid"
+    " FROM json_each(?2) AS t JOIN job ON job.queue_id = ?1 AND job.id = t.value ->> 0"
+)
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    """The INSERT of `rows` jobs (sqlite3 keeps one prepared statement per text)."""
+    return f"INSERT INTO job ({_INSERT_COLUMNS}) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * rows)
 
 
 def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job]) -> None:
     """Insert new jobs of one queue, in the state each one carries."""
-    rows = [
-        (
-            job.id, job.state, job.payload.decode(), msgspec.json.encode(job.tags).decode() if job.tags else None,
-            job.concurrency_key, job.priority, job.max_attempts, job.run_at, job.created_at, job.schedule_id,
-        )
-        for job in jobs
-    ]
-    conn.execute(_INSERT_FROM_JSON, (queue_rowid, jobs[0].workspace_id, msgspec.json.encode(rows)))
-    tagged = [job for job in jobs if job.tags]
-    for job in tagged:
-        rowid = conn.execute("SELECT rowid FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job.id)).fetchone()[0]
-        conn.executemany(
-            "INSERT OR IGNORE INTO job_tag (queue_id, tag, job_rowid) VALUES (?, ?, ?)",
-            [(queue_rowid, tag, rowid) for tag in job.tags],
-        )
+    per_statement = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _PARAMS_PER_ROW
+    for start in range(0, len(jobs), per_statement):
+        chunk = jobs[start:start + per_statement]
+        params: list[Any] = []
+        for job in chunk:
+            params += (
+                job.id, queue_rowid, job.workspace_id, job.state, job.payload,
+                msgspec.json.encode(job.tags).decode() if job.tags else None, job.concurrency_key, job.priority,
+                job.max_attempts, job.run_at, job.created_at, job.schedule_id,
+            )
+        conn.execute(_insert_sql(len(chunk)), params)
+    tags = [(job.id, tag) for job in jobs for tag in job.tags]
+    if tags:
+        conn.execute(_INSERT_TAGS, (queue_rowid, msgspec.json.encode(tags).decode()))
 
 
 def add_usage(conn: sqlite3.Connection, workspace_id: str, period: str, queue_name: str, accepted: int) -> None:
