@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import ahocorasick  # type: ignore[import-not-found]  # no type stubs
 
@@ -29,12 +29,16 @@ class CompetitorMatcher:
 
     def first_match(self, text: str) -> str | None:
         """The first listed domain that appears in `text` on domain boundaries, or None."""
+        return next((domain for _, domain in self.matches(text)), None)
+
+    def matches(self, text: str) -> Iterator[tuple[int, str]]:
+        """(start, domain) of each listed domain in `text` on domain boundaries, by where it ends."""
         if self._automaton is None:
-            return None
+            return
         for end, domain in self._automaton.iter(text):
-            if _bounded(text, end + 1 - len(domain), end + 1):
-                return str(domain)
-        return None
+            start = end + 1 - len(domain)
+            if _bounded(text, start, end + 1):
+                yield start, str(domain)
 
 
 def _bounded(text: str, start: int, end: int) -> bool:

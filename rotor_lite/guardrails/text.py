@@ -9,7 +9,7 @@ from collections.abc import Iterator
 _ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|.)")
 _LOCAL_CHARS = re.compile(r"[A-Za-z0-9._%+'-]{1,64}")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
+_AT_DOMAIN = re.compile(rf"@{_LABEL}(?:\.({_LABEL}))+")
 _DOMAIN_FULL = re.compile(rf"{_LABEL}(?:\.{_LABEL})+", re.ASCII)
 _LOCAL_FULL = re.compile(r"[A-Za-z0-9._%+'-]{1,64}", re.ASCII)
 MAX_EMAIL, MAX_DOMAIN = 254, 253
@@ -25,29 +25,18 @@ def scan_text(payload: bytes) -> str:
 
 def find_emails(text: str) -> Iterator[tuple[int, int, str]]:
     """Each email address in `text` as (start, end, address), found from its `@`."""
-    at = text.find("@")
-    while at != -1:
-        found = _email_at(text, at)
-        if found is None:
-            at = text.find("@", at + 1)
+    for match in _AT_DOMAIN.finditer(text):  # every `@` followed by a domain: none holds another `@`
+        at, end = match.span()
+        # the local part read backwards from the `@`: an anchored match, not a search
+        local = _LOCAL_CHARS.match(text[at - 1:at - 65:-1] if at > 64 else text[:at][::-1])
+        if local is None:
             continue
-        yield found
-        at = text.find("@", found[1])
-
-
-def _email_at(text: str, at: int) -> tuple[int, int, str] | None:
-    # the local part read backwards from the `@`: an anchored match, not a search
-    local = _LOCAL_CHARS.match(text[max(0, at - 64):at][::-1])
-    domain = _DOMAIN.match(text, at + 1)
-    if local is None or domain is None:
-        return None
-    start = at - local.end()
-    while start < at and text[start] == ".":
-        start += 1
-    name = domain.group()
-    if start == at or not _top_level_ok(name):
-        return None
-    return start, domain.end(), text[start:domain.end()]
+        start = at - local.end()
+        while text[start] == ".":  # stops at the `@` at the latest
+            start += 1
+        tld = match.group(1)  # the last label
+        if start < at and len(tld) >= 2 and tld.isalpha():
+            yield start, end, text[start:end]
 
 
 def _top_level_ok(domain: str) -> bool:

@@ -7,16 +7,18 @@ request path (`engine/judge.py`). DNC entries are probed once per batch, through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
 from rotor_lite.guardrails import (
     CompetitorMatcher,
+    JoinedPayloads,
     PiiScanner,
     domain_suffixes,
     email_variants,
     find_emails,
+    joinable,
     scan_text,
 )
 from rotor_lite.store.guardrails import ConfigRow, DncKind
@@ -49,39 +51,130 @@ class Verdict(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def screen_payloads(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> list[Verdict]:
-    """One verdict per payload, in order."""
-    if policy.inactive:
-        return [Verdict(payload=p) for p in payloads]
-    scans = [scan_text(p) for p in payloads] if policy.needs_scan else [""] * len(payloads)
-    dnc = dnc_reasons(scans, probe) if policy.has_dnc else [None] * len(payloads)
-    return [_screen_one(policy, p, scan, reason) for p, scan, reason in zip(payloads, scans, dnc)]
+    """One verdict per payload, in order.
+
+    The payloads that can be are scanned as one text (`JoinedPayloads`); the others one at a time."""
+    if policy.inactive or not policy.needs_scan:
+        return [Verdict(payload=p, hold=policy.hold) for p in payloads]
+    batch = JoinedPayloads.of(payloads)
+    found, scans = (find_joined(policy, batch), {}) if batch is not None else _find_mixed(policy, payloads)
+    dnc = dnc_reasons(found.emails, probe) if policy.has_dnc else {}
+    verdicts = [Verdict(payload=p, hold=policy.hold) for p in payloads]
+    for i in dnc.keys() | found.competitors.keys() | found.pii.keys() | scans.keys():
+        scan = scans.get(i)
+        if scan is None:
+            verdicts[i] = _verdict(policy, payloads[i], dnc.get(i), found.competitors.get(i), found.pii.get(i))
+        else:
+            verdicts[i] = _screen_one(policy, payloads[i], scan, dnc.get(i))
+    return verdicts
+
+
+class Findings:
+    """What the content stages found in a batch, by payload index; a payload without a finding is absent."""
+
+    def __init__(self) -> None:
+        self.emails: dict[int, list[str]] = {}
+        self.competitors: dict[int, str] = {}
+        self.pii: dict[int, tuple[bytes, set[str]]] = {}
+
+    def moved(self, indices: Sequence[int]) -> Findings:
+        """The findings of a sub-batch, indexed as in the whole batch (`indices[i]` for its payload i)."""
+        moved = Findings()
+        moved.emails = {indices[i]: found for i, found in self.emails.items()}
+        moved.competitors = {indices[i]: found for i, found in self.competitors.items()}
+        moved.pii = {indices[i]: found for i, found in self.pii.items()}
+        return moved
+
+
+def find_joined(policy: Policy, batch: JoinedPayloads) -> Findings:
+    """The findings of every stage in a joined batch, each detector run once over the whole of it."""
+    found = Findings()
+    wants_emails = policy.has_dnc or (policy.pii is not None and "email" in policy.pii.kinds)
+    emails = list(find_emails(batch.scan)) if wants_emails and "@" in batch.scan else []
+    if policy.has_dnc:
+        for start, _, address in emails:
+            found.emails.setdefault(batch.owner(start), []).append(address)
+    for start, domain in policy.competitors.matches(batch.scan):
+        found.competitors.setdefault(batch.owner(start), domain)
+    if policy.pii is not None:
+        found.pii = policy.pii.redact_joined(batch, emails)
+    return found
+
+
+def _find_mixed(policy: Policy, payloads: Sequence[bytes]) -> tuple[Findings, dict[int, str]]:
+    """The joinable payloads' findings, and the scan texts of the others, which `_screen_one` screens."""
+    joined = [i for i, p in enumerate(payloads) if joinable(p)]
+    batch = JoinedPayloads.of([payloads[i] for i in joined]) if joined else None
+    found = find_joined(policy, batch).moved(joined) if batch is not None else Findings()
+    alone = set(range(len(payloads))).difference(joined)
+    scans = {i: scan_text(payloads[i]) for i in sorted(alone)}
+    if policy.has_dnc:
+        found.emails.update({i: emails_in(scan) for i, scan in scans.items() if "@" in scan})
+    return found, scans
+
+
+def screen_each(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> list[Verdict]:
+    """The same verdicts as `screen_payloads`, each payload scanned on its own: the reference path."""
+    if policy.inactive or not policy.needs_scan:
+        return [Verdict(payload=p, hold=policy.hold) for p in payloads]
+    scans = [scan_text(p) for p in payloads]
+    emails = {i: emails_in(scan) for i, scan in enumerate(scans) if "@" in scan}
+    dnc = dnc_reasons(emails, probe) if policy.has_dnc else {}
+    return [_screen_one(policy, p, scan, dnc.get(i)) for i, (p, scan) in enumerate(zip(payloads, scans))]
 
 
 def _screen_one(policy: Policy, payload: bytes, scan: str, dnc_reason: str | None) -> Verdict:
+    """The stages over one payload, in order, each run only when the ones before let the payload through."""
+    competitor = policy.competitors.first_match(scan) if dnc_reason is None else None
+    pii = None
+    if policy.pii is not None and dnc_reason is None and competitor is None:
+        redacted, kinds = policy.pii.redact_payload(payload, scan)
+        pii = (redacted, kinds) if kinds else None
+    return _verdict(policy, payload, dnc_reason, competitor, pii)
+
+
+def _verdict(
+    policy: Policy, payload: bytes, dnc_reason: str | None, competitor: str | None, pii: tuple[bytes, set[str]] | None
+) -> Verdict:
     if dnc_reason is not None:
         return Verdict(payload=payload, blocked_by="dnc", reason=dnc_reason)
-    competitor = policy.competitors.first_match(scan)
     if competitor is not None:
         return Verdict(payload=payload, blocked_by="competitor", reason=f"Payload references competitor domain {competitor}")
-    if policy.pii is not None:
-        redacted, kinds = policy.pii.redact_payload(payload, scan)
-        if kinds and policy.config.pii_mode == "block":
+    if pii is not None:
+        redacted, kinds = pii
+        if policy.config.pii_mode == "block":
             return Verdict(payload=payload, blocked_by="pii", reason=f"Payload contains PII: {', '.join(sorted(kinds))}")
         payload = redacted
     return Verdict(payload=payload, hold=policy.hold)
 
 
-def dnc_reasons(scans: Sequence[str], probe: DncProbe) -> list[str | None]:
-    """Per scan text: why its email addresses hit the DNC lists, or None; one probe per list for all."""
-    found = [[address for _, _, address in find_emails(scan)] if "@" in scan else [] for scan in scans]
-    checks = {address: _lookups(address) for emails in found for address in emails}
-    if not checks:
-        return [None] * len(scans)
-    email_hits = probe("emails", list({v for variants, _ in checks.values() for v in variants}))
-    domain_hits = probe("domains", list({d for _, domains in checks.values() for d in domains}))
+def emails_in(scan: str) -> list[str]:
+    """The email addresses in a scan text, in order."""
+    return [address for _, _, address in find_emails(scan)]
+
+
+def dnc_reasons(emails: Mapping[int, list[str]], probe: DncProbe) -> dict[int, str]:
+    """Why the addresses of each payload (by index) hit the DNC lists, for those that did; one probe per list."""
+    addresses = {address for found in emails.values() for address in found}
+    if not addresses:
+        return {}
+    wanted_emails, wanted_domains = _wanted(addresses)
+    email_hits = probe("emails", wanted_emails)
+    domain_hits = probe("domains", wanted_domains)
     if not email_hits and not domain_hits:
-        return [None] * len(scans)
-    return [_dnc_reason(emails, checks, email_hits, domain_hits) for emails in found]
+        return {}
+    checks = {address: _lookups(address) for address in addresses}
+    reasons = {i: _dnc_reason(found, checks, email_hits, domain_hits) for i, found in emails.items()}
+    return {i: reason for i, reason in reasons.items() if reason is not None}
+
+
+def _wanted(addresses: set[str]) -> tuple[list[str], list[str]]:
+    """Every address and domain to look up for these addresses, each once."""
+    domains = {address.partition("@")[2] for address in addresses}
+    if all(domain.count(".") == 1 for domain in domains):  # the usual `name@example.com`: nothing to cut
+        return list(addresses), list(domains)
+    lookups = [_lookups(address) for address in addresses]
+    return list({v for variants, _ in lookups for v in variants}), list({d for _, more in lookups for d in more})
 
 
 def _lookups(address: str) -> tuple[list[str], list[str]]:
