@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rotor_lite.guardrails.batch import JoinedPayloads, joinable
 from rotor_lite.guardrails.competitor import CompetitorMatcher
-from rotor_lite.guardrails.pii import PII_KINDS, PiiScanner
+from rotor_lite.guardrails.pii import PII_KINDS, PiiScanner, redact_joined
 from rotor_lite.guardrails.text import (
     domain_suffixes,
     email_variants,
@@ -31,5 +31,6 @@ __all__ = [
     "joinable",
     "normalize_domain",
     "normalize_email",
+    "redact_joined",
     "scan_text",
 ]

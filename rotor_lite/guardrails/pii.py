@@ -39,6 +39,7 @@ _PATTERNS = {
         + r"|(?<![\w+])\+[1-9][0-9]{7,14}" + _END
     ),
 }
+_SHORTEST = 9  # characters in the shortest match (`+` and 8 digits): a shorter stretch is not searched
 Span = tuple[int, int, str]
 
 
@@ -89,14 +90,14 @@ class PiiScanner:
         found: list[Span] = []
         search, limit = self._digits.search, len(text)
         for region in regions.finditer(text.translate(_DIGITS_TO_ZERO) if text.isascii() else text):
+            start, end = region.span()
             # one character of margin each side for `+` and `(`, and so the look-arounds see real neighbours
-            end = min(limit, region.end() + 2)
-            match = search(text, max(0, region.start() - 1), end)
-            while match is not None:
+            start, end = max(0, start - 1), min(limit, end + 2)
+            while end - start >= _SHORTEST and (match := search(text, start, end)) is not None:
                 kind = match.lastgroup or ""
+                start = match.end()
                 if kind != "card" or is_card_number(match.group()):
-                    found.append((match.start(), match.end(), kind))
-                match = search(text, match.end(), end)
+                    found.append((match.start(), start, kind))
         return found
 
     def redact_text(self, text: str, found: set[str]) -> str:
@@ -130,21 +131,13 @@ class PiiScanner:
         found.update(kind for _, _, kind in spans)
         return redact_serialized(text, spans, lambda _: 0).encode(), found
 
-    def redact_joined(self, batch: JoinedPayloads, emails: list[Span]) -> dict[int, tuple[bytes, set[str]]]:
-        """Per payload of the batch with PII: the payload with it replaced, and the kinds replaced.
+    def joined_spans(self, batch: JoinedPayloads, emails: list[Span]) -> list[Span]:
+        """The PII in a joined batch, as `spans` finds it in each of its payloads.
 
         `emails` are the email addresses in the batch's scan text, as `find_emails` gives them."""
         found = [(start, end, "email") for start, end, _ in emails] if "email" in self.kinds else []
         # no match crosses a newline, so over the whole batch this keeps what each payload alone would
-        spans = without_overlaps(found + self.digit_spans(batch.text))
-        if not spans:
-            return {}
-        kinds: dict[int, set[str]] = {}
-        for start, _, kind in spans:
-            kinds.setdefault(batch.owner(start), set()).add(kind)
-        # the whole batch rewritten at once, then split back into payloads
-        pieces = redact_serialized(batch.text, spans, batch.owner_start).encode().split(b"\n")
-        return {index: (pieces[index], found_kinds) for index, found_kinds in kinds.items()}
+        return without_overlaps(found + self.digit_spans(batch.text))
 
     def detect_payload(self, payload: bytes, scan: str) -> set[str]:
         """The kinds of PII in the payload."""
@@ -161,6 +154,11 @@ class PiiScanner:
             found.add("card")
             return PLACEHOLDERS["card"]
         return value
+
+
+def redact_joined(batch: JoinedPayloads, spans: list[Span]) -> list[bytes]:
+    """Each payload of the batch with `spans` (its `joined_spans`) replaced by their placeholders."""
+    return redact_serialized(batch.text, spans, batch.owner_start).encode().split(b"\n")
 
 
 def redact_serialized(text: str, spans: list[Span], payload_start: Callable[[int], int]) -> str:

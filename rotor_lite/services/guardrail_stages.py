@@ -7,7 +7,7 @@ request path (`engine/judge.py`). DNC entries are probed once per batch, through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -19,6 +19,7 @@ from rotor_lite.guardrails import (
     email_variants,
     find_emails,
     joinable,
+    redact_joined,
     scan_text,
 )
 from rotor_lite.store.guardrails import ConfigRow, DncKind
@@ -53,99 +54,126 @@ class Verdict(msgspec.Struct, kw_only=True, frozen=True):
 def screen_payloads(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> list[Verdict]:
     """One verdict per payload, in order.
 
-    The payloads that can be are scanned as one text (`JoinedPayloads`); the others one at a time."""
+    Payloads that can be are scanned together as one text (`JoinedPayloads`), the others one by one."""
     if policy.inactive or not policy.needs_scan:
         return [Verdict(payload=p, hold=policy.hold) for p in payloads]
     batch = JoinedPayloads.of(payloads)
-    found, scans = (find_joined(policy, batch), {}) if batch is not None else _find_mixed(policy, payloads)
-    dnc = dnc_reasons(found.emails, probe) if policy.has_dnc else {}
-    verdicts = [Verdict(payload=p, hold=policy.hold) for p in payloads]
-    for i in dnc.keys() | found.competitors.keys() | found.pii.keys() | scans.keys():
-        scan = scans.get(i)
-        if scan is None:
-            verdicts[i] = _verdict(policy, payloads[i], dnc.get(i), found.competitors.get(i), found.pii.get(i))
-        else:
-            verdicts[i] = _screen_one(policy, payloads[i], scan, dnc.get(i))
-    return verdicts
+    if batch is None:
+        return _screen(policy, payloads, probe, [i for i, p in enumerate(payloads) if joinable(p)])
+    found = find_joined(policy, batch, payloads)
+    return _verdicts(policy, payloads, found, found.dnc(probe) if policy.has_dnc else {})
+
+
+def screen_each(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> list[Verdict]:
+    """The verdicts of `screen_payloads`, each payload scanned on its own: the reference path."""
+    if policy.inactive or not policy.needs_scan:
+        return [Verdict(payload=p, hold=policy.hold) for p in payloads]
+    return _screen(policy, payloads, probe, [])
 
 
 class Findings:
-    """What the content stages found in a batch, by payload index; a payload without a finding is absent."""
+    """What the stages found in a batch: payloads as they would be stored, the email addresses,
+    and by index of payload (those with a finding only) its competitor domain and, in block mode, PII kinds.
 
-    def __init__(self) -> None:
+    Addresses are kept as found: in joined payloads as (start, end, address) in the joined scan text,
+    whose `owner` is the index of the payload holding an offset; in the others by index of payload."""
+
+    def __init__(self, stored: list[bytes]) -> None:
+        self.stored = stored
+        self.email_spans: list[tuple[int, int, str]] = []
+        self.owner: Callable[[int], int] = lambda offset: -1
         self.emails: dict[int, list[str]] = {}
         self.competitors: dict[int, str] = {}
-        self.pii: dict[int, tuple[bytes, set[str]]] = {}
+        self.pii_kinds: dict[int, set[str]] = {}
 
-    def moved(self, indices: Sequence[int]) -> Findings:
-        """The findings of a sub-batch, indexed as in the whole batch (`indices[i]` for its payload i)."""
-        moved = Findings()
+    def moved(self, indices: Sequence[int], payloads: Sequence[bytes]) -> Findings:
+        """These findings of a sub-batch within `payloads`, where `indices[i]` is its payload i."""
+        moved = Findings(list(payloads))
+        for i, stored in zip(indices, self.stored):
+            moved.stored[i] = stored
+        moved.email_spans, owner = self.email_spans, self.owner
+        moved.owner = lambda offset: indices[owner(offset)]
         moved.emails = {indices[i]: found for i, found in self.emails.items()}
         moved.competitors = {indices[i]: found for i, found in self.competitors.items()}
-        moved.pii = {indices[i]: found for i, found in self.pii.items()}
+        moved.pii_kinds = {indices[i]: found for i, found in self.pii_kinds.items()}
         return moved
 
+    def dnc(self, probe: DncProbe) -> dict[int, str]:
+        """Why the addresses of each payload (by index) hit the DNC lists, for those that did."""
+        addresses = {address for _, _, address in self.email_spans}.union(*self.emails.values())
+        reasons = dnc_reasons(addresses, probe)
+        if not reasons:
+            return {}
+        by_payload: dict[int, str] = {}
+        for start, _, address in self.email_spans:  # in order: a payload's first address that hit
+            if address in reasons:
+                by_payload.setdefault(self.owner(start), reasons[address])
+        for i, found in self.emails.items():
+            reason = next((reasons[address] for address in found if address in reasons), None)
+            if reason is not None:
+                by_payload[i] = reason
+        return by_payload
 
-def find_joined(policy: Policy, batch: JoinedPayloads) -> Findings:
+
+def find_joined(policy: Policy, batch: JoinedPayloads, payloads: Sequence[bytes]) -> Findings:
     """The findings of every stage in a joined batch, each detector run once over the whole of it."""
-    found = Findings()
+    found = Findings(list(payloads))
     wants_emails = policy.has_dnc or (policy.pii is not None and "email" in policy.pii.kinds)
     emails = list(find_emails(batch.scan)) if wants_emails and "@" in batch.scan else []
     if policy.has_dnc:
-        for start, _, address in emails:
-            found.emails.setdefault(batch.owner(start), []).append(address)
+        found.email_spans, found.owner = emails, batch.owner
     for start, domain in policy.competitors.matches(batch.scan):
         found.competitors.setdefault(batch.owner(start), domain)
-    if policy.pii is not None:
-        found.pii = policy.pii.redact_joined(batch, emails)
+    spans = policy.pii.joined_spans(batch, emails) if policy.pii is not None else []
+    if spans and policy.config.pii_mode == "block":
+        for start, _, kind in spans:
+            found.pii_kinds.setdefault(batch.owner(start), set()).add(kind)
+    elif spans:
+        found.stored = redact_joined(batch, spans)
     return found
 
 
-def _find_mixed(policy: Policy, payloads: Sequence[bytes]) -> tuple[Findings, dict[int, str]]:
-    """The joinable payloads' findings, and the scan texts of the others, which `_screen_one` screens."""
-    joined = [i for i, p in enumerate(payloads) if joinable(p)]
-    batch = JoinedPayloads.of([payloads[i] for i in joined]) if joined else None
-    found = find_joined(policy, batch).moved(joined) if batch is not None else Findings()
+def _screen(policy: Policy, payloads: Sequence[bytes], probe: DncProbe, joined: list[int]) -> list[Verdict]:
+    """The payloads at `joined` scanned as one text, the others one by one, with one DNC probe for all."""
+    some = [payloads[i] for i in joined]
+    batch = JoinedPayloads.of(some) if some else None
+    found = find_joined(policy, batch, some).moved(joined, payloads) if batch is not None else Findings(list(payloads))
     alone = set(range(len(payloads))).difference(joined)
     scans = {i: scan_text(payloads[i]) for i in sorted(alone)}
     if policy.has_dnc:
         found.emails.update({i: emails_in(scan) for i, scan in scans.items() if "@" in scan})
-    return found, scans
+    dnc = found.dnc(probe) if policy.has_dnc else {}
+    for i, scan in scans.items():
+        if i not in dnc:  # each stage runs only when the ones before let the payload through
+            _find_alone(policy, payloads[i], scan, i, found)
+    return _verdicts(policy, payloads, found, dnc)
 
 
-def screen_each(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> list[Verdict]:
-    """The same verdicts as `screen_payloads`, each payload scanned on its own: the reference path."""
-    if policy.inactive or not policy.needs_scan:
-        return [Verdict(payload=p, hold=policy.hold) for p in payloads]
-    scans = [scan_text(p) for p in payloads]
-    emails = {i: emails_in(scan) for i, scan in enumerate(scans) if "@" in scan}
-    dnc = dnc_reasons(emails, probe) if policy.has_dnc else {}
-    return [_screen_one(policy, p, scan, dnc.get(i)) for i, (p, scan) in enumerate(zip(payloads, scans))]
-
-
-def _screen_one(policy: Policy, payload: bytes, scan: str, dnc_reason: str | None) -> Verdict:
-    """The stages over one payload, in order, each run only when the ones before let the payload through."""
-    competitor = policy.competitors.first_match(scan) if dnc_reason is None else None
-    pii = None
-    if policy.pii is not None and dnc_reason is None and competitor is None:
+def _find_alone(policy: Policy, payload: bytes, scan: str, index: int, found: Findings) -> None:
+    competitor = policy.competitors.first_match(scan)
+    if competitor is not None:
+        found.competitors[index] = competitor
+    elif policy.pii is not None:
         redacted, kinds = policy.pii.redact_payload(payload, scan)
-        pii = (redacted, kinds) if kinds else None
-    return _verdict(policy, payload, dnc_reason, competitor, pii)
+        if kinds and policy.config.pii_mode == "block":
+            found.pii_kinds[index] = kinds
+        found.stored[index] = redacted
 
 
-def _verdict(
-    policy: Policy, payload: bytes, dnc_reason: str | None, competitor: str | None, pii: tuple[bytes, set[str]] | None
-) -> Verdict:
+def _verdicts(policy: Policy, payloads: Sequence[bytes], found: Findings, dnc: dict[int, str]) -> list[Verdict]:
+    verdicts = [Verdict(payload=p, hold=policy.hold) for p in found.stored]
+    for i in dnc.keys() | found.competitors.keys() | found.pii_kinds.keys():
+        verdicts[i] = _blocked(payloads[i], dnc.get(i), found.competitors.get(i), found.pii_kinds.get(i))
+    return verdicts
+
+
+def _blocked(payload: bytes, dnc_reason: str | None, competitor: str | None, pii_kinds: set[str] | None) -> Verdict:
+    """The verdict of the first stage that blocks the payload (a blocked payload is kept as it came)."""
     if dnc_reason is not None:
         return Verdict(payload=payload, blocked_by="dnc", reason=dnc_reason)
     if competitor is not None:
         return Verdict(payload=payload, blocked_by="competitor", reason=f"Payload references competitor domain {competitor}")
-    if pii is not None:
-        redacted, kinds = pii
-        if policy.config.pii_mode == "block":
-            return Verdict(payload=payload, blocked_by="pii", reason=f"Payload contains PII: {', '.join(sorted(kinds))}")
-        payload = redacted
-    return Verdict(payload=payload, hold=policy.hold)
+    return Verdict(payload=payload, blocked_by="pii", reason=f"Payload contains PII: {', '.join(sorted(pii_kinds or ()))}")
 
 
 def emails_in(scan: str) -> list[str]:
@@ -153,9 +181,8 @@ def emails_in(scan: str) -> list[str]:
     return [address for _, _, address in find_emails(scan)]
 
 
-def dnc_reasons(emails: Mapping[int, list[str]], probe: DncProbe) -> dict[int, str]:
-    """Why the addresses of each payload (by index) hit the DNC lists, for those that did; one probe per list."""
-    addresses = {address for found in emails.values() for address in found}
+def dnc_reasons(addresses: set[str], probe: DncProbe) -> dict[str, str]:
+    """Why each of these addresses hits the DNC lists, for those that do; one probe per list for all."""
     if not addresses:
         return {}
     wanted_emails, wanted_domains = _wanted(addresses)
@@ -163,9 +190,8 @@ def dnc_reasons(emails: Mapping[int, list[str]], probe: DncProbe) -> dict[int, s
     domain_hits = probe("domains", wanted_domains)
     if not email_hits and not domain_hits:
         return {}
-    checks = {address: _lookups(address) for address in addresses}
-    reasons = {i: _dnc_reason(found, checks, email_hits, domain_hits) for i, found in emails.items()}
-    return {i: reason for i, reason in reasons.items() if reason is not None}
+    reasons = {address: _dnc_reason(address, email_hits, domain_hits) for address in addresses}
+    return {address: reason for address, reason in reasons.items() if reason is not None}
 
 
 def _wanted(addresses: set[str]) -> tuple[list[str], list[str]]:
@@ -186,14 +212,9 @@ def _lookups(address: str) -> tuple[list[str], list[str]]:
     return variants, list(dict.fromkeys(d for v in variants for d in domain_suffixes(v.partition("@")[2]) if "." in d))
 
 
-def _dnc_reason(
-    emails: list[str], checks: dict[str, tuple[list[str], list[str]]], email_hits: set[str], domain_hits: set[str],
-) -> str | None:
-    for address in emails:
-        variants, domains = checks[address]
-        if any(v in email_hits for v in variants):
-            return DNC_EMAIL_REASON
-        hit = next((d for d in domains if d in domain_hits), None)
-        if hit is not None:
-            return f"Email domain matched DNC list: {hit}"
-    return None
+def _dnc_reason(address: str, email_hits: set[str], domain_hits: set[str]) -> str | None:
+    variants, domains = _lookups(address)
+    if any(v in email_hits for v in variants):
+        return DNC_EMAIL_REASON
+    hit = next((d for d in domains if d in domain_hits), None)
+    return None if hit is None else f"Email domain matched DNC list: {hit}"

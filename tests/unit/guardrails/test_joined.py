@@ -161,5 +161,5 @@ def test_redaction_in_a_joined_batch_keeps_each_payload_valid_json() -> None:
         {"card": "[REDACTED-CARD]", "to": "[REDACTED-EMAIL]"}, ["[REDACTED-CARD]", "[REDACTED-CARD]"], {"n": 1},
         "call [REDACTED-PHONE]",
     ]
-    assert verdicts[2].payload is payloads[2]
+    assert verdicts[2].payload == payloads[2]
     assert verdicts[4].blocked_by == "dnc" and verdicts[4].payload is payloads[4]  # blocked jobs keep theirs
