@@ -7,9 +7,9 @@ connected to (a DNS name that later resolves to 127.0.0.1 is refused too).
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -18,9 +18,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from rotor_lite import __version__
 from rotor_lite.clock import Clock
-from rotor_lite.errors import ValidationError
 from rotor_lite.engine.backoff import parse_retry_after
 from rotor_lite.engine.signing import sign_callback
+from rotor_lite.errors import ValidationError
 from rotor_lite.models import Claimed, Queue
 from rotor_lite.netguard import check_callback_url, is_public_address
 from rotor_lite.services import secrets as vault
@@ -158,7 +158,7 @@ class Deliverer:
         try:
             url = self._checked_url(target.url)
             return await self._post(queue, job, url, started, target)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return _failure("timeout", None, f"no response within {queue.timeout_ms // 1000}s", started)
         except BlockedAddress as exc:
             return _failure("error", None, str(exc), started)
@@ -188,7 +188,7 @@ class Deliverer:
             "x-rotor-signature": sign_callback(queue.callback_secret or "", job.id, timestamp, target.body),
             **target.headers,
         }
-        timeout = aiohttp.ClientTimeout(total=queue.timeout_ms / 1000)
+        timeout = _timeout(queue.timeout_ms)
         async with self._session.post(url, data=target.body, headers=headers, timeout=timeout, allow_redirects=False) as resp:
             body = await resp.content.read(MAX_RESULT_BYTES + 1)
             duration = _elapsed_ms(started)
@@ -203,6 +203,11 @@ class Deliverer:
                 error=f"HTTP {resp.status}" + (f": {_snippet(body)}" if body else ""), duration_ms=duration,
                 retry_after_ms=retry_after,
             )
+
+
+@lru_cache(maxsize=64)
+def _timeout(timeout_ms: int) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=timeout_ms / 1000)  # immutable: one per distinct queue timeout
 
 
 def _result_json(body: bytes, content_type: str) -> bytes | None:

@@ -1,11 +1,16 @@
 """The dispatcher: claims due jobs up to each queue's free slots and delivers them.
 
-One loop does every write: it sleeps until woken (a job was enqueued, a delivery
-finished, a queue changed) or until the next delayed job is due, with a poll interval
-as the safety net; then, in one write op, it records every delivery outcome that came
-in since its last write and claims jobs for the free slots, the slots of those
-outcomes included. A slot is reused only once its outcome is committed, and the claim
-that reuses it shares that commit instead of waiting for a second one.
+Every write is one op of the dispatcher's loop, run in the writer's group commit: it
+records each delivery outcome that came in since the previous op, then claims jobs for
+the free slots, the slots of those outcomes included. So a slot is reused only once its
+outcome is committed, and the claim that reuses it shares that commit. The op picks up
+outcomes when the writer runs it, not when it is queued, and a second op may wait in
+the writer's queue behind the running one: outcomes that arrive during a commit are
+taken by the very next group instead of waiting for the event loop to hear of the
+commit first. Slot counts therefore live with the ops, under a lock.
+
+The loop sleeps until woken (a job was enqueued, a delivery finished, a queue changed)
+or until the next delayed job is due, with a poll interval as the safety net.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, deque
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -31,13 +37,22 @@ from rotor_lite.store.jobs import Settlement
 log = logging.getLogger("rotor_lite.dispatcher")
 
 Finished = tuple[Queue, Settlement]
+T = TypeVar("T")
+_PIPELINE = 2  # ops queued or running in the writer at once: the running one and the next
+_EVENT_OF_STATE = {JobState.COMPLETED: "job.completed", JobState.FAILED: "job.failed"}
 
 
-class _Written(msgspec.Struct, frozen=True):
-    """What one write of the loop did: claimed jobs and when the next delayed job is due."""
+class _Op:
+    """One write of the loop: what it took, and its slot changes once its SQL has run."""
 
-    claimed: list[Claimed]
-    next_due: int | None
+    def __init__(self, claim: bool) -> None:
+        self.claim = claim
+        self.finished: list[Finished] = []
+        self.freed: Counter[int] = Counter()
+        self.taken: Counter[int] = Counter()
+        self.applied = False
+        self.claimed: list[Claimed] = []
+        self.next_due: int | None = None
 
 
 class Dispatcher:
@@ -48,12 +63,19 @@ class Dispatcher:
         self._deliverer = deliverer
         self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
         self._wake = asyncio.Event()
-        self._inflight: dict[int, int] = defaultdict(int)
-        self._finished: list[Finished] = []
+        self._finished: deque[Finished] = deque()  # appended by the event loop, taken by the writer thread
+        self._released: deque[int] = deque()  # queue rowids of slots given back without an outcome
+        self._slots: Counter[int] = Counter()  # slots held per queue rowid
+        self._lock = threading.Lock()  # guards _slots
+        self._claim_requests = 0  # bumped by the event loop
+        self._claims_seen = 0  # by the writer thread
+        self._next_due: int | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+        self._writing = 0  # ops queued or running in the writer
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._counters: dict[tuple[str, str], Any] = {}  # metric children, looked up once per label set
+        self._metric_children: dict[tuple[Any, ...], Any] = {}
         settings = core.settings.dispatch
         self._poll_ms = settings.ms("poll_interval")
         self._lease_grace_ms = settings.ms("lease")
@@ -68,6 +90,7 @@ class Dispatcher:
         await self.stop(self._core.settings.server.ms("drain_timeout") / 1000)
 
     def wake(self) -> None:
+        self._claim_requests += 1
         self._wake.set()
 
     @property
@@ -80,96 +103,74 @@ class Dispatcher:
         self._wake.set()
         if self._loop_task is not None:
             await _finish_or_cancel({self._loop_task}, drain_seconds)
+        await _finish_or_cancel(set(self._writes), drain_seconds)
         await _finish_or_cancel(set(self._tasks), 0)
 
+    # Event loop side ------------------------------------------------------------------
+
     async def _run(self) -> None:
-        next_due: int | None = None
-        # After stop(): no more claims, but the loop keeps recording outcomes until no slot is taken.
-        while not self._stopping or any(self._inflight.values()):
-            await self._sleep_until(next_due)
-            try:
-                next_due = await self._write(claim=not self._stopping)
-            except Exception:
-                log.exception("dispatch failed; retrying after the poll interval")
-                next_due = None
+        # After stop(): no more claims, but the loop keeps recording outcomes until no slot is held.
+        while not self._stopping or self._writing or self._holding():
+            if self._writing >= _PIPELINE:
+                await self._wake.wait()  # an op finishing wakes us
+                self._wake.clear()
+                continue
+            await self._sleep_until(None if self._stopping else self._next_due)
+            if self._has_work():
+                self._writing += 1
+                self._spawn(self._writes, self._write(claim=not self._stopping))
+
+    def _holding(self) -> bool:
+        with self._lock:
+            return any(count > 0 for count in self._slots.values())
+
+    def _has_work(self) -> bool:
+        claim = self._claim_requests != self._claims_seen and not self._stopping
+        return claim or bool(self._finished or self._released)
 
     async def _sleep_until(self, next_due: int | None) -> None:
         wait_ms = self._poll_ms
         if next_due is not None:
             wait_ms = max(0, min(wait_ms, next_due - self._core.clock.now_ms()))
-        if wait_ms > 0:
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait_ms / 1000)
-            except TimeoutError:
-                pass
+        if not (wait_ms > 0 and await _woken(self._wake, wait_ms)):
+            self._claim_requests += 1  # a delayed job is due, or the poll interval passed
         self._wake.clear()
 
-    async def _write(self, *, claim: bool) -> int | None:
-        """Record the finished deliveries and (unless stopping) claim for the free slots, in one write op."""
-        finished, self._finished = self._finished, []
-        wants = self._free_slots(finished) if claim else {}
-        now = self._core.clock.now_ms()
+    async def _write(self, *, claim: bool) -> None:
+        op = _Op(claim)
         try:
-            written = await self._core.db.write(lambda conn: self._settle_and_claim(conn, finished, wants, now, claim))
+            await self._core.db.write(partial(self._run_op, op=op))
         except Exception:
             log.exception("recording outcomes and claiming failed; recording the outcomes one by one")
-            await self._settle_one_by_one(finished)
-            written = _Written([], None)
+            self._undo(op)
+            await self._settle_one_by_one(op.finished)
+        else:
+            self._next_due = op.next_due
+            self._start(op.claimed)
         finally:
-            for queue, _ in finished:
-                self._inflight[queue.rowid] -= 1  # committed (or given up on: its lease will expire)
-        self._start(written.claimed)
-        return written.next_due
+            self._writing -= 1  # here, not in a done callback: the loop must see it when it wakes
+            self._wake.set()
 
-    def _free_slots(self, finished: list[Finished]) -> dict[int, tuple[Queue, int]]:
-        freed = Counter(queue.rowid for queue, _ in finished)
-        wants = {}
-        for queue in self._core.queues.all():
-            if queue.state != QueueState.ACTIVE or not queue.callback_url:
-                continue
-            free = queue.concurrency - self._inflight[queue.rowid] + freed[queue.rowid]
-            if free > 0:
-                wants[queue.rowid] = (queue, free)
-        return wants
+    def _undo(self, op: _Op) -> None:
+        """After a failed op: its claims did not happen; its outcomes' slots are free either way."""
+        with self._lock:
+            if op.applied:
+                self._slots.subtract(op.taken)
+            else:
+                self._slots.subtract(op.freed)
 
     def _start(self, claimed: list[Claimed]) -> None:
         for job in claimed:
             queue = self._core.queues.by_rowid(job.queue_id)
-            if queue is None:
+            if queue is None:  # deleted meanwhile: the lease runs out
+                self._released.append(job.queue_id)
                 continue
-            self._inflight[queue.rowid] += 1
-            task = asyncio.create_task(self._deliver(queue, job))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._tasks, self._deliver(queue, job))
 
-    def _settle_and_claim(
-        self, conn: sqlite3.Connection, finished: list[Finished], wants: dict[int, tuple[Queue, int]], now: int,
-        claim: bool,
-    ) -> _Written:
-        self._settle(conn, finished)
-        if not claim:
-            return _Written([], None)
-        return self._claim(conn, wants, now)
-
-    def _claim(self, conn: sqlite3.Connection, wants: dict[int, tuple[Queue, int]], now: int) -> _Written:
-        job_store.promote_due(conn, now)
-        claimed: list[Claimed] = []
-        for queue, free in wants.values():
-            got = job_store.acquire_jobs(
-                conn, queue_rowid=queue.rowid, workspace_id=queue.workspace_id, limit=free, owner=self._owner,
-                lease_ms=queue.timeout_ms + self._lease_grace_ms, now=now,
-                key_recheck_ms=self._key_recheck_ms, key_ttl_ms=self._key_ttl_ms,
-            )
-            if got:
-                self._emit_if_drained(conn, queue)
-            claimed += got
-        return _Written(claimed, job_store.next_delayed_at(conn))
-
-    def _emit_if_drained(self, conn: sqlite3.Connection, queue: Queue) -> None:
-        """`queue.drained` when this claim took the queue's last waiting job (checked only if anyone listens)."""
-        events = self._core.events
-        if events.wants(queue.workspace_id, "queue.drained") and not job_store.has_waiting(conn, queue.rowid):
-            events.emit(conn, queue.workspace_id, "queue.drained", {"queueName": queue.name})
+    def _spawn(self, tasks: set[asyncio.Task[None]], coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _deliver(self, queue: Queue, job: Claimed) -> None:
         try:
@@ -179,19 +180,22 @@ class Dispatcher:
         except Exception:
             # Nothing to record: the lease runs out and the job is delivered again.
             log.exception("delivery crashed", extra={"job_id": job.id})
-            self._inflight[queue.rowid] -= 1
+            self._released.append(queue.rowid)
         finally:
             self._wake.set()
 
     def _count(self, queue: Queue, outcome: Outcome) -> None:
         metrics = self._core.metrics
-        key = (queue.name, outcome.outcome)
-        if (counter := self._counters.get(key)) is None:
-            counter = self._counters[key] = metrics.deliveries.labels(*key)
-        if (histogram := self._counters.get((queue.name, ""))) is None:
-            histogram = self._counters[(queue.name, "")] = metrics.delivery_seconds.labels(queue.name)
-        counter.inc()
-        histogram.observe(outcome.duration_ms / 1000)
+        self._child(metrics.deliveries, queue.name, outcome.outcome).inc()
+        self._child(metrics.delivery_seconds, queue.name).observe(outcome.duration_ms / 1000)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """The metric's child for these labels, looked up once: `labels()` costs a lock and a dict per call."""
+        key = (id(metric), *labels)
+        child = self._metric_children.get(key)
+        if child is None:
+            child = self._metric_children[key] = metric.labels(*labels)
+        return child
 
     def _settlement(self, queue: Queue, job: Claimed, outcome: Outcome) -> Settlement:
         now = self._core.clock.now_ms()
@@ -210,7 +214,7 @@ class Dispatcher:
         return Settlement(claimed=job, attempt=attempt, state=state, at=now, reason=reason, retry_at=retry_at)
 
     async def _settle_one_by_one(self, finished: list[Finished]) -> None:
-        """After a failed group: each outcome in its own write, so one bad outcome cannot sink the others."""
+        """After a failed op: each outcome in its own write, so one bad outcome cannot sink the others."""
         results = await asyncio.gather(
             *(self._core.db.write(partial(self._settle, finished=[f])) for f in finished), return_exceptions=True
         )
@@ -218,9 +222,61 @@ class Dispatcher:
             if isinstance(result, BaseException):
                 log.error("delivery bookkeeping failed", extra={"job_id": settlement.claimed.id, "error": str(result)})
 
+    # Writer thread side -----------------------------------------------------------------
+
+    def _run_op(self, conn: sqlite3.Connection, op: _Op) -> None:
+        op.finished = _drain(self._finished)
+        op.freed = Counter(queue.rowid for queue, _ in op.finished)
+        op.freed.update(_drain(self._released))
+        requests, now = self._claim_requests, self._core.clock.now_ms()
+        self._settle(conn, op.finished)
+        if op.claim and (op.freed or requests != self._claims_seen):
+            self._claims_seen = requests
+            wants = self._free_slots(op.freed)
+            op.claimed, op.next_due = self._claim(conn, wants, now), job_store.next_delayed_at(conn)
+        else:
+            op.next_due = self._next_due
+        op.taken = Counter(job.queue_id for job in op.claimed)
+        with self._lock:  # only now: an op that raised above changed no slot
+            self._slots.subtract(op.freed)
+            self._slots.update(op.taken)
+            op.applied = True
+
+    def _free_slots(self, freed: Counter[int]) -> dict[int, tuple[Queue, int]]:
+        wants = {}
+        with self._lock:
+            held = {rowid: count - freed[rowid] for rowid, count in self._slots.items()}
+        for queue in self._core.queues.all():
+            if queue.state != QueueState.ACTIVE or not queue.callback_url:
+                continue
+            free = queue.concurrency - held.get(queue.rowid, 0)
+            if free > 0:
+                wants[queue.rowid] = (queue, free)
+        return wants
+
+    def _claim(self, conn: sqlite3.Connection, wants: dict[int, tuple[Queue, int]], now: int) -> list[Claimed]:
+        job_store.promote_due(conn, now)
+        claimed: list[Claimed] = []
+        for queue, free in wants.values():
+            got = job_store.acquire_jobs(
+                conn, queue_rowid=queue.rowid, workspace_id=queue.workspace_id, limit=free, owner=self._owner,
+                lease_ms=queue.timeout_ms + self._lease_grace_ms, now=now,
+                key_recheck_ms=self._key_recheck_ms, key_ttl_ms=self._key_ttl_ms,
+            )
+            if got:
+                self._emit_if_drained(conn, queue)
+            claimed += got
+        return claimed
+
+    def _emit_if_drained(self, conn: sqlite3.Connection, queue: Queue) -> None:
+        """`queue.drained` when this claim took the queue's last waiting job (checked only if anyone listens)."""
+        events = self._core.events
+        if events.wants(queue.workspace_id, "queue.drained") and not job_store.has_waiting(conn, queue.rowid):
+            events.emit(conn, queue.workspace_id, "queue.drained", {"queueName": queue.name})
+
     def _settle(self, conn: sqlite3.Connection, finished: list[Finished]) -> None:
         """Apply the outcomes; observers and events run for exactly the jobs whose lease still held."""
-        queues = {id(settlement): queue for queue, settlement in finished}
+        queues = {id(settlement): queue for queue, settlement in finished}  # settle_jobs hands back the same objects
         for settlement in job_store.settle_jobs(conn, [settlement for _, settlement in finished]):
             self._after_settled(conn, queues[id(settlement)], settlement)
 
@@ -228,20 +284,36 @@ class Dispatcher:
         terminal = s.state in (JobState.COMPLETED, JobState.FAILED)
         for observer in self._core.attempt_observers:
             observer(conn, queue, s.claimed, s.attempt, terminal)
-        if s.state == JobState.COMPLETED:
-            self._emit(conn, queue, "job.completed", {
-                "jobId": s.claimed.id, "queueName": queue.name, "result": msgspec.Raw(s.result or b"null"),
-                "attempts": s.claimed.attempt, "completedAt": iso_from_ms(s.at),
-            })
-        elif s.state == JobState.FAILED:
-            self._emit(conn, queue, "job.failed", {
-                "jobId": s.claimed.id, "queueName": queue.name, "failReason": s.reason, "attempts": s.claimed.attempt,
-                "failedAt": iso_from_ms(s.at),
-            })
+        if terminal and self._core.events.wants(queue.workspace_id, _EVENT_OF_STATE[s.state]):
+            self._core.events.emit(conn, queue.workspace_id, _EVENT_OF_STATE[s.state], _event_data(queue, s))
 
-    def _emit(self, conn: sqlite3.Connection, queue: Queue, event_type: str, data: dict[str, Any]) -> None:
-        if self._core.events.wants(queue.workspace_id, event_type):  # skip building the event nobody hears
-            self._core.events.emit(conn, queue.workspace_id, event_type, data)
+
+def _event_data(queue: Queue, s: Settlement) -> dict[str, Any]:
+    """The `job.completed` or `job.failed` event of a settled job (built only when someone listens)."""
+    data: dict[str, Any] = {"jobId": s.claimed.id, "queueName": queue.name}
+    if s.state == JobState.COMPLETED:
+        data.update(result=msgspec.Raw(s.result or b"null"), attempts=s.claimed.attempt, completedAt=iso_from_ms(s.at))
+    else:
+        data.update(failReason=s.reason, attempts=s.claimed.attempt, failedAt=iso_from_ms(s.at))
+    return data
+
+
+async def _woken(event: asyncio.Event, wait_ms: int) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), wait_ms / 1000)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _drain(items: deque[T]) -> list[T]:
+    """Everything in `items` now; safe against appends from the other thread meanwhile."""
+    taken = []
+    while True:
+        try:
+            taken.append(items.popleft())
+        except IndexError:
+            return taken
 
 
 async def _finish_or_cancel(tasks: set[asyncio.Task[None]], seconds: float) -> None:
