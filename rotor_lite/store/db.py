@@ -151,9 +151,13 @@ class Database:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for pending in group:
-                outcomes.append(_run_in_savepoint(conn, pending.op))
-            conn.execute("COMMIT")
+            if len(group) == 1:
+                outcomes.append(_run_alone(conn, group[0].op))
+            else:
+                for pending in group:
+                    outcomes.append(_run_in_savepoint(conn, pending.op))
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("write failed, group rolled back", extra={"error": str(exc)})
             if conn.in_transaction:
@@ -162,6 +166,25 @@ class Database:
             outcomes = [(False, error)] * len(group)
         for pending, (ok, value) in zip(group, outcomes):
             pending.loop.call_soon_threadsafe(_settle, pending.future, ok, value)
+
+
+def _run_alone(conn: sqlite3.Connection, op: WriteOp) -> tuple[bool, Any]:
+    """A group of one needs no savepoint: a failure rolls back the whole transaction.
+
+    Under load every statement makes the writer win the GIL back from the event loop, so the
+    two statements saved here are worth more than their SQLite cost.
+    """
+    try:
+        return True, op(conn)
+    except (RotorError, sqlite3.IntegrityError, ValueError) as exc:
+        conn.execute("ROLLBACK")
+        return False, exc
+    except sqlite3.Error:
+        raise
+    except Exception as exc:  # a bug in the operation must not stop the writer
+        log.exception("write operation crashed")
+        conn.execute("ROLLBACK")
+        return False, exc
 
 
 def _run_in_savepoint(conn: sqlite3.Connection, op: WriteOp) -> tuple[bool, Any]:
