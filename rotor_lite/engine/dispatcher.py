@@ -182,7 +182,8 @@ class Dispatcher:
             log.exception("delivery crashed", extra={"job_id": job.id})
             self._released.append(queue.rowid)
         finally:
-            self._wake.set()
+            if self._writing < _PIPELINE:  # else the op that finishes next wakes the loop anyway
+                self._wake.set()
 
     def _count(self, queue: Queue, outcome: Outcome) -> None:
         metrics = self._core.metrics
@@ -300,7 +301,8 @@ def _event_data(queue: Queue, s: Settlement) -> dict[str, Any]:
 
 async def _woken(event: asyncio.Event, wait_ms: int) -> bool:
     try:
-        await asyncio.wait_for(event.wait(), wait_ms / 1000)
+        async with asyncio.timeout(wait_ms / 1000):  # cheaper than wait_for, which wraps the wait in a task
+            await event.wait()
     except TimeoutError:
         return False
     return True
