@@ -7,7 +7,9 @@ request path (`engine/judge.py`). DNC entries are probed once per batch, through
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 import msgspec
 
@@ -51,63 +53,82 @@ class Verdict(msgspec.Struct, kw_only=True, frozen=True):
     hold: bool = False
 
 
-def screen_payloads(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> list[Verdict]:
-    """One verdict per payload, in order.
+class Screened(msgspec.Struct, kw_only=True, frozen=True):
+    """What the synchronous stages decided for a batch: each payload as it would be stored (redacted
+    where PII was, as it came where blocked), why the blocked ones were, and whether to hold the rest."""
 
-    Payloads that can be are scanned together as one text (`JoinedPayloads`), the others one by one."""
+    stored: list[bytes]
+    blocked: dict[int, tuple[str, str]]  # index of payload: (stage, reason)
+    hold: bool
+
+
+def screen_batch(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> Screened:
+    """The stages over a batch: payloads that can be are scanned in joined chunks (`JoinedPayloads`),
+    the others one by one, with one DNC probe per list for all."""
     if policy.inactive or not policy.needs_scan:
-        return [Verdict(payload=p, hold=policy.hold) for p in payloads]
-    batch = JoinedPayloads.of(payloads)
-    if batch is None:
-        return _screen(policy, payloads, probe, [i for i, p in enumerate(payloads) if joinable(p)])
-    found = find_joined(policy, batch, payloads)
-    return _verdicts(policy, payloads, found, found.dnc(probe) if policy.has_dnc else {})
+        return Screened(stored=list(payloads), blocked={}, hold=policy.hold)
+    return _screen(policy, payloads, probe, _chunks(payloads))
 
 
-def screen_each(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> list[Verdict]:
-    """The verdicts of `screen_payloads`, each payload scanned on its own: the reference path."""
+def screen_each(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> Screened:
+    """What `screen_batch` decides, each payload scanned on its own: the reference path."""
     if policy.inactive or not policy.needs_scan:
-        return [Verdict(payload=p, hold=policy.hold) for p in payloads]
+        return Screened(stored=list(payloads), blocked={}, hold=policy.hold)
     return _screen(policy, payloads, probe, [])
+
+
+def screen_payloads(policy: Policy, payloads: Sequence[bytes], probe: DncProbe) -> list[Verdict]:
+    """One verdict per payload, in order."""
+    return verdicts(screen_batch(policy, payloads, probe))
+
+
+def verdicts(screened: Screened) -> list[Verdict]:
+    """The decisions of a batch, one per payload."""
+    out = [Verdict(payload=p, hold=screened.hold) for p in screened.stored]
+    for i, (stage, reason) in screened.blocked.items():
+        out[i] = Verdict(payload=screened.stored[i], blocked_by=stage, reason=reason)
+    return out
+
+
+_CHUNK_BYTES = 256 * 1024  # joined texts this long stay in the CPU caches; 10 MiB ones scan 35 % slower
+
+
+def _chunks(payloads: Sequence[bytes]) -> list[range]:
+    """Consecutive runs of payloads of `_CHUNK_BYTES` at most together (or of one payload)."""
+    ends = list(accumulate(map(len, payloads)))
+    chunks, start = [], 0
+    while start < len(payloads):
+        stop = max(start + 1, bisect_right(ends, ends[start] - len(payloads[start]) + _CHUNK_BYTES, start))
+        chunks.append(range(start, stop))
+        start = stop
+    return chunks
 
 
 class Findings:
     """What the stages found in a batch: payloads as they would be stored, the email addresses,
     and by index of payload (those with a finding only) its competitor domain and, in block mode, PII kinds.
 
-    Addresses are kept as found: in joined payloads as (start, end, address) in the joined scan text,
-    whose `owner` is the index of the payload holding an offset; in the others by index of payload."""
+    Addresses are kept as found: in joined payloads as (start, end, address) in the joined text, with
+    a function from an offset to the index of the payload holding it; in the others by index of payload."""
 
-    def __init__(self, stored: list[bytes]) -> None:
-        self.stored = stored
-        self.email_spans: list[tuple[int, int, str]] = []
-        self.owner: Callable[[int], int] = lambda offset: -1
+    def __init__(self, payloads: Sequence[bytes]) -> None:
+        self.stored = list(payloads)
+        self.joined_emails: list[tuple[list[tuple[int, int, str]], Callable[[int], int]]] = []
         self.emails: dict[int, list[str]] = {}
         self.competitors: dict[int, str] = {}
         self.pii_kinds: dict[int, set[str]] = {}
 
-    def moved(self, indices: Sequence[int], payloads: Sequence[bytes]) -> Findings:
-        """These findings of a sub-batch within `payloads`, where `indices[i]` is its payload i."""
-        moved = Findings(list(payloads))
-        for i, stored in zip(indices, self.stored):
-            moved.stored[i] = stored
-        moved.email_spans, owner = self.email_spans, self.owner
-        moved.owner = lambda offset: indices[owner(offset)]
-        moved.emails = {indices[i]: found for i, found in self.emails.items()}
-        moved.competitors = {indices[i]: found for i, found in self.competitors.items()}
-        moved.pii_kinds = {indices[i]: found for i, found in self.pii_kinds.items()}
-        return moved
-
     def dnc(self, probe: DncProbe) -> dict[int, str]:
         """Why the addresses of each payload (by index) hit the DNC lists, for those that did."""
-        addresses = {address for _, _, address in self.email_spans}.union(*self.emails.values())
-        reasons = dnc_reasons(addresses, probe)
+        addresses = {address for spans, _ in self.joined_emails for _, _, address in spans}
+        reasons = dnc_reasons(addresses.union(*self.emails.values()), probe)
         if not reasons:
             return {}
         by_payload: dict[int, str] = {}
-        for start, _, address in self.email_spans:  # in order: a payload's first address that hit
-            if address in reasons:
-                by_payload.setdefault(self.owner(start), reasons[address])
+        for spans, owner in self.joined_emails:
+            for start, _, address in spans:  # in order: a payload's first address that hit
+                if address in reasons:
+                    by_payload.setdefault(owner(start), reasons[address])
         for i, found in self.emails.items():
             reason = next((reasons[address] for address in found if address in reasons), None)
             if reason is not None:
@@ -115,38 +136,53 @@ class Findings:
         return by_payload
 
 
-def find_joined(policy: Policy, batch: JoinedPayloads, payloads: Sequence[bytes]) -> Findings:
-    """The findings of every stage in a joined batch, each detector run once over the whole of it."""
-    found = Findings(list(payloads))
+def find_joined(policy: Policy, batch: JoinedPayloads, indices: Sequence[int], found: Findings) -> None:
+    """Adds the findings of every stage in a joined batch, each detector run once over the whole of it;
+    `indices[i]` is the index of the batch's payload i among all."""
+    owner: Callable[[int], int] = lambda offset: indices[batch.owner(offset)]
     wants_emails = policy.has_dnc or (policy.pii is not None and "email" in policy.pii.kinds)
     emails = list(find_emails(batch.scan)) if wants_emails and "@" in batch.scan else []
-    if policy.has_dnc:
-        found.email_spans, found.owner = emails, batch.owner
+    if policy.has_dnc and emails:
+        found.joined_emails.append((emails, owner))
     for start, domain in policy.competitors.matches(batch.scan):
-        found.competitors.setdefault(batch.owner(start), domain)
+        found.competitors.setdefault(owner(start), domain)
     spans = policy.pii.joined_spans(batch, emails) if policy.pii is not None else []
     if spans and policy.config.pii_mode == "block":
         for start, _, kind in spans:
-            found.pii_kinds.setdefault(batch.owner(start), set()).add(kind)
+            found.pii_kinds.setdefault(owner(start), set()).add(kind)
+    elif spans and isinstance(indices, range):
+        found.stored[indices.start:indices.stop] = redact_joined(batch, spans)
     elif spans:
-        found.stored = redact_joined(batch, spans)
-    return found
+        for i, stored in zip(indices, redact_joined(batch, spans)):
+            found.stored[i] = stored
 
 
-def _screen(policy: Policy, payloads: Sequence[bytes], probe: DncProbe, joined: list[int]) -> list[Verdict]:
-    """The payloads at `joined` scanned as one text, the others one by one, with one DNC probe for all."""
-    some = [payloads[i] for i in joined]
-    batch = JoinedPayloads.of(some) if some else None
-    found = find_joined(policy, batch, some).moved(joined, payloads) if batch is not None else Findings(list(payloads))
-    alone = set(range(len(payloads))).difference(joined)
-    scans = {i: scan_text(payloads[i]) for i in sorted(alone)}
+def _screen(policy: Policy, payloads: Sequence[bytes], probe: DncProbe, chunks: list[range]) -> Screened:
+    """Each chunk's payloads that can be scanned as one text, all the others one by one."""
+    found = Findings(payloads)
+    joined = [_find_chunk(policy, payloads, chunk, found) for chunk in chunks]
+    alone: dict[int, str] = {}
+    if sum(map(len, joined)) < len(payloads):
+        alone = {i: scan_text(payloads[i]) for i in sorted(set(range(len(payloads))).difference(*joined))}
     if policy.has_dnc:
-        found.emails.update({i: emails_in(scan) for i, scan in scans.items() if "@" in scan})
+        found.emails = {i: emails_in(scan) for i, scan in alone.items() if "@" in scan}
     dnc = found.dnc(probe) if policy.has_dnc else {}
-    for i, scan in scans.items():
+    for i, scan in alone.items():
         if i not in dnc:  # each stage runs only when the ones before let the payload through
             _find_alone(policy, payloads[i], scan, i, found)
-    return _verdicts(policy, payloads, found, dnc)
+    return _screened(policy, payloads, found, dnc)
+
+
+def _find_chunk(policy: Policy, payloads: Sequence[bytes], chunk: range, found: Findings) -> Sequence[int]:
+    """Scans the chunk's payloads that can be joined as one text; returns their indices."""
+    indices: Sequence[int] = chunk
+    batch = JoinedPayloads.of(payloads[chunk.start:chunk.stop])
+    if batch is None:
+        indices = [i for i in chunk if joinable(payloads[i])]
+        batch = JoinedPayloads.of([payloads[i] for i in indices]) if indices else None
+    if batch is not None:
+        find_joined(policy, batch, indices, found)
+    return indices
 
 
 def _find_alone(policy: Policy, payload: bytes, scan: str, index: int, found: Findings) -> None:
@@ -160,20 +196,21 @@ def _find_alone(policy: Policy, payload: bytes, scan: str, index: int, found: Fi
         found.stored[index] = redacted
 
 
-def _verdicts(policy: Policy, payloads: Sequence[bytes], found: Findings, dnc: dict[int, str]) -> list[Verdict]:
-    verdicts = [Verdict(payload=p, hold=policy.hold) for p in found.stored]
+def _screened(policy: Policy, payloads: Sequence[bytes], found: Findings, dnc: dict[int, str]) -> Screened:
+    blocked: dict[int, tuple[str, str]] = {}
     for i in dnc.keys() | found.competitors.keys() | found.pii_kinds.keys():
-        verdicts[i] = _blocked(payloads[i], dnc.get(i), found.competitors.get(i), found.pii_kinds.get(i))
-    return verdicts
+        blocked[i] = _block(dnc.get(i), found.competitors.get(i), found.pii_kinds.get(i))
+        found.stored[i] = payloads[i]
+    return Screened(stored=found.stored, blocked=blocked, hold=policy.hold)
 
 
-def _blocked(payload: bytes, dnc_reason: str | None, competitor: str | None, pii_kinds: set[str] | None) -> Verdict:
-    """The verdict of the first stage that blocks the payload (a blocked payload is kept as it came)."""
+def _block(dnc_reason: str | None, competitor: str | None, pii_kinds: set[str] | None) -> tuple[str, str]:
+    """The first stage that blocks a payload, and why."""
     if dnc_reason is not None:
-        return Verdict(payload=payload, blocked_by="dnc", reason=dnc_reason)
+        return "dnc", dnc_reason
     if competitor is not None:
-        return Verdict(payload=payload, blocked_by="competitor", reason=f"Payload references competitor domain {competitor}")
-    return Verdict(payload=payload, blocked_by="pii", reason=f"Payload contains PII: {', '.join(sorted(pii_kinds or ()))}")
+        return "competitor", f"Payload references competitor domain {competitor}"
+    return "pii", f"Payload contains PII: {', '.join(sorted(pii_kinds or ()))}"
 
 
 def emails_in(scan: str) -> list[str]:

@@ -23,12 +23,7 @@ from rotor_lite.models import Job, JobState, Principal, Queue
 from rotor_lite.schemas import DncAppend, GuardrailUpdate
 from rotor_lite.services import approvals
 from rotor_lite.services.core import Core
-from rotor_lite.services.guardrail_stages import (
-    STAGES,
-    Policy,
-    Verdict,
-    screen_payloads,
-)
+from rotor_lite.services.guardrail_stages import STAGES, Policy, Screened, screen_batch
 from rotor_lite.store import guardrails as store
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store.guardrails import ConfigRow, DncKind, PolicyReader, Screening
@@ -97,9 +92,7 @@ class GuardrailAdmission:
         policy = self.policies.get(queue.workspace_id)
         if policy.inactive:
             return jobs
-        verdicts = screen_payloads(policy, [job.payload for job in jobs], self.policies.probe(queue.workspace_id))
-        for job, verdict in zip(jobs, verdicts):
-            _apply(job, verdict)
+        _apply(jobs, screen_batch(policy, [job.payload for job in jobs], self.policies.probe(queue.workspace_id)))
         return jobs
 
     def on_insert(self, conn: sqlite3.Connection, queue: Queue, jobs: list[Job]) -> None:
@@ -159,14 +152,17 @@ class GuardrailAdmission:
         approvals.close_for_cancelled_job(self.core, conn, job, actor, self.core.clock.now_ms())
 
 
-def _apply(job: Job, verdict: Verdict) -> None:
-    if verdict.blocked_by is not None:
-        job.state, job.blocked_by, job.block_reason = JobState.BLOCKED, verdict.blocked_by, verdict.reason
+def _apply(jobs: list[Job], screened: Screened) -> None:
+    """The jobs take their payloads as stored; blocked ones are blocked, the others held if asked."""
+    for job, payload in zip(jobs, screened.stored):
+        job.payload = payload
+    if screened.hold:
+        for job in jobs:
+            job.state = JobState.SCREENING
+    for i, (stage, reason) in screened.blocked.items():
+        job = jobs[i]
+        job.state, job.blocked_by, job.block_reason = JobState.BLOCKED, stage, reason
         job.finished_at = job.created_at
-        return
-    job.payload = verdict.payload
-    if verdict.hold:
-        job.state = JobState.SCREENING
 
 
 def record_block(

@@ -13,9 +13,10 @@ import pytest
 
 from rotor_lite.guardrails import JoinedPayloads, PiiScanner, find_emails, joinable
 from rotor_lite.guardrails.pii import _PATTERNS, is_card_number
+from rotor_lite.services import guardrail_stages
 from rotor_lite.services.guardrail_stages import (
     Policy,
-    Verdict,
+    screen_batch,
     screen_each,
     screen_payloads,
 )
@@ -126,20 +127,26 @@ POLICIES = {
 }
 
 
-def _same(fast: list[Verdict], exact: list[Verdict]) -> None:
-    assert [msgspec.structs.astuple(v) for v in fast] == [msgspec.structs.astuple(v) for v in exact]
-
-
 @pytest.mark.parametrize("name", POLICIES)
 @pytest.mark.parametrize("seed", range(4))
 def test_a_joined_batch_screens_as_each_payload_alone(name: str, seed: int) -> None:
     policy = _policy(**POLICIES[name])
     payloads = corpus(seed, 300)
     assert any(joinable(p) for p in payloads) and not all(joinable(p) for p in payloads)
-    _same(screen_payloads(policy, payloads, _probe), screen_each(policy, payloads, _probe))
+    assert screen_batch(policy, payloads, _probe) == screen_each(policy, payloads, _probe)
     joined_only = [p for p in payloads if joinable(p)]  # the fully joined path, not the mixed one
     assert JoinedPayloads.of(joined_only) is not None
-    _same(screen_payloads(policy, joined_only, _probe), screen_each(policy, joined_only, _probe))
+    assert screen_batch(policy, joined_only, _probe) == screen_each(policy, joined_only, _probe)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 200, 2_000])
+def test_a_batch_in_many_chunks_screens_the_same(chunk_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = _policy(**POLICIES["redact"])
+    payloads = corpus(9, 300)
+    expected = screen_each(policy, payloads, _probe)
+    monkeypatch.setattr(guardrail_stages, "_CHUNK_BYTES", chunk_bytes)
+    assert len(guardrail_stages._chunks(payloads)) > 1
+    assert screen_batch(policy, payloads, _probe) == expected
 
 
 def test_what_cannot_be_joined() -> None:
