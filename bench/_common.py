@@ -223,7 +223,7 @@ def run_wrk(url: str, script: str, connections: int, seconds: int, **env: str) -
     ).stdout
     return WrkResult(
         rps=float(_grab(r"Requests/sec:\s+([\d.]+)", out, "0")),
-        p50_ms=_ms(_grab(r"50%\s+(\S+)", out, "0us")), p99_ms=_ms(_grab(r"99%\s+(\S+)", out, "0us")),
+        p50_ms=_ms(_grab(r"(?m)^\s*50%\s+(\S+)", out, "0us")), p99_ms=_ms(_grab(r"(?m)^\s*99%\s+(\S+)", out, "0us")),
         non_2xx=int(_grab(r"Non-2xx or 3xx responses: (\d+)", out, "0")),
         socket_errors=sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)),
         requests=int(_grab(r"(\d+) requests in", out, "0")),
