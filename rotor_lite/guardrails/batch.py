@@ -38,7 +38,8 @@ class JoinedPayloads:
     def __init__(self, text: str, lengths: Iterable[int]) -> None:
         self.text = text
         self.scan = text.lower()
-        self.starts = list(accumulate((n + 1 for n in lengths), initial=0))  # one past the end: a sentinel
+        # where each payload starts, and one past the end; `n + 1` for the newline after each
+        self.starts = list(accumulate(map((1).__add__, lengths), initial=0))
 
     @classmethod
     def of(cls, payloads: Sequence[bytes]) -> JoinedPayloads | None:
