@@ -54,9 +54,6 @@ class JoinedPayloads:
         texts = [p.decode() for p in payloads]
         return cls("\n".join(texts), map(len, texts))
 
-    def __len__(self) -> int:
-        return len(self.starts) - 1
-
     def owner(self, offset: int) -> int:
         """The index of the payload that holds `offset`."""
         return bisect_right(self.starts, offset) - 1

@@ -88,11 +88,11 @@ class PiiScanner:
             return []
         regions = _CANDIDATE_TRANSLATED if text.isascii() else _CANDIDATE
         found: list[Span] = []
-        search, limit = self._digits.search, len(text)
+        search = self._digits.search
         for region in regions.finditer(text.translate(_DIGITS_TO_ZERO) if text.isascii() else text):
-            start, end = region.span()
             # one character of margin each side for `+` and `(`, and so the look-arounds see real neighbours
-            start, end = max(0, start - 1), min(limit, end + 2)
+            # (`search` reads a start before 0 or an end past the text as the text's bounds)
+            start, end = region.start() - 1, region.end() + 2
             while end - start >= _SHORTEST and (match := search(text, start, end)) is not None:
                 kind = match.lastgroup or ""
                 start = match.end()

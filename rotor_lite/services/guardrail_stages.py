@@ -3,6 +3,10 @@
 Each stage short-circuits. The first three are synchronous and cheap (microseconds for a small
 payload); the brand-tone stage only marks the job to be held for the judge, which runs off the
 request path (`engine/judge.py`). DNC entries are probed once per batch, through `DncProbe`.
+
+A batch is scanned in chunks of payloads joined into one text (`JoinedPayloads`): each detector
+passes over a chunk once, so what costs Python work per payload is only what was found in it.
+`screen_each` scans payload by payload instead; tests hold the two to the same results.
 """
 
 from __future__ import annotations
