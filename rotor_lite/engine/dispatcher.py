@@ -144,6 +144,8 @@ class Dispatcher:
             log.exception("recording outcomes and claiming failed; recording the outcomes one by one")
             self._undo(op)
             await self._settle_one_by_one(op.finished)
+            with self._lock:
+                self._slots.subtract(op.freed)  # recorded now, or given up on: their leases run out
         else:
             self._next_due = op.next_due
             self._start(op.claimed)
@@ -152,12 +154,11 @@ class Dispatcher:
             self._wake.set()
 
     def _undo(self, op: _Op) -> None:
-        """After a failed op: its claims did not happen; its outcomes' slots are free either way."""
-        with self._lock:
-            if op.applied:
+        """After a failed op: its claims did not happen, and its outcomes still hold their slots."""
+        if op.applied:
+            with self._lock:
                 self._slots.subtract(op.taken)
-            else:
-                self._slots.subtract(op.freed)
+                self._slots.update(op.freed)
 
     def _start(self, claimed: list[Claimed]) -> None:
         for job in claimed:

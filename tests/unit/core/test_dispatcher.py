@@ -1,0 +1,134 @@
+"""The dispatcher over a real SQLite file with a fake deliverer: slots, grouped outcomes, events, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from rotor_lite.clock import SystemClock
+from rotor_lite.config import load_settings
+from rotor_lite.crypto import Vault
+from rotor_lite.engine.delivery import Deliverer, Outcome
+from rotor_lite.engine.dispatcher import Dispatcher
+from rotor_lite.models import Claimed, Principal, Queue, Role
+from rotor_lite.schemas import QueueCreate
+from rotor_lite.services import queues, workspaces
+from rotor_lite.services.core import Core
+from rotor_lite.store import jobs as job_store
+from rotor_lite.store.db import Database
+
+
+class FakeDeliverer:
+    """Answers every delivery after a short pause; remembers how many ran at once."""
+
+    def __init__(self, ok: bool = True) -> None:
+        self.ok, self.running, self.most = ok, 0, 0
+        self.seen: list[str] = []
+
+    async def deliver(self, queue: Queue, job: Claimed) -> Outcome:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.002)
+        self.running -= 1
+        self.seen.append(job.id)
+        status = 200 if self.ok else 500
+        return Outcome(ok=self.ok, outcome="2xx" if self.ok else "5xx", status=status, error=None, duration_ms=2,
+                       result=b'{"ok":true}' if self.ok else None)
+
+
+class RecordingEvents:
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, conn: sqlite3.Connection, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
+        self.emitted.append((event_type, data))
+
+    def wants(self, workspace_id: str, event_type: str) -> bool:
+        return True
+
+
+@asynccontextmanager
+async def open_core(tmp_path: Path, concurrency: int) -> AsyncIterator[tuple[Core, Queue]]:
+    settings = load_settings(env={}, overrides={("storage", "data_dir"): str(tmp_path)})
+    async with Database(settings.db_path, "OFF") as db:
+        core = Core(settings, SystemClock(), db, Vault(os.urandom(32)))
+        await db.write(lambda conn: workspaces.bootstrap(conn, "rt_ws_unit_test_key", core.clock.now_ms()))
+        row = await db.fetchone("SELECT id FROM workspace")
+        principal = Principal(key_id="key_test", workspace_id=row[0], role=Role.ADMIN)
+        await queues.create_queue(core, principal, QueueCreate(name="q", concurrency=concurrency))
+        queue = core.queues.get(principal.workspace_id, "q")
+        queue.callback_url = "https://hooks.example.com/q"
+        yield core, queue
+
+
+async def add_jobs(core: Core, queue: Queue, count: int) -> None:
+    def insert(conn: sqlite3.Connection) -> None:
+        for n in range(count):
+            conn.execute(
+                "INSERT INTO job (id, queue_id, workspace_id, state, payload, max_attempts, run_at, created_at)"
+                " VALUES (?, ?, ?, 'waiting', CAST('{}' AS BLOB), 1, 0, 0)",
+                (f"job_{n:04d}", queue.rowid, queue.workspace_id),
+            )
+
+    await core.db.write(insert)
+
+
+async def states(core: Core) -> dict[str, int]:
+    return {state: count for state, count in await core.db.fetchall("SELECT state, count(*) FROM job GROUP BY state")}
+
+
+async def run_until_settled(core: Core, dispatcher: Dispatcher, total: int) -> None:
+    async with dispatcher:
+        dispatcher.wake()
+        for _ in range(500):
+            done = await states(core)
+            if done.get("completed", 0) + done.get("failed", 0) == total:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"jobs never settled: {await states(core)}")
+
+
+async def test_concurrency_holds_and_every_outcome_is_recorded_with_its_event(tmp_path: Path) -> None:
+    async with open_core(tmp_path, concurrency=3) as (core, queue):
+        events = RecordingEvents()
+        core.events = events
+        observed: list[tuple[str, bool]] = []
+        core.attempt_observers.append(lambda conn, q, job, attempt, terminal: observed.append((job.id, terminal)))
+        await add_jobs(core, queue, 40)
+        deliverer = FakeDeliverer()
+        dispatcher = Dispatcher(core, cast(Deliverer, deliverer))
+        await run_until_settled(core, dispatcher, 40)
+        assert deliverer.most <= 3 and sorted(deliverer.seen) == [f"job_{n:04d}" for n in range(40)]
+        completed = [data["jobId"] for kind, data in events.emitted if kind == "job.completed"]
+        assert sorted(completed) == sorted(deliverer.seen)
+        assert sorted(observed) == [(job_id, True) for job_id in sorted(deliverer.seen)]
+        attempts = await core.db.fetchone("SELECT count(*) FROM job_attempt")
+        assert attempts[0] == 40
+
+
+async def test_a_failed_group_records_its_outcomes_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = job_store.settle_jobs
+    calls: list[int] = []
+
+    def flaky(conn: sqlite3.Connection, settlements: Any) -> Any:
+        calls.append(len(settlements))
+        if len(calls) == 2:  # the first group with outcomes in it
+            raise ValueError("boom")
+        return real(conn, settlements)
+
+    monkeypatch.setattr(job_store, "settle_jobs", flaky)
+    async with open_core(tmp_path, concurrency=4) as (core, queue):
+        await add_jobs(core, queue, 12)
+        deliverer = FakeDeliverer(ok=False)
+        dispatcher = Dispatcher(core, cast(Deliverer, deliverer))
+        await run_until_settled(core, dispatcher, 12)
+        assert (await states(core)) == {"failed": 12}
+        assert len(deliverer.seen) == 12  # nothing delivered twice: the lost group was recorded alone
+        assert not dispatcher._holding()
