@@ -27,16 +27,17 @@ _CANDIDATE = re.compile(r"[0-9][0-9 ().-]{5,}[0-9]", re.ASCII)
 _DIGITS_TO_ZERO = str.maketrans({chr(c): "0" if chr(c).isdigit() else chr(c) if chr(c) in " ().-" else "x" for c in range(128)})
 _CANDIDATE_TRANSLATED = re.compile(r"0[0 ().-]{5,}0")
 _END = r"(?![\w-]|\.[0-9])"
-# One alternative per kind, tried in this order at each position (an SSN or a card is never a phone).
+# One alternative per kind. At any one position at most one can match (the digit groups of an SSN or
+# a card never fit a phone number's, nor each other's), so their order is only for speed: phones first.
 _PATTERNS = {
+    "phone": (
+        r"(?<![\w+.-])(?:\+?1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}" + _END
+        + r"|(?<![\w+])\+[1-9][0-9]{7,14}" + _END
+    ),
     "ssn": r"(?<![\w.-])(?!000|666|9)[0-9]{3}(?P<s1>[- ])(?!00)[0-9]{2}(?P=s1)(?!0000)[0-9]{4}" + _END,
     "card": (
         r"(?<![\w.-])(?:[0-9]{13,19}|[0-9]{4}(?P<c1>[ -])[0-9]{4}(?P=c1)[0-9]{4}(?P=c1)[0-9]{4}(?:(?P=c1)[0-9]{1,3})?"
         r"|[0-9]{4}(?P<c2>[ -])[0-9]{6}(?P=c2)[0-9]{4,5})" + _END
-    ),
-    "phone": (
-        r"(?<![\w+.-])(?:\+?1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}" + _END
-        + r"|(?<![\w+])\+[1-9][0-9]{7,14}" + _END
     ),
 }
 _SHORTEST = 9  # characters in the shortest match (`+` and 8 digits): a shorter stretch is not searched
