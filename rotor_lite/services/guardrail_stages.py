@@ -11,6 +11,7 @@ passes over a chunk once, so what costs Python work per payload is only what was
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from itertools import accumulate
@@ -33,6 +34,8 @@ from rotor_lite.store.guardrails import ConfigRow, DncKind
 STAGES = ("dnc", "competitor", "pii", "brand_tone")
 DncProbe = Callable[[DncKind, Sequence[str]], set[str]]
 DNC_EMAIL_REASON = "Email address matched DNC list"
+_DOMAIN_OF = re.compile(r"@([^\n]*)")
+_DEEP_DOMAIN = re.compile(r"@[^\n.]*\.[^\n.]*\.")  # a domain of three labels or more
 
 
 class Policy:
@@ -237,9 +240,9 @@ def dnc_reasons(addresses: set[str], probe: DncProbe) -> dict[str, str]:
 
 def _wanted(addresses: set[str]) -> tuple[list[str], list[str]]:
     """Every address and domain to look up for these addresses, each once."""
-    domains = {address.partition("@")[2] for address in addresses}
-    if all(domain.count(".") == 1 for domain in domains):  # the usual `name@example.com`: nothing to cut
-        return list(addresses), list(domains)
+    joined = "\n".join(addresses)  # no address holds a newline: one regex pass reads all their domains
+    if _DEEP_DOMAIN.search(joined) is None:  # the usual `name@example.com`: nothing to cut
+        return list(addresses), list(set(_DOMAIN_OF.findall(joined)))
     lookups = [_lookups(address) for address in addresses]
     return list({v for variants, _ in lookups for v in variants}), list({d for _, more in lookups for d in more})
 
