@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterator
 
 # A JSON escape inside a serialized string (`\n`, `\"`, `\u00e9`): a boundary, never part of an address.
 _ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|.)")
-_LOCAL_CHARS = re.compile(r"[A-Za-z0-9._%+'-]{1,64}")
+_LOCAL_CHAR_SET = string.ascii_letters + string.digits + "._%+'-"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _AT_DOMAIN = re.compile(rf"@{_LABEL}(?:\.({_LABEL}))+")
 _DOMAIN_FULL = re.compile(rf"{_LABEL}(?:\.{_LABEL})+", re.ASCII)
@@ -27,11 +28,9 @@ def find_emails(text: str) -> Iterator[tuple[int, int, str]]:
     """Each email address in `text` as (start, end, address), found from its `@`."""
     for match in _AT_DOMAIN.finditer(text):  # every `@` followed by a domain: none holds another `@`
         at, end = match.span()
-        # the local part read backwards from the `@`: an anchored match, not a search
-        local = _LOCAL_CHARS.match(text[at - 1:at - 65:-1] if at > 64 else text[:at][::-1])
-        if local is None:
-            continue
-        start = at - local.end()
+        # the local part: the run of its characters that ends at the `@`, 64 at most
+        before = text[at - 64 if at > 64 else 0:at]
+        start = at - len(before) + len(before.rstrip(_LOCAL_CHAR_SET))
         while text[start] == ".":  # stops at the `@` at the latest
             start += 1
         tld = match.group(1)  # the last label
