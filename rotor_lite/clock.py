@@ -22,10 +22,11 @@ class SystemClock:
 
 def iso_from_ms(ms: int | None) -> str | None:
     """Format epoch milliseconds as ISO 8601 UTC with milliseconds and a `Z`."""
-    return None if ms is None else _iso(ms)
+    return None if ms is None else iso(ms)
 
 
 @lru_cache(maxsize=4096)  # a batch's jobs share their timestamps
-def _iso(ms: int) -> str:
+def iso(ms: int) -> str:
+    """`iso_from_ms` for a timestamp that is never None."""
     secs, millis = divmod(ms, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"

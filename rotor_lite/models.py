@@ -24,11 +24,13 @@ TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCE
 CANCELLABLE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.PENDING_APPROVAL, JobState.SCREENING})
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.BLOCKED})
 STATE_ALIASES = {"blocked": JobState.BLOCKED}
+# A job awaiting its brand-tone verdict is shown as `waiting` (a dict: this runs once per job of a batch).
+_PUBLIC_STATES = {state: state.value for state in JobState} | {JobState.SCREENING: JobState.WAITING.value}
 
 
 def public_state(state: JobState) -> str:
-    """The state as the API shows it (a job awaiting its brand-tone verdict is `waiting`)."""
-    return JobState.WAITING.value if state == JobState.SCREENING else state.value
+    """The state as the API shows it."""
+    return _PUBLIC_STATES[state]
 
 
 # The keys of a queue's `counts`, in the order the API lists them.
