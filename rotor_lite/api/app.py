@@ -37,10 +37,11 @@ from rotor_lite.errors import ConfigError, RotorError
 from rotor_lite.services.workspaces import Authenticator
 
 log = logging.getLogger("rotor_lite")
-ROUTES: list[ControllerRouterHandler] = [QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document]
-ROUTES.append(ScheduleController)
-ROUTES += [WebhookController, get_alerts, put_alerts, SecretController, list_audit]
-ROUTES += [ApprovalController, GuardrailController]
+ROUTES: list[ControllerRouterHandler] = [
+    QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document,
+    ScheduleController, WebhookController, get_alerts, put_alerts, SecretController, list_audit,
+    ApprovalController, GuardrailController,
+]
 
 
 def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = None) -> Litestar:
@@ -74,7 +75,7 @@ def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = N
         middleware=[audit_middleware],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},
-        before_send=[_add_rate_limit_headers],
+        before_send=[_add_rate_limit_headers] if settings.limits.rate_limit_per_minute else [],  # a hook wraps every send
         lifespan=[lifespan],
         request_max_body_size=settings.limits.max_request_bytes,
         openapi_config=OpenAPIConfig(

@@ -85,23 +85,24 @@ class Authenticator:
     async def authenticate(self, authorization: str | None, now_ms: int) -> Principal:
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("missing bearer token: send 'Authorization: Bearer <api key>'")
-        digest = hash_key(authorization[7:].strip())
-        cached = self._cache.get(digest)
+        token = authorization[7:].strip()
+        cached = self._cache.get(token)  # by the token itself: hashing it cost more than the rest of this call
         if cached is None or cached[0] < time.monotonic():
-            cached = await self._load(digest)
+            cached = await self._load(token)
         _, principal, expires_at = cached
         if expires_at is not None and expires_at <= now_ms:
             raise Unauthorized("API key has expired")
         await self._touch(principal.key_id, now_ms)
         return principal
 
-    async def _load(self, digest: str) -> tuple[float, Principal, int | None]:
-        row = await ws_store.api_key_by_hash(self._db, digest)
+    async def _load(self, token: str) -> tuple[float, Principal, int | None]:
+        row = await ws_store.api_key_by_hash(self._db, hash_key(token))
         if row is None or row[5] is not None:
+            self._cache.pop(token, None)
             raise Unauthorized("invalid API key")
         principal = Principal(key_id=row[0], workspace_id=row[1], role=Role(row[2]), queue_name=row[3])
         entry = (time.monotonic() + _CACHE_SECONDS, principal, row[4])
-        self._cache[digest] = entry
+        self._cache[token] = entry
         return entry
 
     async def _touch(self, key_id: str, now_ms: int) -> None:
