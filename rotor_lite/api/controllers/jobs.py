@@ -96,4 +96,3 @@ class DlqController(Controller):
         spec = await read_body(request, ReplayRequest)
         replayed = await service.replay_dlq(core_of(request), principal, spec.queue, spec.job_ids)
         return json_response(Replayed(replayed=replayed))
-
