@@ -131,11 +131,12 @@ def _run_at(spec: JobCreate, now: int, where: str) -> int:
             raise ValidationError("delay must be at most 366 days", field=f"{where}delay")
         return now + delay
     if spec.run_at is not None:
-        return _parse_timestamp(spec.run_at, f"{where}run_at")
+        return parse_timestamp(spec.run_at, f"{where}run_at")
     return now
 
 
-def _parse_timestamp(text: str, field: str) -> int:
+def parse_timestamp(text: str, field: str) -> int:
+    """An ISO 8601 timestamp (UTC when it names no zone) as epoch milliseconds; `field` names it in errors."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -21,7 +20,7 @@ from rotor_lite.ids import is_valid_id, new_id
 from rotor_lite.models import Attempt, Claimed, Job, JobState, Principal, Queue, Schedule, ScheduleRun
 from rotor_lite.schemas import QUEUE_NAME, JobCreate, ScheduleCreate, SchedulePreview, ScheduleUpdate
 from rotor_lite.services.core import Core
-from rotor_lite.services.jobs import build_job, write_new_jobs
+from rotor_lite.services.jobs import build_job, parse_timestamp, write_new_jobs
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import schedules as store
@@ -207,7 +206,7 @@ def preview(spec: SchedulePreview, now_ms: int) -> tuple[list[int], str]:
     cron, zone = _check_cron_and_zone(spec.cron, spec.timezone)
     if not 1 <= spec.count <= MAX_PREVIEW:
         raise ValidationError(f"count must be between 1 and {MAX_PREVIEW}", field="count")
-    start = now_ms if spec.start is None else _parse_time(spec.start, "from")
+    start = now_ms if spec.start is None else parse_timestamp(spec.start, "from")
     return compile_schedule(cron, zone).upcoming(start, spec.count), describe(cron)
 
 
@@ -433,15 +432,6 @@ def _payload_bytes(core: Core, payload: Any) -> bytes:
         raise PayloadTooLarge(f"payload is {len(encoded)} bytes; the limit is {limit}", {"limit": limit})
     return encoded
 
-
-def _parse_time(text: str, field: str) -> int:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValidationError(f"{field} must be an ISO 8601 timestamp", field=field) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _visible(core: Core, principal: Principal, schedule: Schedule) -> bool:
