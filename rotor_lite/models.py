@@ -166,3 +166,18 @@ class ScheduleRun(msgspec.Struct, kw_only=True):
     callback_status: str | None
     error: str | None
     rowid: int = 0
+
+
+class Settlement(msgspec.Struct, kw_only=True, frozen=True):
+    """How one delivery ends for its job: `state` completed, failed, or delayed/waiting for a retry.
+
+    `at` is when the outcome was known: `finished_at` of a completed or failed job.
+    """
+
+    claimed: Claimed
+    attempt: Attempt
+    state: JobState
+    at: int
+    result: bytes | None = None
+    reason: str | None = None
+    retry_at: int | None = None

@@ -29,10 +29,9 @@ import msgspec
 from rotor_lite.clock import iso_from_ms
 from rotor_lite.engine.backoff import backoff_ms
 from rotor_lite.engine.delivery import Deliverer, Outcome
-from rotor_lite.models import Attempt, Claimed, JobState, Queue, QueueState
+from rotor_lite.models import Attempt, Claimed, JobState, Queue, QueueState, Settlement
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
-from rotor_lite.store.jobs import Settlement
 
 log = logging.getLogger("rotor_lite.dispatcher")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from rotor_lite.models import Attempt, Claimed, Job, JobState
+from rotor_lite.models import Attempt, Claimed, Job, JobState, Settlement
 from rotor_lite.store.db import Database
 
 _JOB_COLUMNS = (
@@ -204,21 +204,6 @@ def _take_key(conn: sqlite3.Connection, workspace_id: str, key: str, rowid: int,
 
 def _release_keys(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
     conn.execute("DELETE FROM concurrency_lock WHERE job_rowid IN (SELECT value FROM json_each(?))", (_json(rowids),))
-
-
-class Settlement(msgspec.Struct, kw_only=True, frozen=True):
-    """How one delivery ends for its job: `state` completed, failed, or delayed/waiting for a retry.
-
-    `at` is when the outcome was known: `finished_at` of a completed or failed job.
-    """
-
-    claimed: Claimed
-    attempt: Attempt
-    state: JobState
-    at: int
-    result: bytes | None = None
-    reason: str | None = None
-    retry_at: int | None = None
 
 
 # Set-based outcomes: a few statements for a whole group of deliveries (see _WAITING_AS_JSON for why).

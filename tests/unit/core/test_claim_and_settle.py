@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from rotor_lite.models import Attempt, Claimed, JobState
+from rotor_lite.models import Attempt, Claimed, JobState, Settlement
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store.db import connect, migrate
-from rotor_lite.store.jobs import Settlement
 
 NOW = 1_000_000
 
