@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from rotor_lite.store.db import Database
+from rotor_lite.store.db import Database, conditions
 
 _COLUMNS = (
     "rowid, id, workspace_id, queue_id, queue_name, job_id, payload, status, created_at, decided_at, decided_by, reason"
@@ -108,16 +108,11 @@ async def list_approvals(
     limit: int,
 ) -> list[ApprovalRow]:
     """Approvals of the workspace (or of one queue), newest first."""
-    where: list[str] = ["workspace_id = ?"]
-    params: list[Any] = [workspace_id]
-    for column, value in (("status", status), ("queue_id", queue_rowid)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if before_rowid is not None:
-        where.append("rowid < ?")
-        params.append(before_rowid)
+    where, params = conditions(
+        ("workspace_id = ?", workspace_id), ("status = ?", status), ("queue_id = ?", queue_rowid),
+        ("rowid < ?", before_rowid),
+    )
     rows = await db.fetchall(
-        f"SELECT {_COLUMNS} FROM approval WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?", [*params, limit]
+        f"SELECT {_COLUMNS} FROM approval WHERE {where} ORDER BY rowid DESC LIMIT ?", [*params, limit]
     )
     return [_from_row(row) for row in rows]

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from rotor_lite.store.db import Database
+from rotor_lite.store.db import Database, conditions
 
 COLUMNS = (
     "rowid, id, workspace_id, event_type, actor_id, resource_type, resource_id, metadata, occurred_at, ip_address"
@@ -59,29 +59,21 @@ def insert(conn: sqlite3.Connection, events: Sequence[AuditRow]) -> None:
     )
 
 
-def _where(workspace_id: str, filters: AuditFilter) -> tuple[list[str], list[Any]]:
-    where: list[str] = ["workspace_id = ?"]
-    params: list[Any] = [workspace_id]
-    for clause, value in (
-        ("event_type = ?", filters.event_type), ("resource_type = ?", filters.resource_type),
-        ("occurred_at >= ?", filters.from_ms), ("occurred_at < ?", filters.to_ms),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return where, params
+def _filters(workspace_id: str, filters: AuditFilter) -> tuple[tuple[str, Any], ...]:
+    return (
+        ("workspace_id = ?", workspace_id), ("event_type = ?", filters.event_type),
+        ("resource_type = ?", filters.resource_type), ("occurred_at >= ?", filters.from_ms),
+        ("occurred_at < ?", filters.to_ms),
+    )
 
 
 async def page(
     db: Database, workspace_id: str, filters: AuditFilter, *, before_rowid: int | None, limit: int
 ) -> list[AuditRow]:
     """Newest first, starting below `before_rowid`."""
-    where, params = _where(workspace_id, filters)
-    if before_rowid is not None:
-        where.append("rowid < ?")
-        params.append(before_rowid)
+    where, params = conditions(*_filters(workspace_id, filters), ("rowid < ?", before_rowid))
     rows = await db.fetchall(
-        f"SELECT {COLUMNS} FROM audit_event WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?", [*params, limit]
+        f"SELECT {COLUMNS} FROM audit_event WHERE {where} ORDER BY rowid DESC LIMIT ?", [*params, limit]
     )
     return [from_row(row) for row in rows]
 
@@ -89,8 +81,8 @@ async def page(
 async def stream(db: Database, workspace_id: str, filters: AuditFilter, batch: int = 1000) -> AsyncIterator[list[AuditRow]]:
     """Every matching event, oldest first, `batch` rows at a time (keyset paging: memory stays flat)."""
     after = 0
-    where, params = _where(workspace_id, filters)
-    sql = f"SELECT {COLUMNS} FROM audit_event WHERE {' AND '.join(where)} AND rowid > ? ORDER BY rowid LIMIT ?"
+    where, params = conditions(*_filters(workspace_id, filters))
+    sql = f"SELECT {COLUMNS} FROM audit_event WHERE {where} AND rowid > ? ORDER BY rowid LIMIT ?"
     while True:
         rows = await db.fetchall(sql, [*params, after, batch])
         if not rows:

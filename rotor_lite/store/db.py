@@ -43,6 +43,12 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return conn
 
 
+def conditions(*clauses: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """`a = ? AND b < ? …` and its parameters, keeping only the clauses whose value is not None."""
+    kept = [(clause, value) for clause, value in clauses if value is not None]
+    return " AND ".join(clause for clause, _ in kept), [value for _, value in kept]
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply the numbered `sql/000N_*.sql` migrations not yet applied."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]

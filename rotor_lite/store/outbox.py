@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from rotor_lite.store.db import Database
+from rotor_lite.store.db import Database, conditions
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 _DELIVERY_COLUMNS = (
@@ -165,17 +165,9 @@ async def list_for_webhook(
     db: Database, webhook_id: str, *, status: str | None, before_rowid: int | None, limit: int
 ) -> list[DeliveryRow]:
     """The endpoint's deliveries, newest first."""
-    where: list[str] = ["webhook_id = ?"]
-    params: list[Any] = [webhook_id]
-    if status is not None:
-        where.append("status = ?")
-        params.append(status)
-    if before_rowid is not None:
-        where.append("rowid < ?")
-        params.append(before_rowid)
+    where, params = conditions(("webhook_id = ?", webhook_id), ("status = ?", status), ("rowid < ?", before_rowid))
     rows = await db.fetchall(
-        f"SELECT {_DELIVERY_COLUMNS} FROM delivery WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?",
-        [*params, limit],
+        f"SELECT {_DELIVERY_COLUMNS} FROM delivery WHERE {where} ORDER BY rowid DESC LIMIT ?", [*params, limit]
     )
     return [_delivery(row) for row in rows]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rotor_lite.models import Schedule, ScheduleRun
-from rotor_lite.store.db import Database
+from rotor_lite.store.db import Database, conditions
 
 _COLUMNS = (
     "rowid, id, workspace_id, queue_id, name, cron, timezone, payload, enabled, next_fire_at, last_fired_at,"
@@ -107,17 +107,10 @@ async def list_schedules(
     db: Database, workspace_id: str, *, queue_rowid: int | None, after_rowid: int | None, limit: int
 ) -> list[Schedule]:
     """The workspace's schedules (optionally of one queue) in creation order."""
-    where: list[str] = ["workspace_id = ?"]
-    params: list[Any] = [workspace_id]
-    if queue_rowid is not None:
-        where.append("queue_id = ?")
-        params.append(queue_rowid)
-    if after_rowid is not None:
-        where.append("rowid > ?")
-        params.append(after_rowid)
-    rows = await db.fetchall(
-        f"SELECT {_COLUMNS} FROM schedule WHERE {' AND '.join(where)} ORDER BY rowid LIMIT ?", [*params, limit]
+    where, params = conditions(
+        ("workspace_id = ?", workspace_id), ("queue_id = ?", queue_rowid), ("rowid > ?", after_rowid)
     )
+    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM schedule WHERE {where} ORDER BY rowid LIMIT ?", [*params, limit])
     return [schedule_from_row(row) for row in rows]
 
 
