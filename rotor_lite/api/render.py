@@ -26,14 +26,13 @@ def queue_out(queue: Queue, counts: dict[str, int], secret: str | None = None) -
 
 
 def job_out(job: Job, *, duplicate: bool | None = None, attempts: list[Attempt] | None = None) -> JobOut:
-    return JobOut(
-        id=job.id, queue=job.queue_name, state=public_state(job.state), payload=msgspec.Raw(job.payload), tags=job.tags,
-        concurrencyKey=job.concurrency_key, priority=job.priority, attempts=job.attempts,
-        maxAttempts=job.max_attempts, runAt=iso(job.run_at), createdAt=iso(job.created_at),
-        startedAt=iso_from_ms(job.started_at), finishedAt=iso_from_ms(job.finished_at), failReason=job.fail_reason,
-        result=None if job.result is None else msgspec.Raw(job.result), blockedBy=job.blocked_by,
-        blockReason=job.block_reason, approvalId=job.approval_id, scheduleId=job.schedule_id,
-        duplicate=duplicate, attemptLog=None if attempts is None else [attempt_out(a) for a in attempts],
+    return JobOut(  # positional, in JobOut's field order (see its docstring)
+        job.id, job.queue_name, public_state(job.state), msgspec.Raw(job.payload), job.tags,
+        job.concurrency_key, job.priority, job.attempts, job.max_attempts,
+        iso(job.run_at), iso(job.created_at), iso_from_ms(job.started_at), iso_from_ms(job.finished_at),
+        job.fail_reason, None if job.result is None else msgspec.Raw(job.result),
+        job.blocked_by, job.block_reason, job.approval_id, job.schedule_id,
+        duplicate, None if attempts is None else [attempt_out(a) for a in attempts],
     )
 
 

@@ -34,6 +34,7 @@ MAX_DNC_APPEND = 100_000
 MAX_COMPETITORS = 10_000
 MAX_RUBRIC = 10_000
 MAX_STATS_DAYS = 366
+_PLAIN_STATES = frozenset({JobState.WAITING, JobState.DELAYED})  # states that need nothing on insert
 
 
 class PolicyCache:
@@ -97,6 +98,8 @@ class GuardrailAdmission:
 
     def on_insert(self, conn: sqlite3.Connection, queue: Queue, jobs: list[Job]) -> None:
         """In the inserting transaction: record blocks, open approvals, wake the judge."""
+        if {job.state for job in jobs} <= _PLAIN_STATES:  # the common case, in one pass over a batch
+            return
         pending, screening = [], False
         for job in jobs:
             if job.state == JobState.BLOCKED:
