@@ -83,6 +83,8 @@ def _batch_keys(spec: BatchCreate) -> list[str | None]:
 
 
 def _explicit_id(spec: JobCreate, header_key: str | None) -> str | None:
+    if spec.job_id is None and spec.idempotency_key is None and header_key is None:
+        return None  # the common case, once per job of a batch
     if spec.job_id is not None and spec.idempotency_key is not None and spec.job_id != spec.idempotency_key:
         raise ValidationError("jobId and idempotencyKey differ", field="jobId")
     for chosen in (spec.job_id, spec.idempotency_key, header_key):
