@@ -118,8 +118,11 @@ class Deliverer:
             limit=0, limit_per_host=self._max_connections, resolver=GuardedResolver(self._allow_private),
             ttl_dns_cache=10, enable_cleanup_closed=True,
         )
+        # No cookie jar: the session serves every workspace, and a cookie one endpoint sets must
+        # not ride along on later deliveries to that host.
         self._session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, skip_auto_headers=("Accept-Encoding",),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self
 

@@ -88,7 +88,10 @@ class OutboxDelivery:
         await self._core.db.write(self._sink.load)
         allow_private = self._core.settings.callbacks.allow_private_networks
         connector = aiohttp.TCPConnector(limit=self._max, resolver=GuardedResolver(allow_private), ttl_dns_cache=10)
-        self._session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("Accept-Encoding",))
+        # No cookie jar: the session serves every workspace's endpoints (see engine.delivery).
+        self._session = aiohttp.ClientSession(
+            connector=connector, skip_auto_headers=("Accept-Encoding",), cookie_jar=aiohttp.DummyCookieJar()
+        )
         if self._run_loop:
             self._loop_task = asyncio.create_task(self._run(), name="rotor-outbox")
         return self

@@ -250,6 +250,23 @@ def test_callback_headers_are_sent_with_every_delivery(
     assert signature_ok(got.headers, got.body, queue["callback_secret"])
 
 
+def test_cookies_a_callback_sets_are_never_sent_back(
+    http: httpx.Client, receiver: Receiver, make_queue: QueueMaker
+) -> None:
+    # One HTTP session serves every workspace's callbacks: a cookie kept from one endpoint's
+    # answer would follow later deliveries to that host, whoever's queue they come from.
+    # By name: aiohttp's default jar ignores cookies of hosts given as IP addresses.
+    url = receiver.url("/cookie").replace("127.0.0.1", "localhost")
+    receiver.script("/cookie", Reply(200, headers={"Set-Cookie": "session=tenant-a-secret; Path=/"}))
+    first = make_queue(url)["name"]
+    wait_for_state(http, first, enqueue(http, first), "completed")
+    second = make_queue(url)["name"]
+    wait_for_state(http, second, enqueue(http, second), "completed")
+
+    got = receiver.for_path("/cookie")
+    assert len(got) == 2 and all("cookie" not in r.headers for r in got), [r.headers for r in got]
+
+
 # The SSRF guard -------------------------------------------------------------------------------
 
 

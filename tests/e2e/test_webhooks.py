@@ -75,6 +75,19 @@ def test_only_subscribed_events_arrive_and_test_always_does(fast_server: ServerP
     assert drain_event["data"] == {"queueName": "q"}
 
 
+def test_cookies_a_webhook_endpoint_sets_are_never_sent_back(fast_server: ServerProcess, receiver: Receiver) -> None:
+    # One session serves every workspace's webhooks and alerts; by name, since aiohttp's default
+    # jar ignores cookies of hosts given as IP addresses.
+    url = receiver.url("/wh-cookie").replace("127.0.0.1", "localhost")
+    receiver.script("/wh-cookie", Reply(headers={"Set-Cookie": "session=tenant-a-secret; Path=/"}))
+    with fast_server.client() as http:
+        hook = http.post("/v1/webhooks", json={"url": url, "eventTypes": ["job.completed"]}).json()
+        for expected in (1, 2):
+            assert http.post(f"/v1/webhooks/{hook['id']}/test").status_code == 202
+            got = wait_until(lambda n=expected: len(receiver.for_path("/wh-cookie")) >= n and receiver.for_path("/wh-cookie"))
+    assert all("cookie" not in r.headers for r in got), [r.headers for r in got]
+
+
 def test_failed_deliveries_retry_with_the_same_message_id(fast_server: ServerProcess, receiver: Receiver) -> None:
     receiver.script("/flaky", Reply(status=503), Reply(status=500))
     with fast_server.client() as http:
