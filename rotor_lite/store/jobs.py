@@ -7,9 +7,9 @@ Functions taking a `sqlite3.Connection` run inside the writer's transaction
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
 import sqlite3
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -39,11 +39,16 @@ def job_from_row(row: Sequence[Any], queue_name: str) -> Job:
 # Enqueue ----------------------------------------------------------------------
 
 
+def _json(rows: Iterable[Any]) -> str:
+    """Rows as one JSON array: how a statement takes a whole group of values in one parameter."""
+    return msgspec.json.encode(list(rows)).decode()
+
+
 def find_existing(conn: sqlite3.Connection, queue_rowid: int, job_ids: Iterable[str]) -> dict[str, Sequence[Any]]:
     """Existing rows of this queue among `job_ids`, keyed by id (one statement, as for inserts below)."""
     rows = conn.execute(
         f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id IN (SELECT value FROM json_each(?))",
-        (queue_rowid, msgspec.json.encode(list(job_ids)).decode()),
+        (queue_rowid, _json(job_ids)),
     ).fetchall()
     return {row[1]: row for row in rows}
 
@@ -77,13 +82,13 @@ def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job])
         for job in chunk:
             params += (
                 job.id, queue_rowid, job.workspace_id, job.state, job.payload,
-                msgspec.json.encode(job.tags).decode() if job.tags else None, job.concurrency_key, job.priority,
+                _json(job.tags) if job.tags else None, job.concurrency_key, job.priority,
                 job.max_attempts, job.run_at, job.created_at, job.schedule_id,
             )
         conn.execute(_insert_sql(len(chunk)), params)
     tags = [(job.id, tag) for job in jobs for tag in job.tags]
     if tags:
-        conn.execute(_INSERT_TAGS, (queue_rowid, msgspec.json.encode(tags).decode()))
+        conn.execute(_INSERT_TAGS, (queue_rowid, _json(tags)))
 
 
 def add_usage(conn: sqlite3.Connection, workspace_id: str, period: str, queue_name: str, accepted: int) -> None:
@@ -156,7 +161,7 @@ def acquire_jobs(
             conn.execute(
                 "UPDATE job SET state = 'active', started_at = ?, lease_owner = ?, lease_expires_at = ?"
                 " WHERE rowid IN (SELECT value FROM json_each(?))",
-                (now, token, now + lease_ms, msgspec.json.encode([row[0] for row in ready]).decode()),
+                (now, token, now + lease_ms, _json(row[0] for row in ready)),
             )
         claimed += [_claimed(row, queue_rowid, token) for row in ready]
         if len(rows) < wanted:
@@ -256,10 +261,6 @@ def _settle_row(s: Settlement) -> tuple[Any, ...]:
 
 def _attempt_row(rowid: int, a: Attempt) -> tuple[Any, ...]:
     return (rowid, a.attempt, a.at, a.duration_ms, a.status, a.outcome, a.error)
-
-
-def _json(rows: Iterable[Any]) -> str:
-    return msgspec.json.encode(list(rows)).decode()
 
 
 def _json_rows(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], type_: Any) -> Any:
