@@ -51,6 +51,10 @@ class _Op:
         self.taken: Counter[int] = Counter()
         self.applied = False
         self.claimed: list[Claimed] = []
+        # Only an op that claimed read the next due time. Another op must not pass on the loop's value
+        # as it was when the writer ran it: a claiming op's newer value may still be on its way to the
+        # loop, and the stale one, already past, would keep the loop writing without pause.
+        self.looked_ahead = False
         self.next_due: int | None = None
 
 
@@ -146,7 +150,8 @@ class Dispatcher:
             with self._lock:
                 self._slots.subtract(op.freed)  # recorded now, or given up on: their leases run out
         else:
-            self._next_due = op.next_due
+            if op.looked_ahead:
+                self._next_due = op.next_due
             self._start(op.claimed)
         finally:
             self._writing -= 1  # here, not in a done callback: the loop must see it when it wakes
@@ -235,8 +240,7 @@ class Dispatcher:
             self._claims_seen = requests
             wants = self._free_slots(op.freed)
             op.claimed, op.next_due = self._claim(conn, wants, now), job_store.next_delayed_at(conn)
-        else:
-            op.next_due = self._next_due
+            op.looked_ahead = True
         op.taken = Counter(job.queue_id for job in op.claimed)
         with self._lock:  # only now: an op that raised above changed no slot
             self._slots.subtract(op.freed)

@@ -132,3 +132,44 @@ async def test_a_failed_group_records_its_outcomes_one_by_one(tmp_path: Path, mo
         assert (await states(core)) == {"failed": 12}
         assert len(deliverer.seen) == 12  # nothing delivered twice: the lost group was recorded alone
         assert not dispatcher._holding()
+
+
+class FailsFirstDeliverer(FakeDeliverer):
+    """Fails each job's first delivery, then succeeds: every job goes through one delayed retry."""
+
+    async def deliver(self, queue: Queue, job: Claimed) -> Outcome:
+        self.seen.append(job.id)
+        await asyncio.sleep(0.002)
+        if job.attempt == 1:
+            return Outcome(ok=False, outcome="5xx", status=500, error="HTTP 500", duration_ms=2)
+        return Outcome(ok=True, outcome="2xx", status=200, error=None, duration_ms=2, result=b"{}")
+
+
+async def test_after_a_retried_job_completes_the_idle_loop_has_nothing_due(tmp_path: Path) -> None:
+    """A retry's due time, once past, must not outlive the claim that took the job (it spun the loop)."""
+    async with open_core(tmp_path, concurrency=4) as (core, queue):
+        queue.backoff_delay_ms = 20
+        await add_jobs(core, queue, 8)
+        await core.db.write(lambda conn: conn.execute("UPDATE job SET max_attempts = 3"))
+        dispatcher = Dispatcher(core, cast(Deliverer, FailsFirstDeliverer()))
+        writes = 0
+        real_write = core.db.write
+
+        async def counting_write(fn: Any) -> Any:
+            nonlocal writes
+            writes += 1
+            return await real_write(fn)
+
+        core.db.write = counting_write  # type: ignore[method-assign]
+        async with dispatcher:
+            dispatcher.wake()
+            for _ in range(500):
+                if (await states(core)).get("completed") == 8:
+                    break
+                await asyncio.sleep(0.01)
+            assert (await states(core)) == {"completed": 8}
+            await asyncio.sleep(0.05)  # let the ops that recorded the last outcomes finish
+            writes_before = writes
+            await asyncio.sleep(0.3)  # idle: only the 1 s poll interval may write
+            assert dispatcher._next_due is None
+            assert writes - writes_before <= 1
