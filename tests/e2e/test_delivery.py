@@ -6,17 +6,16 @@ import base64
 import hashlib
 import hmac
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+from tests.helpers import ConnectionCounter, Receiver, Reply, ServerProcess, wait_until
 
 QueueMaker = Callable[..., dict[str, Any]]
 
@@ -310,36 +309,6 @@ def test_guard_accepts_public_https_and_refuses_private_on_update(guarded_server
         assert created.status_code == 201, created.text  # no job is enqueued: nothing is sent anywhere
         assert_error(http.patch(f"/v1/queues/{name}", json={"callback_url": "https://10.0.0.1/cb"}), 422, "VALIDATION_ERROR")
         assert http.get(f"/v1/queues/{name}").json()["callback_url"] == "https://example.com/hooks"
-
-
-class ConnectionCounter:
-    """A bare TCP listener on 127.0.0.1 that counts the connections it accepts (TLS or not)."""
-
-    def __init__(self) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self.port = self._sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            conn.close()
 
 
 def _loopback_name() -> str | None:
