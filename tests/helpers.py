@@ -1,4 +1,4 @@
-"""Real parts for the tests: a `rotor-lite serve` subprocess and an HTTP receiver on 127.0.0.1."""
+"""Real parts for the tests: a `rotor-lite serve` subprocess, an HTTP receiver and a connection counter on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from aiohttp import web
@@ -198,3 +198,33 @@ class Receiver:
                 self.in_flight[path] -= 1
                 if key is not None:
                     self.active_keys[key].discard(got.headers.get("x-rotor-job-id", ""))
+
+
+class ConnectionCounter:
+    """A bare TCP listener on 127.0.0.1 that counts the connections it accepts (TLS or not)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            conn.close()

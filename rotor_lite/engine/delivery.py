@@ -1,28 +1,26 @@
 """One callback delivery: sign the exact body bytes, POST them, classify what came back.
 
-The aiohttp session keeps keep-alive connections per callback host. Its resolver
-refuses private addresses, so the SSRF check happens on the address actually
-connected to (a DNS name that later resolves to 127.0.0.1 is refused too).
+The aiohttp session keeps keep-alive connections per callback host. It is a guarded
+session (engine.outbound): the SSRF check happens on the address actually connected
+to (a DNS name that later resolves to 127.0.0.1 is refused too, and so is a literal).
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from functools import lru_cache
-from typing import Any
 
 import aiohttp
 import msgspec
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from rotor_lite import __version__
 from rotor_lite.clock import Clock
 from rotor_lite.engine.backoff import parse_retry_after
+from rotor_lite.engine.outbound import describe_client_error, guarded_session
 from rotor_lite.engine.signing import sign_callback
 from rotor_lite.errors import ValidationError
 from rotor_lite.models import Claimed, Queue
-from rotor_lite.netguard import check_callback_url, is_public_address
+from rotor_lite.netguard import check_callback_url
 from rotor_lite.services import secrets as vault
 from rotor_lite.services.hooks import SecretSource
 from rotor_lite.services.secrets import UnknownSecret
@@ -63,10 +61,6 @@ def _scrubbed(outcome: Outcome, values: list[str]) -> Outcome:
     return msgspec.structs.replace(outcome, error=error, result=result)
 
 
-class BlockedAddress(OSError):
-    """The callback host resolved to an address the SSRF guard refuses."""
-
-
 class Outcome(msgspec.Struct, kw_only=True):
     """How one delivery ended."""
 
@@ -77,25 +71,6 @@ class Outcome(msgspec.Struct, kw_only=True):
     duration_ms: int
     result: bytes | None = None
     retry_after_ms: int | None = None
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves names, then refuses any non-public address unless private networks are allowed."""
-
-    def __init__(self, allow_private: bool) -> None:
-        self._inner = aiohttp.ThreadedResolver()
-        self._allow_private = allow_private
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if not self._allow_private:
-            blocked = [r["host"] for r in results if not is_public_address(r["host"])]
-            if blocked:
-                raise BlockedAddress(f"callback host {host} resolves to a non-public address ({blocked[0]})")
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 class Deliverer:
@@ -114,15 +89,8 @@ class Deliverer:
         # Capped per host, not in total: with one shared cap, a queue whose handler hangs could hold
         # every connection and stall the deliveries of all other queues (each queue's concurrency
         # already bounds its own connections).
-        connector = aiohttp.TCPConnector(
-            limit=0, limit_per_host=self._max_connections, resolver=GuardedResolver(self._allow_private),
-            ttl_dns_cache=10, enable_cleanup_closed=True,
-        )
-        # No cookie jar: the session serves every workspace, and a cookie one endpoint sets must
-        # not ride along on later deliveries to that host.
-        self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, skip_auto_headers=("Accept-Encoding",),
-            cookie_jar=aiohttp.DummyCookieJar(),
+        self._session = guarded_session(
+            allow_private=self._allow_private, limit=0, limit_per_host=self._max_connections
         )
         return self
 
@@ -163,19 +131,15 @@ class Deliverer:
             return await self._post(queue, job, url, started, target)
         except TimeoutError:
             return _failure("timeout", None, f"no response within {queue.timeout_ms // 1000}s", started)
-        except BlockedAddress as exc:
-            return _failure("error", None, str(exc), started)
         except ValidationError as exc:
             return _failure("error", None, exc.message, started)
-        except aiohttp.ClientError as exc:
-            return _failure("network", None, _describe(exc), started)
-        except OSError as exc:
-            return _failure("network", None, str(exc) or type(exc).__name__, started)
+        except (aiohttp.ClientError, OSError) as exc:
+            return _failure("network", None, describe_client_error(exc), started)
 
     def _checked_url(self, url: str | None) -> str:
         if not url:
             raise ValidationError("queue has no callback_url")
-        # Literal addresses never reach the resolver, so the URL check covers them.
+        # Early, with a clear message: a URL with a secret filled in is seen here for the first time.
         return check_callback_url(url, allow_private=self._allow_private)
 
     async def _post(self, queue: Queue, job: Claimed, url: str, started: float, target: _Target) -> Outcome:
@@ -246,10 +210,3 @@ def _elapsed_ms(started: float) -> int:
 
 def _snippet(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace")
-
-
-def _describe(exc: Any) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
-        return str(exc.os_error)
-    return text

@@ -18,7 +18,7 @@ import aiohttp
 import aiosmtplib
 import msgspec
 
-from rotor_lite.engine.delivery import BlockedAddress, GuardedResolver
+from rotor_lite.engine.outbound import describe_client_error, guarded_session
 from rotor_lite.errors import ValidationError
 from rotor_lite.netguard import check_callback_url
 from rotor_lite.services import alerts, webhooks
@@ -86,11 +86,8 @@ class OutboxDelivery:
 
         self._sink.set_waker(wake_from_writer)
         await self._core.db.write(self._sink.load)
-        allow_private = self._core.settings.callbacks.allow_private_networks
-        connector = aiohttp.TCPConnector(limit=self._max, resolver=GuardedResolver(allow_private), ttl_dns_cache=10)
-        # No cookie jar: the session serves every workspace's endpoints (see engine.delivery).
-        self._session = aiohttp.ClientSession(
-            connector=connector, skip_auto_headers=("Accept-Encoding",), cookie_jar=aiohttp.DummyCookieJar()
+        self._session = guarded_session(
+            allow_private=self._core.settings.callbacks.allow_private_networks, limit=self._max
         )
         if self._run_loop:
             self._loop_task = asyncio.create_task(self._run(), name="rotor-outbox")
@@ -283,11 +280,8 @@ class OutboxDelivery:
             return Attempt(ok=False, error=f"no response within {self._timeout_s:g}s")
         except ValidationError as exc:
             return Attempt(ok=False, error=exc.message)
-        except aiohttp.ClientConnectorError as exc:
-            blocked = isinstance(exc.os_error, BlockedAddress)
-            return Attempt(ok=False, error=str(exc.os_error) if blocked else str(exc) or type(exc).__name__)
         except (aiohttp.ClientError, OSError) as exc:
-            return Attempt(ok=False, error=str(exc) or type(exc).__name__)
+            return Attempt(ok=False, error=describe_client_error(exc))
 
     async def _send_email(self, to: str, data: dict[str, Any], link: str) -> Attempt:
         smtp = self._core.settings.alerts.smtp

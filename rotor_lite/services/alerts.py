@@ -10,13 +10,14 @@ import re
 import sqlite3
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from rotor_lite.clock import iso_from_ms
 from rotor_lite.config import Settings
 from rotor_lite.errors import Forbidden, ValidationError
 from rotor_lite.ids import new_id
 from rotor_lite.models import Principal
+from rotor_lite.netguard import check_callback_url
 from rotor_lite.schemas import AlertsUpdate
 from rotor_lite.services.core import Core
 from rotor_lite.store import webhooks as webhook_store
@@ -88,9 +89,8 @@ def _check_slack_url(settings: Settings, url: str | None) -> str | None:
         return None
     prefixes = settings.alerts.slack_url_prefixes
     assert isinstance(prefixes, list)
-    parts = urlsplit(url)
-    if len(url) > 2048 or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("slackWebhookUrl must be an absolute URL", field="slackWebhookUrl")
+    # The prefixes may let in any host: the SSRF guard applies as to every outbound URL.
+    check_callback_url(url, allow_private=settings.callbacks.allow_private_networks, field="slackWebhookUrl")
     if not any(url.startswith(prefix) for prefix in prefixes):
         raise ValidationError(
             f"slackWebhookUrl must start with {' or '.join(prefixes)}", field="slackWebhookUrl"

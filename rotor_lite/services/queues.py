@@ -18,7 +18,15 @@ from rotor_lite.store import queues as queue_store
 from rotor_lite.store import schedules as schedule_store
 
 _NAME = re.compile(QUEUE_NAME)
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CR, LF, NUL and the rest but tab
+# Headers a queue may not set on its callbacks: hop-by-hop ones, the ones that frame or route the
+# request (the body is JSON of a known length), and Rotor's own (`x-rotor-*`, the signature among them).
+_RESERVED_HEADERS = frozenset({
+    "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "expect",
+    "host", "content-length", "content-type", "content-encoding",
+})
+_RESERVED_HEADER_PREFIXES = ("proxy-", "x-rotor-")
 MAX_CONCURRENCY = 1000
 MAX_ATTEMPTS = 100
 MAX_TIMEOUT_SECONDS = 900
@@ -182,8 +190,14 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
     if len(headers) > 50:
         raise ValidationError("at most 50 callback headers", field="callback_headers")
     for key, value in headers.items():
-        if not _HEADER_NAME.match(key) or "\n" in value or "\r" in value or len(value) > 8192:
-            raise ValidationError(f"invalid callback header '{key}'", field="callback_headers")
+        if not _HEADER_NAME.fullmatch(key) or _HEADER_VALUE_CONTROL.search(value) or len(value) > 8192:
+            raise ValidationError(f"invalid callback header {key!r}", field="callback_headers", header=key)
+        name = key.lower()
+        if name in _RESERVED_HEADERS or name.startswith(_RESERVED_HEADER_PREFIXES):
+            raise ValidationError(
+                f"callback header {key!r} is set by Rotor or by the HTTP connection and may not be overridden",
+                field="callback_headers", header=key,
+            )
     return headers
 
 

@@ -6,17 +6,16 @@ import base64
 import hashlib
 import hmac
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+from tests.helpers import ConnectionCounter, Receiver, Reply, ServerProcess, wait_until
 
 QueueMaker = Callable[..., dict[str, Any]]
 
@@ -250,6 +249,45 @@ def test_callback_headers_are_sent_with_every_delivery(
     assert signature_ok(got.headers, got.body, queue["callback_secret"])
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["Host", "Content-Length", "transfer-encoding", "Connection", "Keep-Alive", "Proxy-Authorization", "TE",
+     "Trailer", "Upgrade", "Expect", "Content-Type", "Content-Encoding", "x-rotor-signature", "X-Rotor-Job-Id",
+     "x-rotor-anything"],
+)
+def test_callback_headers_may_not_set_framing_hop_by_hop_or_rotor_headers(http: httpx.Client, name: str) -> None:
+    # Such a header gave the handler an empty body (Content-Length: 0) or a forged x-rotor-signature.
+    queue = f"dq-{uuid.uuid4().hex[:10]}"
+    response = http.post("/v1/queues", json={"name": queue, "callback_url": "http://127.0.0.1:9/cb",
+                                             "callback_headers": {"X-Tenant": "acme", name: "0"}})
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert error["details"] == {"field": "callback_headers", "header": name}
+    assert_error(http.get(f"/v1/queues/{queue}"), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-A": "a\r\nX-Injected: 1"}, {"X-A": "a\nb"}, {"X-A": "a\x00b"}, {"X-A\r\nX-B": "a"}, {"X-A\n": "a"},
+     {"X-\x00": "a"}],
+    ids=["crlf-value", "lf-value", "nul-value", "crlf-name", "lf-ending-name", "nul-name"],
+)
+def test_callback_headers_with_control_characters_are_refused(http: httpx.Client, headers: dict[str, str]) -> None:
+    queue = f"dq-{uuid.uuid4().hex[:10]}"
+    response = http.post("/v1/queues", json={"name": queue, "callback_url": "http://127.0.0.1:9/cb",
+                                             "callback_headers": headers})
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert error["details"] == {"field": "callback_headers", "header": next(iter(headers))}
+
+
+def test_a_queue_update_with_a_refused_header_changes_nothing(http: httpx.Client, make_queue: QueueMaker) -> None:
+    queue = make_queue("http://127.0.0.1:9/cb", concurrency=2, callback_headers={"X-Tenant": "acme"})
+    before = http.get(f"/v1/queues/{queue['name']}").json()
+    update = {"concurrency": 7, "callback_url": "http://127.0.0.1:9/other", "callback_headers": {"Host": "evil.example"}}
+    error = assert_error(http.patch(f"/v1/queues/{queue['name']}", json=update), 422, "VALIDATION_ERROR")
+    assert error["details"] == {"field": "callback_headers", "header": "Host"}
+    assert http.get(f"/v1/queues/{queue['name']}").json() == before
+
+
 def test_cookies_a_callback_sets_are_never_sent_back(
     http: httpx.Client, receiver: Receiver, make_queue: QueueMaker
 ) -> None:
@@ -310,36 +348,6 @@ def test_guard_accepts_public_https_and_refuses_private_on_update(guarded_server
         assert created.status_code == 201, created.text  # no job is enqueued: nothing is sent anywhere
         assert_error(http.patch(f"/v1/queues/{name}", json={"callback_url": "https://10.0.0.1/cb"}), 422, "VALIDATION_ERROR")
         assert http.get(f"/v1/queues/{name}").json()["callback_url"] == "https://example.com/hooks"
-
-
-class ConnectionCounter:
-    """A bare TCP listener on 127.0.0.1 that counts the connections it accepts (TLS or not)."""
-
-    def __init__(self) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self.port = self._sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            conn.close()
 
 
 def _loopback_name() -> str | None:

@@ -61,7 +61,20 @@ def test_non_public_addresses(address: str) -> None:
     assert not is_public_address(address)
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address",
+    ["2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::", "2002:c0a8:101::",  # 6to4 around a private IPv4
+     "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::1",  # Teredo
+     "64:ff9b::7f00:1", "64:ff9b::808:808", "64:ff9b:1::a00:1",  # NAT64, well-known and local-use prefixes
+     "::7f00:1", "::808:808",  # IPv4-compatible
+     "::ffff:0:7f00:1", "::ffff:0:808:808",  # IPv4-translated
+     "::ffff:a9fe:a9fe", "::ffff:0.0.0.0", "fec0::1"],  # IPv4-mapped metadata and any; site-local
+)
+def test_ipv6_forms_that_lead_to_a_private_or_unknown_ipv4_are_not_public(address: str) -> None:
+    assert not is_public_address(address)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:808:808::1"])
 def test_public_addresses(address: str) -> None:
     assert is_public_address(address)
 
@@ -69,7 +82,13 @@ def test_public_addresses(address: str) -> None:
 @pytest.mark.parametrize(
     "url", ["http://example.com/cb", "https://127.0.0.1/cb", "https://10.0.0.1/x", "https://localhost/cb",
             "ftp://example.com", "https://user:pw@example.com/", "not a url", "https://[::1]/cb",
-            "https://127.1/cb", "https://2130706433/", "https://0x7f.1/"],
+            "https://127.1/cb", "https://2130706433/", "https://0x7f.1/",
+            # hosts the HTTP client normalises (IDNA/UTS-46) into a private literal or a local name
+            "https://127。0。0。1:28443/a", "https://１２７.０.０.１/", "https://127.0.0．1/", "https://０.０.０.０/",
+            "https://169。254。169。254/", "https://[::ffff:a9fe:a9fe]/", "https://ｌｏｃａｌｈｏｓｔ/",
+            "https://localhost./", "https://127.0.0.1。/", "https://0x7f。1/",
+            # hosts the HTTP client cannot normalise
+            "https://127.0.0.1\u200b/", "https://evil.example\\@127.0.0.1/", "https://example.com:99999/"],
 )
 def test_callback_urls_refused_without_private_networks(url: str) -> None:
     with pytest.raises(ValidationError) as info:
