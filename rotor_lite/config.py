@@ -81,6 +81,20 @@ def _duration_list(value: list[Duration] | str, key: str) -> list[Duration]:
     return items
 
 
+class WorkflowSettings(_Section):
+    call_timeout: Duration = "5m"
+    hook_timeout: Duration = "15m"
+    retry_delay: Duration = "1s"
+    lease: Duration = "30s"
+    max_in_flight: int = 256
+    poll_interval: Duration = "1s"
+
+    def __post_init__(self) -> None:
+        _duration_list([self.call_timeout, self.hook_timeout, self.retry_delay, self.lease, self.poll_interval], "workflows")
+        if self.max_in_flight < 1:
+            raise ValueError("workflows.max_in_flight must be at least 1")
+
+
 class WebhookSettings(_Section):
     retry_schedule: list[Duration] | str = msgspec.field(default_factory=lambda: list[Duration](["0s", "30s", "5m", "30m", "2h"]))
     timeout: Duration = "10s"
@@ -163,6 +177,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     schedules: ScheduleSettings = msgspec.field(default_factory=ScheduleSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    workflows: WorkflowSettings = msgspec.field(default_factory=WorkflowSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
 

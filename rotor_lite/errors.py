@@ -12,6 +12,7 @@
     ├── Conflict                409 CONFLICT
     │   └── InvalidState        (the job or queue is in the wrong state)
     ├── IdempotencyConflict     409 IDEMPOTENCY_CONFLICT
+    ├── Gone                    410 GONE (a signal already resolved or timed out)
     ├── PayloadTooLarge         413 PAYLOAD_TOO_LARGE
     ├── ValidationError         422 VALIDATION_ERROR (details.field names the field)
     ├── QuotaExceeded           402 QUOTA_EXCEEDED
@@ -88,6 +89,10 @@ class IdempotencyConflict(RotorError):
 
     def __init__(self, job_id: str) -> None:
         super().__init__(f"a job with id '{job_id}' already exists", {"jobId": job_id})
+
+
+class Gone(RotorError):
+    code, status = "GONE", 410
 
 
 class PayloadTooLarge(RotorError):

@@ -27,5 +27,13 @@ class Metrics:
             "rotor_http_requests", "API requests by status class", ["status"], registry=self.registry
         )
 
+        self.runs_started = Counter("rotor_runs_started", "Workflow runs started", registry=self.registry)
+        self.runs_finished = Counter(
+            "rotor_runs_finished", "Workflow runs ended, by status", ["status"], registry=self.registry
+        )
+        self.run_calls = Counter(
+            "rotor_run_calls", "Calls to workflow serve URLs, by outcome", ["outcome"], registry=self.registry
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

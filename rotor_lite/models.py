@@ -152,6 +152,7 @@ class Schedule(msgspec.Struct, kw_only=True):
     last_fired_at: int | None
     created_at: int
     updated_at: int
+    function_id: str | None = None  # a cron-triggered function's schedule (it has no queue)
 
 
 class ScheduleRun(msgspec.Struct, kw_only=True):
@@ -181,3 +182,122 @@ class Settlement(msgspec.Struct, kw_only=True, frozen=True):
     result: bytes | None = None
     reason: str | None = None
     retry_at: int | None = None
+
+
+# Durable workflows --------------------------------------------------------------------
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RUN_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class StepType(StrEnum):
+    RUN = "run"
+    SLEEP = "sleep"
+    INVOKE = "invoke"
+    SEND_EVENT = "send_event"
+    WAIT_FOR_SIGNAL = "wait_for_signal"
+    WAIT_FOR_EVENT = "wait_for_event"
+    HOOK = "hook"  # a lifecycle hook's call: kept with the steps, never shown among them
+
+
+class StepStatus(StrEnum):
+    SCHEDULED = "scheduled"  # its call is due at `due_at`
+    RUNNING = "running"  # its call is in flight
+    SLEEPING = "sleeping"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+STEP_OPEN = frozenset({StepStatus.SCHEDULED, StepStatus.RUNNING, StepStatus.SLEEPING, StepStatus.WAITING})
+STEP_DONE = frozenset({StepStatus.COMPLETED, StepStatus.FAILED})
+
+
+class Function(msgspec.Struct, kw_only=True):
+    """A registered workflow function: where to call it and what starts its runs."""
+
+    rowid: int
+    workspace_id: str
+    id: str
+    serve_url: str
+    trigger_type: str  # "event" | "cron"
+    trigger_event: str | None
+    cron: str | None
+    timezone: str | None
+    retries: int
+    concurrency: int | None
+    hooks: list[str]
+    schedule_id: str | None
+    created_at: int
+    updated_at: int
+
+
+class Run(msgspec.Struct, kw_only=True):
+    """One execution of a function for one event."""
+
+    rowid: int
+    id: str
+    workspace_id: str
+    function_id: str
+    status: RunStatus
+    event_id: str
+    event_name: str
+    event_data: bytes
+    event_ts: int
+    attempt: int
+    output: bytes | None
+    error: str | None  # JSON {"name", "message"}
+    parent_run_id: str | None
+    parent_step_rowid: int | None
+    idempotency_key: str | None
+    replay_of: str | None
+    schedule_id: str | None
+    hook_errors: str | None  # JSON list
+    created_at: int
+    started_at: int | None
+    ended_at: int | None
+
+
+class Step(msgspec.Struct, kw_only=True):
+    """One step of a run, by its key `<id>:<n>`."""
+
+    rowid: int
+    run_rowid: int
+    key: str
+    name: str
+    type: StepType
+    status: StepStatus
+    attempts: int
+    output: bytes | None
+    error: str | None  # JSON {"name", "message"}
+    child_run_id: str | None
+    signal: str | None
+    event_name: str | None
+    started_at: int | None
+    ended_at: int | None
+    due_at: int | None
+
+
+class RunCall(msgspec.Struct, kw_only=True, frozen=True):
+    """A leased call to a function's serve URL: the function body (`step` None) or one step's."""
+
+    run_rowid: int
+    run_id: str
+    workspace_id: str
+    function_id: str
+    lease_token: str
+    attempt: int
+    step_rowid: int | None = None
+    step_key: str | None = None
+    hook: str | None = None  # on_success | on_failure | on_cancel, for a hook's call

@@ -414,3 +414,93 @@ class DncAppend(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     emails: list[str] | None = None
     domains: list[str] | None = None
+
+
+# Durable workflows -------------------------------------------------------------
+
+EVENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_./:-]{0,127}$"
+
+
+class FunctionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: str
+    serve_url: str
+    trigger_type: Literal["event", "cron"] = "event"
+    trigger_event: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    retries: int = 3
+    concurrency: int | None = None
+    hooks: list[str] | None = None
+
+
+class EventSend(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    data: Any = msgspec.field(default_factory=dict)
+    id: str | None = None
+    ts: int | None = None
+    idempotency_key: str | None = None
+
+
+class SignalComplete(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    data: Any = msgspec.UNSET
+    run_id: str | None = None
+
+
+class FunctionOut(msgspec.Struct, kw_only=True):
+    id: str
+    serve_url: str
+    trigger_type: str
+    trigger_event: str | None
+    cron: str | None
+    timezone: str | None
+    retries: int
+    concurrency: int | None
+    hooks: list[str]
+    createdAt: str
+    updatedAt: str
+
+
+class EventOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    name: str
+    data: Any
+    ts: int
+
+
+class RunError(msgspec.Struct, kw_only=True):
+    name: str
+    message: str
+
+
+class StepOut(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    type: str
+    status: str
+    attempts: int
+    startedAt: str | None
+    endedAt: str | None
+    wakeAt: str | None
+    output: Any
+    error: RunError | None
+    childRunId: str | None
+    signal: str | None
+    event: str | None
+
+
+class RunOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    functionId: str
+    status: str
+    event: EventOut
+    attempt: int
+    output: Any
+    error: RunError | None
+    parentRunId: str | None
+    createdAt: str
+    startedAt: str | None
+    endedAt: str | None
+    replayOf: str | None = None
+    childRunIds: list[str] | None = None
+    steps: list[StepOut] | None = None
+    hookErrors: list[Any] | None = None

@@ -29,6 +29,10 @@ from rotor_lite.api.controllers.secrets import SecretController
 from rotor_lite.api.controllers.webhooks import WebhookController
 from rotor_lite.api.controllers.approvals import ApprovalController
 from rotor_lite.api.controllers.guardrails import GuardrailController
+from rotor_lite.api.controllers.events import send_event
+from rotor_lite.api.controllers.functions import FunctionController
+from rotor_lite.api.controllers.runs import RunController
+from rotor_lite.api.controllers.signals import complete_signal
 from rotor_lite.api.errors import http_error_handler, internal_error_handler, rate_limit_headers, rotor_error_handler
 from rotor_lite.clock import Clock
 from rotor_lite.config import Settings
@@ -41,7 +45,7 @@ _GC_THRESHOLDS = (20_000, 20, 100)  # young, middle, old: see the lifespan
 ROUTES: list[ControllerRouterHandler] = [
     QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document,
     ScheduleController, WebhookController, get_alerts, put_alerts, SecretController, list_audit,
-    ApprovalController, GuardrailController,
+    ApprovalController, GuardrailController, FunctionController, RunController, send_event, complete_signal,
 ]
 
 

@@ -15,6 +15,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.services.workspaces import Authenticator
 
 _WRITERS = frozenset({Role.ADMIN, Role.DEVELOPER})
+_DECIDERS = frozenset({Role.ADMIN, Role.DEVELOPER, Role.APPROVER})
 
 
 class RateLimiter:
@@ -55,3 +56,20 @@ def require_write(principal: Principal) -> None:
     """Only admin and developer keys may change queues and jobs."""
     if principal.role not in _WRITERS:
         raise Forbidden(f"a {principal.role.value} key may not do this", {"role": principal.role.value})
+
+
+def require_decider(principal: Principal) -> None:
+    """Admin, developer and approver keys may decide approvals and complete signals."""
+    if principal.role not in _DECIDERS:
+        raise Forbidden(f"a {principal.role.value} key may not do this", {"role": principal.role.value})
+
+
+def require_workspace_scope(principal: Principal) -> None:
+    """A queue-scoped key reaches its queue's jobs and nothing else."""
+    if principal.queue_name is not None:
+        raise Forbidden("a queue-scoped key may not do this", {"queue": principal.queue_name})
+
+
+def require_admin(principal: Principal) -> None:
+    if principal.role != Role.ADMIN:
+        raise Forbidden(f"a {principal.role.value} key may not do this (admin only)", {"role": principal.role.value})

@@ -15,7 +15,7 @@ import msgspec
 
 from rotor_lite import __version__
 from rotor_lite.clock import Clock
-from rotor_lite.engine.backoff import parse_retry_after
+from rotor_lite.backoff import parse_retry_after
 from rotor_lite.engine.outbound import describe_client_error, guarded_session
 from rotor_lite.engine.signing import sign_callback
 from rotor_lite.errors import ValidationError
@@ -170,6 +170,23 @@ class Deliverer:
                 error=f"HTTP {resp.status}" + (f": {_snippet(body)}" if body else ""), duration_ms=duration,
                 retry_after_ms=retry_after,
             )
+
+    async def call(self, url: str, body: bytes, headers: dict[str, str], timeout_ms: int, max_bytes: int) -> tuple[int, bytes]:
+        """POST signed bytes to a URL that is not a queue's (a workflow's serve URL): its status and body.
+
+        Raises ValidationError (a refused URL), TimeoutError, aiohttp.ClientError or OSError; a body
+        longer than `max_bytes` is a ValueError.
+        """
+        assert self._session is not None, "deliverer is not open"
+        checked = check_callback_url(url, allow_private=self._allow_private, field="serve_url")
+        sent = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
+        async with self._session.post(checked, data=body, headers=sent, timeout=_timeout(timeout_ms), allow_redirects=False) as resp:
+            answer = bytearray()
+            async for chunk in resp.content.iter_any():
+                answer += chunk
+                if len(answer) > max_bytes:
+                    raise ValueError(f"the answer is larger than {max_bytes} bytes")
+            return resp.status, bytes(answer)
 
 
 @lru_cache(maxsize=64)

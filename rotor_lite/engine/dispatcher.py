@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from rotor_lite.clock import iso_from_ms
-from rotor_lite.engine.backoff import backoff_ms
+from rotor_lite.backoff import backoff_ms
 from rotor_lite.engine.delivery import Deliverer, Outcome
 from rotor_lite.models import Attempt, Claimed, JobState, Queue, QueueState, Settlement
 from rotor_lite.services.core import Core

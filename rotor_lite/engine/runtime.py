@@ -20,6 +20,7 @@ from rotor_lite.engine.judge import BrandToneJudge
 from rotor_lite.engine.outbox import OutboxDelivery, install_notifications
 from rotor_lite.engine.scheduler import Scheduler
 from rotor_lite.engine.sweeper import Sweeper
+from rotor_lite.engine.workflows import RunDriver
 from rotor_lite.services import workspaces
 from rotor_lite.services.core import Core
 from rotor_lite.services.workspaces import CreatedKey
@@ -62,6 +63,7 @@ class Runtime:
         ))
         self.dispatcher = await self._stack.enter_async_context(Dispatcher(core, deliverer))
         core.on_jobs_ready = self.dispatcher.wake
+        await self._stack.enter_async_context(RunDriver(core, deliverer))
         await self._stack.enter_async_context(Sweeper(core, self.dispatcher.wake))
         core.on_schedules_changed = (await self._stack.enter_async_context(Scheduler(core))).wake
         self.dispatcher.wake()
@@ -77,6 +79,7 @@ class Runtime:
         _check_master_key(conn, self.core.vault)
         self.bootstrap_key = workspaces.bootstrap(conn, self.settings.auth.bootstrap_api_key, self.clock.now_ms())
         self.core.queues.load(conn, self.core.vault)
+        self.core.workflows.load(conn, self.core.vault)
         return job_store.requeue_orphans(conn)
 
 

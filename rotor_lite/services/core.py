@@ -13,6 +13,7 @@ from rotor_lite.errors import QueueNotFound, QuotaExceeded
 from rotor_lite.metrics import Metrics
 from rotor_lite.services.hooks import Admission, AdmitAll, AttemptObserver, EventSink, NoEvents
 from rotor_lite.services.hooks import NoSecrets, SecretSource
+from rotor_lite.services.workflow_state import WorkflowState
 from rotor_lite.models import Principal, Queue
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
@@ -74,6 +75,11 @@ class QuotaCounter:
             raise QuotaExceeded(total, self.limit)
         self._totals[key] = total + count
 
+    def check(self, conn: sqlite3.Connection, workspace_id: str, period: str, count: int) -> None:
+        """Raise QuotaExceeded if `count` more would not fit; counts nothing."""
+        self.reserve(conn, workspace_id, period, count)
+        self._totals[(workspace_id, period)] -= count
+
     def forget(self) -> None:
         """Drop the cache after a failed commit; totals are re-read from the table."""
         self._totals.clear()
@@ -96,6 +102,7 @@ class Core:
         self.secret_values: SecretSource = NoSecrets()  # `${{ secrets.NAME }}` at dispatch
         self.on_jobs_ready: Callable[[], None] = lambda: None
         self.on_schedules_changed: Callable[[], None] = lambda: None  # wakes the scheduler
+        self.workflows = WorkflowState()
 
     def queue_for(self, principal: Principal, name: str) -> Queue:
         """The caller's queue `name`; a queue-scoped key sees only its own queue."""

@@ -20,13 +20,15 @@ from rotor_lite.ids import is_valid_id, new_id
 from rotor_lite.models import Attempt, Claimed, Job, JobState, Principal, Queue, Schedule, ScheduleRun
 from rotor_lite.schemas import QUEUE_NAME, JobCreate, ScheduleCreate, SchedulePreview, ScheduleUpdate
 from rotor_lite.services.core import Core
+from rotor_lite.services.function_schedules import fire_function
 from rotor_lite.services.jobs import build_job, parse_timestamp, write_new_jobs
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import schedules as store
+from rotor_lite.store.db import savepoint
 
 __all__ = [
-    "MAX_PREVIEW", "RECENT_RUNS", "ScheduleNotFound", "TickPlan", "apply_tick", "apply_ticks", "create_schedule",
+    "MAX_PREVIEW", "RECENT_RUNS", "ScheduleNotFound", "TickPlan", "apply_tick", "apply_ticks", "check_cron_and_zone", "create_schedule",
     "delete_schedule", "fire_now", "get_schedule", "list_runs", "list_schedules", "prepare_ticks", "preview",
     "queue_name_of", "recent_runs", "record_delivery", "set_enabled", "update_schedule",
 ]
@@ -66,7 +68,7 @@ class TickPlan(msgspec.Struct, kw_only=True):
 async def create_schedule(core: Core, principal: Principal, spec: ScheduleCreate) -> Schedule:
     """Validate and store a schedule; its first fire time is the cron's next tick after now."""
     queue = core.queue_for(principal, _queue_name(spec))
-    cron, zone = _check_cron_and_zone(spec.cron, spec.timezone)
+    cron, zone = check_cron_and_zone(spec.cron, spec.timezone)
     payload = _payload_of(spec.payload, spec.job_data)
     payload = _payload_bytes(core, {} if payload is msgspec.UNSET else payload)
     now = core.clock.now_ms()
@@ -119,7 +121,7 @@ async def update_schedule(core: Core, principal: Principal, key: str, spec: Sche
     if spec.name is not msgspec.UNSET:
         updated.name = _check_name(spec.name)
     if spec.cron is not msgspec.UNSET or spec.timezone is not msgspec.UNSET:
-        updated.cron, updated.timezone = _check_cron_and_zone(
+        updated.cron, updated.timezone = check_cron_and_zone(
             current.cron if spec.cron is msgspec.UNSET else spec.cron,
             current.timezone if spec.timezone is msgspec.UNSET else spec.timezone,
         )
@@ -203,7 +205,7 @@ async def list_runs(
 
 def preview(spec: SchedulePreview, now_ms: int) -> tuple[list[int], str]:
     """The next `count` fire instants after `from` (default now) and the cron in plain English."""
-    cron, zone = _check_cron_and_zone(spec.cron, spec.timezone)
+    cron, zone = check_cron_and_zone(spec.cron, spec.timezone)
     if not 1 <= spec.count <= MAX_PREVIEW:
         raise ValidationError(f"count must be between 1 and {MAX_PREVIEW}", field="count")
     start = now_ms if spec.start is None else parse_timestamp(spec.start, "from")
@@ -300,7 +302,8 @@ async def _tick_job(core: Core, queue: Queue, schedule: Schedule, at: int) -> Jo
 
 def _after_enqueue(core: Core, fired: list[Schedule]) -> None:
     for schedule in fired:
-        core.metrics.enqueued.labels(queue_name_of(core, schedule)).inc()
+        if schedule.function_id is None:  # a cron function's tick started a run, not a job
+            core.metrics.enqueued.labels(queue_name_of(core, schedule)).inc()
     if fired:
         core.on_jobs_ready()
 
@@ -318,7 +321,7 @@ def _not_fired(exc: RotorError) -> str:
 def _write_plan(core: Core, conn: sqlite3.Connection, plan: TickPlan) -> ScheduleRun | None:
     schedule = plan.schedule
     queue = core.queues.by_rowid(schedule.queue_id)
-    fires = plan.fire_at is not None and plan.job is not None and queue is not None
+    fires = plan.fire_at is not None and (schedule.function_id is not None or (plan.job is not None and queue is not None))
     fired_at = core.clock.now_ms()
     # The claim is conditional on the schedule being as it was read: one writer, so one claimant.
     if not store.claim_tick(conn, schedule, plan.next_fire_at):
@@ -327,10 +330,14 @@ def _write_plan(core: Core, conn: sqlite3.Connection, plan: TickPlan) -> Schedul
         _record_skip(conn, schedule, scheduled_for, reason)
     if not fires or store.tick_recorded(conn, schedule.id, plan.fire_at or 0):
         return None
-    assert queue is not None and plan.job is not None and plan.fire_at is not None
+    assert plan.fire_at is not None
     try:
+        if schedule.function_id is not None:
+            with savepoint(conn, "function_tick"):
+                return fire_function(core, conn, schedule, plan.fire_at, fired_at)
+        assert queue is not None and plan.job is not None
         return _enqueue(core, conn, queue, schedule, plan.job, plan.fire_at, manual=False, fired_at=fired_at)
-    except QuotaExceeded as exc:  # raised before anything of the job is written
+    except (QuotaExceeded, NotFound) as exc:  # raised before anything of the job (or run) is kept
         _record_skip(conn, schedule, plan.fire_at, _not_fired(exc))
         return None
 
@@ -381,7 +388,7 @@ def record_delivery(conn: sqlite3.Connection, queue: Queue, job: Claimed, attemp
 # Validation ----------------------------------------------------------------------------
 
 
-def _check_cron_and_zone(cron: str | None, zone: str | None) -> tuple[str, str]:
+def check_cron_and_zone(cron: str | None, zone: str | None) -> tuple[str, str]:
     spec = parse_cron(cron)
     canonical = resolve_timezone(zone)
     if CronSchedule(spec, canonical).next_after(0) is None:

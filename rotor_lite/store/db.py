@@ -14,7 +14,8 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +48,19 @@ def conditions(*clauses: tuple[str, Any]) -> tuple[str, list[Any]]:
     """`a = ? AND b < ? …` and its parameters, keeping only the clauses whose value is not None."""
     kept = [(clause, value) for clause, value in clauses if value is not None]
     return " AND ".join(clause for clause, _ in kept), [value for _, value in kept]
+
+
+@contextmanager
+def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
+    """Inside a write: what the block does rolls back alone if it raises (and the error goes on)."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        raise
+    finally:
+        conn.execute(f"RELEASE {name}")
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -15,7 +15,7 @@ from rotor_lite.store.db import Database, conditions
 
 _COLUMNS = (
     "rowid, id, workspace_id, queue_id, name, cron, timezone, payload, enabled, next_fire_at, last_fired_at,"
-    " created_at, updated_at"
+    " created_at, updated_at, function_id"
 )
 _RUN_COLUMNS = "rowid, id, schedule_id, scheduled_for, fired_at, job_id, manual, callback_status, error"
 
@@ -24,7 +24,7 @@ def schedule_from_row(row: Sequence[Any]) -> Schedule:
     return Schedule(
         rowid=row[0], id=row[1], workspace_id=row[2], queue_id=row[3], name=row[4], cron=row[5], timezone=row[6],
         payload=bytes(row[7]), enabled=bool(row[8]), next_fire_at=row[9], last_fired_at=row[10],
-        created_at=row[11], updated_at=row[12],
+        created_at=row[11], updated_at=row[12], function_id=row[13],
     )
 
 
@@ -42,11 +42,11 @@ def insert_schedule(conn: sqlite3.Connection, schedule: Schedule) -> int:
     """Insert a schedule; a taken name raises sqlite3.IntegrityError."""
     cursor = conn.execute(
         "INSERT INTO schedule (id, workspace_id, queue_id, name, cron, timezone, payload, enabled, next_fire_at,"
-        " last_fired_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_fired_at, created_at, updated_at, function_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             schedule.id, schedule.workspace_id, schedule.queue_id, schedule.name, schedule.cron, schedule.timezone,
             schedule.payload, int(schedule.enabled), schedule.next_fire_at, schedule.last_fired_at,
-            schedule.created_at, schedule.updated_at,
+            schedule.created_at, schedule.updated_at, schedule.function_id,
         ),
     )
     return int(cursor.lastrowid or 0)
@@ -98,7 +98,8 @@ def schedule_row(conn: sqlite3.Connection, rowid: int) -> Schedule | None:
 async def find_schedule(db: Database, workspace_id: str, key: str) -> Schedule | None:
     """The workspace's schedule whose id or name is `key`."""
     row = await db.fetchone(
-        f"SELECT {_COLUMNS} FROM schedule WHERE workspace_id = ? AND (id = ? OR name = ?)", (workspace_id, key, key)
+        f"SELECT {_COLUMNS} FROM schedule WHERE workspace_id = ? AND (id = ? OR name = ?) AND function_id IS NULL",
+        (workspace_id, key, key),
     )
     return None if row is None else schedule_from_row(row)
 
@@ -106,11 +107,13 @@ async def find_schedule(db: Database, workspace_id: str, key: str) -> Schedule |
 async def list_schedules(
     db: Database, workspace_id: str, *, queue_rowid: int | None, after_rowid: int | None, limit: int
 ) -> list[Schedule]:
-    """The workspace's schedules (optionally of one queue) in creation order."""
+    """The workspace's schedules (optionally of one queue) in creation order; cron functions' are not listed."""
     where, params = conditions(
         ("workspace_id = ?", workspace_id), ("queue_id = ?", queue_rowid), ("rowid > ?", after_rowid)
     )
-    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM schedule WHERE {where} ORDER BY rowid LIMIT ?", [*params, limit])
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM schedule WHERE {where} AND function_id IS NULL ORDER BY rowid LIMIT ?", [*params, limit]
+    )
     return [schedule_from_row(row) for row in rows]
 
 
@@ -181,3 +184,13 @@ def prune_runs(conn: sqlite3.Connection, before: int, limit: int = 5000) -> int:
         "DELETE FROM schedule_run WHERE rowid IN (SELECT rowid FROM schedule_run WHERE scheduled_for < ? LIMIT ?)",
         (before, limit),
     ).rowcount
+
+
+def function_schedule(conn: sqlite3.Connection, schedule_id: str) -> Schedule | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM schedule WHERE id = ?", (schedule_id,)).fetchone()
+    return None if row is None else schedule_from_row(row)
+
+
+def set_run_of_tick(conn: sqlite3.Connection, schedule_run_id: str, run_id: str) -> None:
+    """The workflow run a cron function's tick started."""
+    conn.execute("UPDATE schedule_run SET run_id = ? WHERE id = ?", (run_id, schedule_run_id))

@@ -7,20 +7,13 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
+from rotor_lite.api.auth import require_decider
 from rotor_lite.api.http import core_of, json_response, page_limit, read_body
-from rotor_lite.errors import Forbidden
-from rotor_lite.models import Principal, Role
+from rotor_lite.models import Principal
 from rotor_lite.schemas import ApprovalReject
 from rotor_lite.services import approvals as service
 
-_DECIDERS = frozenset({Role.ADMIN, Role.DEVELOPER, Role.APPROVER})
 _SELF_AUDITED = {"audit": False}  # the service audits the decision with its job, queue and reason
-
-
-def require_decider(principal: Principal) -> None:
-    """Admin, developer and approver keys may approve and reject."""
-    if principal.role not in _DECIDERS:
-        raise Forbidden(f"a {principal.role.value} key may not decide approvals", {"role": principal.role.value})
 
 
 class ApprovalController(Controller):

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from rotor_lite.durations import parse_duration_ms
-from rotor_lite.engine.backoff import backoff_ms, parse_retry_after
+from rotor_lite.backoff import backoff_ms, parse_retry_after
 from rotor_lite.engine.signing import sign_callback
 from rotor_lite.errors import ValidationError
 from rotor_lite.ids import is_valid_id, new_api_key, new_id, new_ids

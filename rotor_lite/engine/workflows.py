@@ -1,0 +1,271 @@
+"""The run driver: makes the calls that move workflow runs, and records what they answered.
+
+One loop, like the dispatcher's: each pass is one writer operation that records the answers that
+came in, puts back calls whose lease ran out, wakes sleeping steps whose time came, ends waits
+whose timeout came, publishes deferred events whose time came, and leases the calls that are due
+(up to the free slots). The calls then go out through the delivery engine's session. A sleeping
+or waiting run is only rows: no task, timer or connection exists for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import time
+from collections import Counter, deque
+from functools import partial
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from rotor_lite.engine.delivery import Deliverer
+from rotor_lite.engine.signing import sign_callback
+from rotor_lite.errors import ValidationError
+from rotor_lite.models import Run, RunCall, Step, StepStatus, StepType
+from rotor_lite.protocol import PROTOCOL_VERSION, CallResult, decode_answer
+from rotor_lite.services import run_progress
+from rotor_lite.services.core import Core
+from rotor_lite.services.workflow_events import deliver_due_events
+from rotor_lite.store import runs as store
+
+log = logging.getLogger("rotor_lite.workflows")
+
+_BATCH = 500
+_MAX_ANSWER_BYTES = 5 * 1024 * 1024  # a step's output (4 MiB) and the answer around it
+_PENDING = {"status": "pending"}
+
+
+class _Op:
+    """One pass's results, filled in on the writer thread."""
+
+    def __init__(self, results: list[tuple[RunCall, CallResult]], claim: bool) -> None:
+        self.results = results
+        self.claim = claim
+        self.calls: list[RunCall] = []
+        self.next_due: int | None = None
+        self.more = False  # a batch limit was reached: pass again at once
+
+
+class RunDriver:
+    """Drives every workflow run of the server; `stop()` stops calling and waits for calls in flight."""
+
+    def __init__(self, core: Core, deliverer: Deliverer) -> None:
+        self._core = core
+        self._deliverer = deliverer
+        self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._results: deque[tuple[RunCall, CallResult]] = deque()
+        self._in_flight: Counter[tuple[str, str]] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._requests = 0
+        self._seen = -1
+        self._next_due: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        settings = core.settings.workflows
+        self._poll_ms = settings.ms("poll_interval")
+        self._max_in_flight = settings.max_in_flight
+        self._call_ms, self._hook_ms, self._lease_ms = settings.ms("call_timeout"), settings.ms("hook_timeout"), settings.ms("lease")
+
+    async def __aenter__(self) -> RunDriver:
+        self._loop = asyncio.get_running_loop()
+        self._core.workflows.on_ready = self.wake
+        now = self._core.clock.now_ms()
+        requeued = await self._core.db.write(lambda conn: store.requeue_orphans(conn, now))
+        if requeued:
+            log.warning("workflow calls left in flight by a previous process are due again", extra={"count": requeued})
+        self._task = asyncio.create_task(self._run(), name="rotor-run-driver")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop(self._core.settings.server.ms("drain_timeout") / 1000)
+
+    def wake(self) -> None:
+        """Something became due (safe to call from the writer thread)."""
+        self._requests += 1
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Stop leasing calls; let those in flight finish and be recorded (bounded), then cancel the rest."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
+            except TimeoutError:
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # Event loop side --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        again = True
+        while not self._stopping or self._tasks or self._results:
+            if not again:
+                await self._sleep()
+            again = await self._pass()
+
+    async def _sleep(self) -> None:
+        wait_ms = self._poll_ms
+        now = self._core.clock.now_ms()
+        if self._next_due is not None and self._next_due > now:
+            wait_ms = min(wait_ms, self._next_due - now)
+        # A due time already past with nothing leased means it waits on a free slot: an answer wakes us.
+        if self._requests == self._seen and not self._results:
+            try:
+                async with asyncio.timeout(wait_ms / 1000):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+        self._wake.clear()
+
+    async def _pass(self) -> bool:
+        """One writer operation; True when another should follow at once."""
+        self._seen = self._requests
+        results = [self._results.popleft() for _ in range(len(self._results))]
+        op = _Op(results, claim=not self._stopping)
+        try:
+            await self._core.db.write(partial(self._run_op, op=op))
+        except Exception:
+            log.exception("recording workflow call results failed; each is recorded alone")
+            await self._record_one_by_one(results)
+            return False
+        self._next_due = op.next_due
+        for call in op.calls:
+            self._start(call)
+        return op.more
+
+    async def _record_one_by_one(self, results: list[tuple[RunCall, CallResult]]) -> None:
+        for call, result in results:
+            try:
+                await self._core.db.write(partial(run_progress.apply_result, self._core, call=call, result=result))
+            except Exception:
+                log.exception("a workflow call result could not be recorded; its lease will run out", extra={"run_id": call.run_id})
+
+    def _start(self, call: RunCall) -> None:
+        self._in_flight[(call.workspace_id, call.function_id)] += 1
+        task = asyncio.create_task(self._call(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, call: RunCall) -> None:
+        try:
+            result = await self._make_call(call)
+        except Exception as exc:  # a bug in building the call must fail the call, not the driver
+            log.exception("workflow call crashed", extra={"run_id": call.run_id})
+            result = CallResult(answer=None, failure=f"internal error: {type(exc).__name__}")
+        self._in_flight[(call.workspace_id, call.function_id)] -= 1
+        self._core.metrics.run_calls.labels(_outcome(result)).inc()
+        self._results.append((call, result))
+        self._wake.set()
+
+    async def _make_call(self, call: RunCall) -> CallResult:
+        fn = self._core.workflows.function(call.workspace_id, call.function_id)
+        if fn is None:
+            return CallResult(answer=None, failure=f"function '{call.function_id}' is not registered")
+        keys = self._core.workflows.signing_keys(call.workspace_id)
+        run = await store.fetch_run_by_rowid(self._core.db, call.run_rowid)
+        if keys is None or run is None:
+            return CallResult(answer=None, failure="the run or the workspace's signing key is gone")
+        body = msgspec.json.encode(_request_body(call, run, await store.fetch_steps(self._core.db, call.run_rowid)))
+        timestamp = self._core.clock.now_ms() // 1000
+        headers = {
+            "x-rotor-run-id": call.run_id, "x-rotor-function-id": call.function_id, "x-rotor-attempt": str(call.attempt),
+            "x-rotor-timestamp": str(timestamp),
+            "x-rotor-signature": " ".join(sign_callback(key, call.run_id, timestamp, body) for key in keys.active(self._core.clock.now_ms())),
+        }
+        return await self._post(fn.serve_url, body, headers, self._hook_ms if call.hook else self._call_ms)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout_ms: int) -> CallResult:
+        started = time.perf_counter()
+        try:
+            status, answer = await self._deliverer.call(url, body, headers, timeout_ms, _MAX_ANSWER_BYTES)
+        except TimeoutError:
+            return _failed(f"no answer within {timeout_ms} ms", started)
+        except ValidationError as exc:
+            return _failed(exc.message, started)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return _failed(str(exc) or type(exc).__name__, started)
+        if not 200 <= status < 300:
+            return _failed(f"HTTP {status}: {answer[:200].decode('utf-8', 'replace')}", started)
+        try:
+            return CallResult(answer=decode_answer(answer), duration_ms=_elapsed_ms(started))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return _failed(f"the answer is not one of the protocol's: {exc}", started)
+
+    # Writer thread side ----------------------------------------------------------------------
+
+    def _run_op(self, conn: sqlite3.Connection, op: _Op) -> None:
+        core, now = self._core, self._core.clock.now_ms()
+        for call, result in op.results:
+            run_progress.apply_result(core, conn, call, result)
+        store.reap_expired(conn, now)
+        op.more = run_progress.wake_due(core, conn, now, _BATCH) == _BATCH
+        op.more |= deliver_due_events(core, conn, now, _BATCH) == _BATCH
+        store.clear_blocked_due(conn, now)
+        if op.claim:
+            op.calls = self._claim(conn, now)
+            op.more |= len(op.calls) == _BATCH
+        op.next_due = store.next_due_at(conn)
+
+    def _claim(self, conn: sqlite3.Connection, now: int) -> list[RunCall]:
+        free = min(_BATCH, self._max_in_flight - sum(self._in_flight.values()))
+        if free <= 0:
+            return []
+        taken: Counter[tuple[str, str]] = Counter()
+
+        def allowed(key: tuple[str, str]) -> bool:
+            fn = self._core.workflows.function(*key)
+            limit = fn.concurrency if fn is not None else None
+            if limit is not None and self._in_flight[key] + taken[key] >= limit:
+                return False
+            taken[key] += 1
+            return True
+
+        lease = self._lease_ms + self._call_ms
+        calls = store.claim_due_steps(conn, now, free, self._owner, self._lease_ms + self._hook_ms, allowed)
+        calls += store.claim_due_runs(conn, now, free - len(calls), self._owner, lease, allowed)
+        return calls
+
+
+def _request_body(call: RunCall, run: Run, steps: list[Step]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "v": PROTOCOL_VERSION, "kind": "hook" if call.hook else "run", "functionId": run.function_id, "runId": run.id,
+        "attempt": call.attempt,
+        "event": {"id": run.event_id, "name": run.event_name, "data": msgspec.Raw(run.event_data), "ts": run.event_ts},
+        "steps": {step.key: _saved(step) for step in steps if step.type != StepType.HOOK},
+        "target": call.step_key,
+    }
+    if call.hook:
+        body["hook"] = call.hook
+        body["output"] = msgspec.Raw(run.output) if run.output is not None else None
+        body["error"] = msgspec.Raw(run.error.encode()) if run.error else None
+    return body
+
+
+def _saved(step: Step) -> dict[str, Any]:
+    if step.status == StepStatus.COMPLETED:
+        return {"status": "completed", "output": msgspec.Raw(step.output or b"null")}
+    if step.status == StepStatus.FAILED:
+        return {"status": "failed", "error": msgspec.Raw((step.error or "{}").encode())}
+    return _PENDING
+
+
+def _failed(reason: str, started: float) -> CallResult:
+    return CallResult(answer=None, failure=reason, duration_ms=_elapsed_ms(started))
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _outcome(result: CallResult) -> str:
+    return "failed" if result.answer is None else type(result.answer).__name__.lower()

@@ -1,0 +1,56 @@
+"""`POST /v1/signals/:id/complete`: resume the one run waiting for a named signal."""
+
+from __future__ import annotations
+
+import sqlite3
+import msgspec
+
+from rotor_lite.errors import Conflict, Gone, NotFound, ValidationError
+from rotor_lite.models import Principal, StepStatus
+from rotor_lite.schemas import SignalComplete
+from rotor_lite.services import runs as run_service
+from rotor_lite.services.core import Core
+from rotor_lite.store import runs as store
+
+__all__ = ["MAX_SIGNAL_DATA_BYTES", "SignalNotFound", "complete_signal"]
+
+MAX_SIGNAL_DATA_BYTES = 512 * 1024
+
+
+class SignalNotFound(NotFound):
+    def __init__(self, signal: str) -> None:
+        super().__init__(f"signal '{signal}' not found", {"signal": signal})
+
+
+async def complete_signal(core: Core, principal: Principal, signal: str, spec: SignalComplete) -> str:
+    """Resume the run waiting on `signal` with `data`; returns its id.
+
+    404: nobody waits on it in this workspace (or its run was cancelled); 409: `run_id` names another
+    run than the one waiting; 410: it was already resolved or timed out.
+    """
+    if spec.data is msgspec.UNSET:
+        raise ValidationError("data is required", field="data")
+    data = msgspec.json.encode(spec.data)
+    if len(data) > MAX_SIGNAL_DATA_BYTES:
+        raise ValidationError(f"data is larger than {MAX_SIGNAL_DATA_BYTES} bytes", field="data")
+    return await core.db.write(lambda conn: _complete(core, conn, principal.workspace_id, signal, spec.run_id, data))
+
+
+def _complete(
+    core: Core, conn: sqlite3.Connection, workspace_id: str, signal: str, run_id: str | None, data: bytes
+) -> str:
+    found = store.signal_waiter(conn, workspace_id, signal)
+    if found is None:
+        if store.signal_resolution(conn, workspace_id, signal) is not None:
+            raise Gone(f"signal '{signal}' was already resolved or timed out", {"signal": signal})
+        raise SignalNotFound(signal)
+    waiter, waiting_run = found
+    if run_id is not None and run_id != waiting_run:
+        raise Conflict(f"signal '{signal}' is held by another run", {"signal": signal})
+    now = core.clock.now_ms()
+    store.end_step(conn, waiter.step_rowid, StepStatus.COMPLETED, now, output=data)
+    store.delete_waiter_of_step(conn, waiter.step_rowid)
+    store.resolve_signal(conn, workspace_id, signal, waiting_run, "completed", now)
+    run_service.continue_run(core, conn, waiter.run_rowid)
+    return waiting_run
+

@@ -1,0 +1,558 @@
+"""Workflow runs, their steps, the waiters of waiting steps, signal resolutions and deferred events.
+
+Functions taking a `sqlite3.Connection` run inside the writer's transaction; functions taking a
+`Database` read through the reader. A run or a step is due for a call when its `due_at` has come
+and no lease holds it; a lease that outlives its owner is put back by `reap_expired`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from rotor_lite.models import Run, RunCall, RunStatus, Step, StepStatus, StepType
+from rotor_lite.store.db import Database, conditions
+
+_RUN_FIELDS = (
+    "id, workspace_id, function_id, status, event_id, event_name, event_data, event_ts, attempt, output,"
+    " error, parent_run_id, parent_step_rowid, idempotency_key, replay_of, schedule_id, hook_errors, created_at,"
+    " started_at, ended_at"
+)
+_RUN_COLUMNS = "rowid, " + _RUN_FIELDS
+_STEP_COLUMNS = (
+    "rowid, run_rowid, key, name, type, status, attempts, output, error, child_run_id, signal, event_name,"
+    " started_at, ended_at, due_at"
+)
+
+
+def run_from_row(row: Sequence[Any]) -> Run:
+    return Run(
+        rowid=row[0], id=row[1], workspace_id=row[2], function_id=row[3], status=RunStatus(row[4]), event_id=row[5],
+        event_name=row[6], event_data=bytes(row[7]), event_ts=row[8], attempt=row[9],
+        output=None if row[10] is None else bytes(row[10]), error=row[11], parent_run_id=row[12],
+        parent_step_rowid=row[13], idempotency_key=row[14], replay_of=row[15], schedule_id=row[16],
+        hook_errors=row[17], created_at=row[18], started_at=row[19], ended_at=row[20],
+    )
+
+
+def step_from_row(row: Sequence[Any]) -> Step:
+    return Step(
+        rowid=row[0], run_rowid=row[1], key=row[2], name=row[3], type=StepType(row[4]), status=StepStatus(row[5]),
+        attempts=row[6], output=None if row[7] is None else bytes(row[7]), error=row[8], child_run_id=row[9],
+        signal=row[10], event_name=row[11], started_at=row[12], ended_at=row[13], due_at=row[14],
+    )
+
+
+# Runs ---------------------------------------------------------------------------------------
+
+
+def insert_run(conn: sqlite3.Connection, run: Run, due_at: int | None) -> int:
+    """Store a new run (due for its first call at `due_at`); returns its rowid."""
+    cursor = conn.execute(
+        f"INSERT INTO run ({_RUN_FIELDS}, due_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            run.id, run.workspace_id, run.function_id, run.status, run.event_id, run.event_name, run.event_data,
+            run.event_ts, run.attempt, run.output, run.error, run.parent_run_id, run.parent_step_rowid,
+            run.idempotency_key, run.replay_of, run.schedule_id, run.hook_errors, run.created_at, run.started_at,
+            run.ended_at, due_at,
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def run_by_idempotency_key(conn: sqlite3.Connection, workspace_id: str, function_id: str, key: str) -> str | None:
+    row = conn.execute(
+        "SELECT id FROM run WHERE workspace_id = ? AND function_id = ? AND idempotency_key = ?",
+        (workspace_id, function_id, key),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def run_row(conn: sqlite3.Connection, rowid: int) -> Run | None:
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM run WHERE rowid = ?", (rowid,)).fetchone()
+    return None if row is None else run_from_row(row)
+
+
+def run_by_id(conn: sqlite3.Connection, workspace_id: str, run_id: str) -> Run | None:
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM run WHERE id = ? AND workspace_id = ?", (run_id, workspace_id)).fetchone()
+    return None if row is None else run_from_row(row)
+
+
+def set_due(conn: sqlite3.Connection, run_rowid: int, due_at: int) -> None:
+    """The function body must be called again, at `due_at` at the latest (an earlier due time stays)."""
+    conn.execute(
+        "UPDATE run SET due_at = min(coalesce(due_at, ?), ?) WHERE rowid = ? AND status NOT IN"
+        " ('completed', 'failed', 'cancelled')",
+        (due_at, due_at, run_rowid),
+    )
+
+
+class RunState(msgspec.Struct, kw_only=True, frozen=True):
+    status: RunStatus
+    started: bool
+    due_or_leased: bool
+
+
+def run_state(conn: sqlite3.Connection, run_rowid: int) -> RunState | None:
+    row = conn.execute(
+        "SELECT status, started_at IS NOT NULL, due_at IS NOT NULL OR lease_owner IS NOT NULL FROM run WHERE rowid = ?",
+        (run_rowid,),
+    ).fetchone()
+    return None if row is None else RunState(status=RunStatus(row[0]), started=bool(row[1]), due_or_leased=bool(row[2]))
+
+
+def has_step_calls(conn: sqlite3.Connection, run_rowid: int) -> bool:
+    """True while a step call of the run is scheduled or in flight (hooks aside)."""
+    return conn.execute(
+        "SELECT 1 FROM run_step WHERE run_rowid = ? AND status IN ('scheduled', 'running') AND type != 'hook' LIMIT 1",
+        (run_rowid,),
+    ).fetchone() is not None
+
+
+def set_status(conn: sqlite3.Connection, run_rowid: int, status: RunStatus) -> None:
+    conn.execute("UPDATE run SET status = ? WHERE rowid = ?", (status, run_rowid))
+
+
+def retry_body(conn: sqlite3.Connection, run_rowid: int, due_at: int) -> None:
+    """The function body raised and is tried again at `due_at` as its next attempt."""
+    conn.execute("UPDATE run SET attempt = attempt + 1, due_at = ? WHERE rowid = ?", (due_at, run_rowid))
+
+
+def finish_run(
+    conn: sqlite3.Connection, run_rowid: int, status: RunStatus, now: int, *, output: bytes | None = None,
+    error: str | None = None,
+) -> bool:
+    """An open run ends; returns False (and changes nothing) if it had already ended."""
+    cursor = conn.execute(
+        "UPDATE run SET status = ?, ended_at = ?, output = ?, error = ?, due_at = NULL WHERE rowid = ?"
+        " AND status NOT IN ('completed', 'failed', 'cancelled')",
+        (status, now, output, error, run_rowid),
+    )
+    return cursor.rowcount == 1
+
+
+def add_hook_error(conn: sqlite3.Connection, run_rowid: int, entry: dict[str, Any]) -> None:
+    conn.execute(
+        "UPDATE run SET hook_errors = json_insert(coalesce(hook_errors, '[]'), '$[#]', json(?)) WHERE rowid = ?",
+        (msgspec.json.encode(entry).decode(), run_rowid),
+    )
+
+
+def open_children(conn: sqlite3.Connection, parent_run_id: str) -> list[int]:
+    rows = conn.execute(
+        "SELECT rowid FROM run WHERE parent_run_id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
+        (parent_run_id,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def child_run_ids(conn: sqlite3.Connection, parent_run_id: str) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT id FROM run WHERE parent_run_id = ? ORDER BY rowid", (parent_run_id,))]
+
+
+def claim_due_runs(
+    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Any
+) -> list[RunCall]:
+    """Lease the function-body calls that are due (up to `limit`, those `allowed(function key)` lets through).
+
+    A run with a step call scheduled or in flight is not called: it is called once they are done.
+    """
+    rows = conn.execute(
+        "SELECT rowid, id, workspace_id, function_id, attempt FROM run WHERE due_at <= ? AND lease_owner IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM run_step s WHERE s.run_rowid = run.rowid AND s.status IN ('scheduled', 'running')"
+        " AND s.type != 'hook') ORDER BY due_at LIMIT ?",
+        (now, limit * 4),
+    ).fetchall()
+    picked = [row for row in rows if allowed((row[2], row[3]))][:limit]
+    calls = []
+    for rowid, run_id, workspace_id, function_id, attempt in picked:
+        token = f"{owner}:r{rowid}:{now}"
+        conn.execute(
+            "UPDATE run SET due_at = NULL, lease_owner = ?, lease_expires_at = ?, started_at = coalesce(started_at, ?),"
+            " status = 'running' WHERE rowid = ?",
+            (token, now + lease_ms, now, rowid),
+        )
+        calls.append(RunCall(
+            run_rowid=rowid, run_id=run_id, workspace_id=workspace_id, function_id=function_id, lease_token=token,
+            attempt=attempt,
+        ))
+    return calls
+
+
+def clear_blocked_due(conn: sqlite3.Connection, now: int) -> None:
+    """Runs that are due but wait for their step calls: not due until those end (keeps the due index honest)."""
+    conn.execute(
+        "UPDATE run SET due_at = NULL WHERE due_at <= ? AND lease_owner IS NULL AND EXISTS (SELECT 1 FROM run_step s"
+        " WHERE s.run_rowid = run.rowid AND s.status IN ('scheduled', 'running') AND s.type != 'hook')",
+        (now,),
+    )
+
+
+def claim_due_steps(
+    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Any
+) -> list[RunCall]:
+    """Lease the step calls (run steps started on their own, retries, hooks) that are due."""
+    rows = conn.execute(
+        "SELECT s.rowid, s.key, s.attempts, s.name, s.type, r.rowid, r.id, r.workspace_id, r.function_id"
+        " FROM run_step s JOIN run r ON r.rowid = s.run_rowid"
+        " WHERE s.due_at <= ? AND s.lease_owner IS NULL AND s.status = 'scheduled' ORDER BY s.due_at LIMIT ?",
+        (now, limit * 4),
+    ).fetchall()
+    picked = [row for row in rows if allowed((row[7], row[8]))][:limit]
+    calls = []
+    for step_rowid, key, attempts, name, step_type, run_rowid, run_id, workspace_id, function_id in picked:
+        token = f"{owner}:s{step_rowid}:{now}"
+        conn.execute(
+            "UPDATE run_step SET status = 'running', due_at = NULL, lease_owner = ?, lease_expires_at = ?,"
+            " attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE rowid = ?",
+            (token, now + lease_ms, now, step_rowid),
+        )
+        hook = name if step_type == StepType.HOOK else None
+        calls.append(RunCall(
+            run_rowid=run_rowid, run_id=run_id, workspace_id=workspace_id, function_id=function_id, lease_token=token,
+            attempt=attempts + 1, step_rowid=step_rowid, step_key=None if hook else key, hook=hook,
+        ))
+    return calls
+
+
+def release_run(conn: sqlite3.Connection, call: RunCall) -> bool:
+    """End a body call's lease; False when the lease no longer held (its outcome must be dropped)."""
+    cursor = conn.execute(
+        "UPDATE run SET lease_owner = NULL, lease_expires_at = NULL WHERE rowid = ? AND lease_owner = ?",
+        (call.run_rowid, call.lease_token),
+    )
+    return cursor.rowcount == 1
+
+
+def release_step(conn: sqlite3.Connection, call: RunCall) -> bool:
+    """End a step call's lease; False when the lease no longer held."""
+    cursor = conn.execute(
+        "UPDATE run_step SET lease_owner = NULL, lease_expires_at = NULL WHERE rowid = ? AND lease_owner = ?",
+        (call.step_rowid, call.lease_token),
+    )
+    return cursor.rowcount == 1
+
+
+def reap_expired(conn: sqlite3.Connection, now: int, *, expired_by: int | None = None) -> int:
+    """Calls whose lease ran out by `expired_by` (default now) are due again at `now`; returns how many."""
+    limit = now if expired_by is None else expired_by
+    runs = conn.execute(
+        "UPDATE run SET lease_owner = NULL, lease_expires_at = NULL, due_at = ? WHERE lease_owner IS NOT NULL"
+        " AND lease_expires_at <= ?",
+        (now, limit),
+    ).rowcount
+    steps = conn.execute(
+        "UPDATE run_step SET lease_owner = NULL, lease_expires_at = NULL, status = 'scheduled', due_at = ?"
+        " WHERE lease_owner IS NOT NULL AND lease_expires_at <= ?",
+        (now, limit),
+    ).rowcount
+    return runs + steps
+
+
+def requeue_orphans(conn: sqlite3.Connection, now: int) -> int:
+    """At start every leased call belongs to a process that is gone: each is due again now."""
+    return reap_expired(conn, now, expired_by=2**62)
+
+
+def next_due_at(conn: sqlite3.Connection) -> int | None:
+    """The earliest moment something is due: a call, a wake-up, a timeout, a deferred event or a lease end."""
+    row = conn.execute(
+        "SELECT min(t) FROM (SELECT min(due_at) AS t FROM run WHERE due_at IS NOT NULL AND lease_owner IS NULL"
+        " UNION ALL SELECT min(due_at) FROM run_step WHERE due_at IS NOT NULL AND lease_owner IS NULL"
+        " UNION ALL SELECT min(ts) FROM deferred_event"
+        " UNION ALL SELECT min(lease_expires_at) FROM run WHERE lease_owner IS NOT NULL"
+        " UNION ALL SELECT min(lease_expires_at) FROM run_step WHERE lease_owner IS NOT NULL)"
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def prune_finished(conn: sqlite3.Connection, before: int, limit: int = 500) -> int:
+    """Delete up to `limit` ended runs older than `before`, with their steps (retention)."""
+    rowids = [row[0] for row in conn.execute(
+        "SELECT rowid FROM run WHERE ended_at < ? ORDER BY ended_at LIMIT ?", (before, limit)
+    )]
+    if rowids:
+        marks = ",".join("?" * len(rowids))
+        conn.execute(f"DELETE FROM run_step WHERE run_rowid IN ({marks})", rowids)
+        conn.execute(f"DELETE FROM run WHERE rowid IN ({marks})", rowids)
+    return len(rowids)
+
+
+# Steps ---------------------------------------------------------------------------------------
+
+
+def steps_of(conn: sqlite3.Connection, run_rowid: int) -> list[Step]:
+    rows = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE run_rowid = ? ORDER BY rowid", (run_rowid,))
+    return [step_from_row(row) for row in rows]
+
+
+def step_row(conn: sqlite3.Connection, step_rowid: int) -> Step | None:
+    row = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE rowid = ?", (step_rowid,)).fetchone()
+    return None if row is None else step_from_row(row)
+
+
+def step_by_key(conn: sqlite3.Connection, run_rowid: int, key: str) -> Step | None:
+    row = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE run_rowid = ? AND key = ?", (run_rowid, key)).fetchone()
+    return None if row is None else step_from_row(row)
+
+
+def count_steps(conn: sqlite3.Connection, run_rowid: int) -> int:
+    return int(conn.execute("SELECT count(*) FROM run_step WHERE run_rowid = ? AND type != 'hook'", (run_rowid,)).fetchone()[0])
+
+
+def insert_step(conn: sqlite3.Connection, step: Step, *, attempts: int = 0) -> int:
+    cursor = conn.execute(
+        "INSERT INTO run_step (run_rowid, key, name, type, status, attempts, output, error, child_run_id, signal,"
+        " event_name, started_at, ended_at, due_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            step.run_rowid, step.key, step.name, step.type, step.status, attempts or step.attempts, step.output,
+            step.error, step.child_run_id, step.signal, step.event_name, step.started_at, step.ended_at, step.due_at,
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def end_step(
+    conn: sqlite3.Connection, step_rowid: int, status: StepStatus, now: int, *, output: bytes | None = None,
+    error: str | None = None,
+) -> bool:
+    """An open step completes, fails or is cancelled; False if it had already ended."""
+    cursor = conn.execute(
+        "UPDATE run_step SET status = ?, output = ?, error = ?, ended_at = ?, due_at = NULL, lease_owner = NULL,"
+        " lease_expires_at = NULL WHERE rowid = ? AND status IN ('scheduled', 'running', 'sleeping', 'waiting')",
+        (status, output, error, now, step_rowid),
+    )
+    return cursor.rowcount == 1
+
+
+def reschedule_step(conn: sqlite3.Connection, step_rowid: int, due_at: int, error: str | None) -> None:
+    """A step's call failed and is tried again at `due_at`."""
+    conn.execute(
+        "UPDATE run_step SET status = 'scheduled', due_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE rowid = ?",
+        (due_at, error, step_rowid),
+    )
+
+
+def wait_step(conn: sqlite3.Connection, step_rowid: int, status: StepStatus, due_at: int) -> None:
+    """The step sleeps or waits until `due_at` (its wake-up or its timeout)."""
+    conn.execute("UPDATE run_step SET status = ?, due_at = ? WHERE rowid = ?", (status, due_at, step_rowid))
+
+
+def set_signal(conn: sqlite3.Connection, step_rowid: int, signal: str) -> None:
+    conn.execute("UPDATE run_step SET signal = ? WHERE rowid = ?", (signal, step_rowid))
+
+
+def set_event_name(conn: sqlite3.Connection, step_rowid: int, event_name: str) -> None:
+    conn.execute("UPDATE run_step SET event_name = ? WHERE rowid = ?", (event_name, step_rowid))
+
+
+def set_child(conn: sqlite3.Connection, step_rowid: int, child_run_id: str) -> None:
+    conn.execute("UPDATE run_step SET child_run_id = ? WHERE rowid = ?", (child_run_id, step_rowid))
+
+
+def cancel_open_steps(conn: sqlite3.Connection, run_rowid: int, now: int) -> None:
+    """Steps not yet called, sleeping or waiting are cancelled; a step whose call is in flight finishes."""
+    conn.execute(
+        "UPDATE run_step SET status = 'cancelled', ended_at = ?, due_at = NULL WHERE run_rowid = ?"
+        " AND status IN ('scheduled', 'sleeping', 'waiting') AND type != 'hook'",
+        (now, run_rowid),
+    )
+
+
+def open_step_statuses(conn: sqlite3.Connection, run_rowid: int) -> set[str]:
+    """The statuses of the run's steps that are not done (hooks aside)."""
+    rows = conn.execute(
+        "SELECT DISTINCT status FROM run_step WHERE run_rowid = ? AND type != 'hook'"
+        " AND status IN ('scheduled', 'running', 'sleeping', 'waiting')",
+        (run_rowid,),
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def due_waits(conn: sqlite3.Connection, now: int, limit: int) -> list[Step]:
+    """Sleeping steps whose time has come and waiting steps whose timeout has."""
+    rows = conn.execute(
+        f"SELECT {_STEP_COLUMNS} FROM run_step WHERE due_at <= ? AND lease_owner IS NULL"
+        " AND status IN ('sleeping', 'waiting') ORDER BY due_at LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    return [step_from_row(row) for row in rows]
+
+
+def copy_completed_steps(conn: sqlite3.Connection, from_run_rowid: int, to_run_rowid: int) -> int:
+    """A replay keeps the outcomes of the steps that had completed."""
+    return conn.execute(
+        "INSERT INTO run_step (run_rowid, key, name, type, status, attempts, output, error, child_run_id, signal,"
+        " event_name, started_at, ended_at) SELECT ?, key, name, type, status, attempts, output, error, child_run_id,"
+        " signal, event_name, started_at, ended_at FROM run_step WHERE run_rowid = ? AND status = 'completed'"
+        " AND type != 'hook'",
+        (to_run_rowid, from_run_rowid),
+    ).rowcount
+
+
+# Waiters ---------------------------------------------------------------------------------------
+
+
+class Waiter(msgspec.Struct, kw_only=True, frozen=True):
+    rowid: int
+    step_rowid: int
+    run_rowid: int
+    match: str | None
+
+
+def add_signal_waiter(conn: sqlite3.Connection, workspace_id: str, step: Step, signal: str, now: int) -> bool:
+    """Hold `signal` for this step; False when another active waiter of the workspace holds it."""
+    try:
+        conn.execute(
+            "INSERT INTO run_waiter (workspace_id, step_rowid, run_rowid, signal, created_at) VALUES (?,?,?,?,?)",
+            (workspace_id, step.rowid, step.run_rowid, signal, now),
+        )
+    except sqlite3.IntegrityError:
+        return False
+    return True
+
+
+def add_event_waiter(
+    conn: sqlite3.Connection, workspace_id: str, step: Step, event_name: str, match: str | None,
+    pin: tuple[str, str] | None, now: int,
+) -> None:
+    conn.execute(
+        "INSERT INTO run_waiter (workspace_id, step_rowid, run_rowid, event_name, match, pin_path, pin_value, created_at)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        (workspace_id, step.rowid, step.run_rowid, event_name, match, pin[0] if pin else None, pin[1] if pin else None, now),
+    )
+
+
+def signal_waiter(conn: sqlite3.Connection, workspace_id: str, signal: str) -> tuple[Waiter, str] | None:
+    """The active waiter holding `signal`, and its run's id."""
+    row = conn.execute(
+        "SELECT w.rowid, w.step_rowid, w.run_rowid, r.id FROM run_waiter w JOIN run r ON r.rowid = w.run_rowid"
+        " WHERE w.workspace_id = ? AND w.signal = ?",
+        (workspace_id, signal),
+    ).fetchone()
+    return None if row is None else (Waiter(rowid=row[0], step_rowid=row[1], run_rowid=row[2], match=None), row[3])
+
+
+def event_waiters(
+    conn: sqlite3.Connection, workspace_id: str, event_name: str, pins: Sequence[tuple[str, str]]
+) -> list[Waiter]:
+    """Candidate waiters for an event: those whose pinned equality it satisfies, and those pinning nothing."""
+    found = conn.execute(
+        "SELECT rowid, step_rowid, run_rowid, match FROM run_waiter WHERE workspace_id = ? AND event_name = ?"
+        " AND pin_path IS NULL ORDER BY rowid",
+        (workspace_id, event_name),
+    ).fetchall()
+    for path, value in pins:
+        found += conn.execute(
+            "SELECT rowid, step_rowid, run_rowid, match FROM run_waiter WHERE workspace_id = ? AND event_name = ?"
+            " AND pin_path = ? AND pin_value = ? ORDER BY rowid",
+            (workspace_id, event_name, path, value),
+        ).fetchall()
+    return [Waiter(rowid=row[0], step_rowid=row[1], run_rowid=row[2], match=row[3]) for row in found]
+
+
+def pinned_paths(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """Every (workspace, event name, pinned path) of the active waiters (loaded once at start)."""
+    rows = conn.execute(
+        "SELECT DISTINCT workspace_id, event_name, pin_path FROM run_waiter WHERE pin_path IS NOT NULL"
+    ).fetchall()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def delete_waiter_of_step(conn: sqlite3.Connection, step_rowid: int) -> None:
+    conn.execute("DELETE FROM run_waiter WHERE step_rowid = ?", (step_rowid,))
+
+
+def delete_waiters_of_run(conn: sqlite3.Connection, run_rowid: int) -> None:
+    conn.execute("DELETE FROM run_waiter WHERE run_rowid = ?", (run_rowid,))
+
+
+def resolve_signal(conn: sqlite3.Connection, workspace_id: str, signal: str, run_id: str, outcome: str, now: int) -> None:
+    conn.execute(
+        "INSERT INTO signal_resolution (workspace_id, signal, run_id, outcome, resolved_at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (workspace_id, signal) DO UPDATE SET run_id = excluded.run_id, outcome = excluded.outcome,"
+        " resolved_at = excluded.resolved_at",
+        (workspace_id, signal, run_id, outcome, now),
+    )
+
+
+def signal_resolution(conn: sqlite3.Connection, workspace_id: str, signal: str) -> str | None:
+    row = conn.execute(
+        "SELECT outcome FROM signal_resolution WHERE workspace_id = ? AND signal = ?", (workspace_id, signal)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+# Deferred events ------------------------------------------------------------------------------
+
+
+class DeferredEvent(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    workspace_id: str
+    name: str
+    data: bytes
+    ts: int
+
+
+def defer_event(conn: sqlite3.Connection, event: DeferredEvent) -> None:
+    conn.execute(
+        "INSERT INTO deferred_event (id, workspace_id, name, data, ts) VALUES (?,?,?,?,?)",
+        (event.id, event.workspace_id, event.name, event.data, event.ts),
+    )
+
+
+def take_due_events(conn: sqlite3.Connection, now: int, limit: int) -> list[DeferredEvent]:
+    rows = conn.execute(
+        "DELETE FROM deferred_event WHERE rowid IN (SELECT rowid FROM deferred_event WHERE ts <= ? ORDER BY ts LIMIT ?)"
+        " RETURNING id, workspace_id, name, data, ts",
+        (now, limit),
+    ).fetchall()
+    return sorted((DeferredEvent(id=r[0], workspace_id=r[1], name=r[2], data=bytes(r[3]), ts=r[4]) for r in rows), key=lambda e: e.ts)
+
+
+# Reads ---------------------------------------------------------------------------------------
+
+
+async def fetch_run(db: Database, workspace_id: str, run_id: str) -> Run | None:
+    row = await db.fetchone(f"SELECT {_RUN_COLUMNS} FROM run WHERE id = ? AND workspace_id = ?", (run_id, workspace_id))
+    return None if row is None else run_from_row(row)
+
+
+async def fetch_run_by_rowid(db: Database, rowid: int) -> Run | None:
+    row = await db.fetchone(f"SELECT {_RUN_COLUMNS} FROM run WHERE rowid = ?", (rowid,))
+    return None if row is None else run_from_row(row)
+
+
+async def fetch_steps(db: Database, run_rowid: int) -> list[Step]:
+    rows = await db.fetchall(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE run_rowid = ? ORDER BY rowid", (run_rowid,))
+    return [step_from_row(row) for row in rows]
+
+
+async def fetch_children(db: Database, run_id: str) -> list[str]:
+    rows = await db.fetchall("SELECT id FROM run WHERE parent_run_id = ? ORDER BY rowid", (run_id,))
+    return [row[0] for row in rows]
+
+
+async def list_runs(
+    db: Database, workspace_id: str, *, function_id: str | None, status: str | None, since: int | None,
+    until: int | None, before_rowid: int | None, limit: int,
+) -> list[Run]:
+    where, params = conditions(
+        ("workspace_id = ?", workspace_id), ("function_id = ?", function_id), ("status = ?", status),
+        ("created_at >= ?", since), ("created_at < ?", until), ("rowid < ?", before_rowid),
+    )
+    rows = await db.fetchall(f"SELECT {_RUN_COLUMNS} FROM run WHERE {where} ORDER BY rowid DESC LIMIT ?", [*params, limit])
+    return [run_from_row(row) for row in rows]
+
+
+async def count_by_status(db: Database) -> list[tuple[str, str, int]]:
+    """(workspace, status, runs) for every pair that has runs."""
+    rows = await db.fetchall("SELECT workspace_id, status, count(*) FROM run GROUP BY workspace_id, status")
+    return [(row[0], row[1], row[2]) for row in rows]
