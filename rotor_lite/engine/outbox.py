@@ -212,7 +212,7 @@ class OutboxDelivery:
         if config is None:
             return Attempt(ok=False, error="failure alerts are no longer configured", give_up=True)
         data = msgspec.json.decode(row.body)
-        link = alerts.job_link(self._core.settings, str(data.get("queueName")), str(data.get("jobId")))
+        link = alerts.alert_link(self._core.settings, data)
         if row.channel == "slack":
             url = alerts.slack_url(self._core, config)
             if url is None:

@@ -1,4 +1,4 @@
-"""The sweeper: puts back jobs whose lease expired and prunes finished jobs past retention."""
+"""The sweeper: puts back jobs whose lease expired and prunes finished jobs and runs past retention."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
+from rotor_lite.store import runs as run_store
 
 log = logging.getLogger("rotor_lite.sweeper")
 _REAP_EVERY_S = 1.0
@@ -63,5 +64,6 @@ class Sweeper:
         return stalled
 
     async def _prune(self, before: int) -> None:
-        while await self._core.db.write(functools.partial(job_store.prune_finished, before=before)):
-            await asyncio.sleep(0)
+        for prune in (job_store.prune_finished, run_store.prune_finished):
+            while await self._core.db.write(functools.partial(prune, before=before)):
+                await asyncio.sleep(0)

@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+
 from rotor_lite.clock import iso_from_ms
 from rotor_lite.config import Settings
 from rotor_lite.errors import Forbidden, ValidationError
@@ -99,7 +101,7 @@ def _check_slack_url(settings: Settings, url: str | None) -> str | None:
 
 
 def alert_deliveries(conn: sqlite3.Connection, event: OutboxEvent, now: int, delay_ms: int) -> list[DeliveryRow]:
-    """One delivery per configured channel for a `job.failed` event (in the fan-out transaction)."""
+    """One delivery per configured channel for a `job.failed` or `run.failed` event (in the fan-out transaction)."""
     config = webhook_store.get_alerts(conn, event.workspace_id)
     if config is None:
         return []
@@ -119,19 +121,59 @@ def slack_url(core: Core, row: AlertRow) -> str | None:
 
 def job_link(settings: Settings, queue: str, job_id: str) -> str:
     """The dashboard page of the job."""
+    return f"{_dashboard(settings)}/queues/{quote(queue, safe='')}/jobs/{quote(job_id, safe='')}"
+
+
+def alert_link(settings: Settings, data: dict[str, Any]) -> str:
+    """The dashboard page of the failed job or run an alert is about."""
+    if "runId" in data:
+        return f"{_dashboard(settings)}/runs/{quote(str(data['runId']), safe='')}"
+    return job_link(settings, str(data.get("queueName")), str(data.get("jobId")))
+
+
+def _dashboard(settings: Settings) -> str:
     base = settings.alerts.dashboard_url or f"http://{settings.server.host}:{settings.server.port}/dashboard"
-    return f"{base.rstrip('/')}/queues/{quote(queue, safe='')}/jobs/{quote(job_id, safe='')}"
+    return base.rstrip("/")
+
+
+class _Facts(msgspec.Struct, kw_only=True):
+    """What an alert says, for a failed job or a failed run."""
+
+    headline: str
+    subject: str
+    lines: str
+    intro: str
+
+
+def _facts(data: dict[str, Any]) -> _Facts:
+    if "runId" in data:
+        function, run_id = str(data.get("functionId")), str(data.get("runId"))
+        error = data.get("error")
+        error = error if isinstance(error, dict) else {}
+        reason = f"{error.get('name', 'Error')}: {error.get('message', '')}"
+        return _Facts(
+            headline=f"Run failed in `{function}`", subject=f"Run failed: {run_id} of function {function}",
+            lines=f"Reason: {reason}\nRun ID: {run_id}\nFunction: {function}",
+            intro=f"A workflow run failed after its retries.\n\nFunction: {function}\nRun ID: {run_id}\nReason: {reason}\n"
+            f"Failed at: {data.get('endedAt')}",
+        )
+    queue, job_id, reason = str(data.get("queueName")), str(data.get("jobId")), str(data.get("failReason"))
+    return _Facts(
+        headline=f"Job failed in `{queue}`", subject=f"Job failed: {job_id} in queue {queue}",
+        lines=f"Reason: {reason}\nJob ID: {job_id}\nQueue: {queue}",
+        intro=f"A job failed after its last attempt.\n\nQueue: {queue}\nJob ID: {job_id}\nReason: {reason}\n"
+        f"Attempts: {data.get('attempts')}\nFailed at: {data.get('failedAt')}",
+    )
 
 
 def slack_message(data: dict[str, Any], link: str) -> dict[str, Any]:
     """A Block Kit card in the reference docs' format, with a plain-text fallback."""
-    queue, job_id, reason = str(data.get("queueName")), str(data.get("jobId")), str(data.get("failReason"))
-    lines = f"Reason: {reason}\nJob ID: {job_id}\nQueue: {queue}"
+    facts = _facts(data)
     return {
-        "text": f"❌ Job failed in `{queue}`\n{lines}\n{link}",
+        "text": f"❌ {facts.headline}\n{facts.lines}\n{link}",
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"❌ *Job failed in `{queue}`*"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": lines}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"❌ *{facts.headline}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": facts.lines}},
             {"type": "actions", "elements": [
                 {"type": "button", "text": {"type": "plain_text", "text": "View run →"}, "url": link},
             ]},
@@ -140,14 +182,11 @@ def slack_message(data: dict[str, Any], link: str) -> dict[str, Any]:
 
 
 def email_message(settings: Settings, to: str, data: dict[str, Any], link: str) -> EmailMessage:
-    """Subject `Job failed: <job id> in queue <queue>`; the body has queue, job id, reason and the link."""
-    queue, job_id, reason = str(data.get("queueName")), str(data.get("jobId")), str(data.get("failReason"))
+    """Subject `Job failed: <job id> in queue <queue>` (or `Run failed: …`); the body has the facts and the link."""
+    facts = _facts(data)
     message = EmailMessage()
     message["From"] = settings.alerts.smtp.from_address
     message["To"] = to
-    message["Subject"] = f"Job failed: {job_id} in queue {queue}"
-    message.set_content(
-        f"A job failed after its last attempt.\n\nQueue: {queue}\nJob ID: {job_id}\nReason: {reason}\n"
-        f"Attempts: {data.get('attempts')}\nFailed at: {data.get('failedAt')}\n\nView run: {link}\n"
-    )
+    message["Subject"] = facts.subject
+    message.set_content(f"{facts.intro}\n\nView run: {link}\n")
     return message

@@ -24,9 +24,9 @@ from rotor_lite.store.outbox import OutboxEvent
 
 EVENT_TYPES = (
     "job.completed", "job.failed", "job.stalled", "approval.pending", "approval.approved", "approval.rejected",
-    "guardrail.blocked", "queue.drained", "queue.error", "webhook.test",
+    "guardrail.blocked", "queue.drained", "queue.error", "webhook.test", "run.completed", "run.failed", "run.cancelled",
 )
-ALERT_EVENT = "job.failed"
+ALERT_EVENTS = ("job.failed", "run.failed")
 # System events that are also audit events: event type → (resource type, data key of its id).
 _AUDITED = {"guardrail.blocked": ("job", "jobId"), "approval.pending": ("approval", "approvalId")}
 _AUDITED_DATA = ("jobId", "queueName", "blockedBy", "reason")
@@ -81,7 +81,7 @@ class OutboxSink:
                 wanted.update(hook.event_types)
         alerts = webhook_store.get_alerts(conn, workspace_id)
         if alerts is not None and (alerts.email or alerts.slack_url):
-            wanted.add(ALERT_EVENT)
+            wanted.update(ALERT_EVENTS)
         self._wanted[workspace_id] = frozenset(wanted)
         self.generation += 1
 

@@ -11,6 +11,8 @@ import sqlite3
 from rotor_lite.crypto import KEY_CHECK_PLAINTEXT, Vault
 from rotor_lite.errors import ConfigError
 from rotor_lite.services import audit
+from rotor_lite.services.workflow_state import decrypt_keys, encrypt_keys
+from rotor_lite.store import functions as function_store
 from rotor_lite.store import queues as queue_store
 from rotor_lite.store import secrets as secret_store
 from rotor_lite.store import webhooks as webhook_store
@@ -27,6 +29,7 @@ def rotate_master_key(conn: sqlite3.Connection, old: Vault, new: Vault, now: int
     counts = {
         "callback_secrets": _queues(conn, old, new), "webhook_secrets": _webhooks(conn, old, new),
         "alert_urls": _alerts(conn, old, new), "secrets": _secrets(conn, old, new),
+        "signing_keys": _signing_keys(conn, old, new),
     }
     ws_store.set_meta(conn, KEY_CHECK, new.encrypt(KEY_CHECK_PLAINTEXT))
     workspaces = ws_store.workspace_ids(conn)
@@ -47,6 +50,13 @@ def _queues(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
         assert row.secret_blob is not None
         blob = _reencrypt(row.secret_blob, old, new, b"callback_secret")
         queue_store.set_callback_secret_blob(conn, row.queue.rowid, blob)
+    return len(rows)
+
+
+def _signing_keys(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
+    rows = function_store.all_signing_keys(conn)
+    for workspace_id, row in rows.items():
+        function_store.set_signing_key(conn, workspace_id, encrypt_keys(new, decrypt_keys(old, row)), 0)
     return len(rows)
 
 

@@ -26,7 +26,7 @@ from rotor_lite.netguard import check_callback_url
 from rotor_lite.schemas import WebhookCreate, WebhookUpdate
 from rotor_lite.services import alerts, audit
 from rotor_lite.services.core import Core
-from rotor_lite.services.events import EVENT_TYPES, OutboxSink
+from rotor_lite.services.events import ALERT_EVENTS, EVENT_TYPES, OutboxSink
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import outbox as outbox_store
 from rotor_lite.store import webhooks as webhook_store
@@ -264,7 +264,7 @@ def fan_out(core: Core, conn: sqlite3.Connection, events: Sequence[OutboxEvent],
             hooks[event.workspace_id] = [h for h in webhook_store.of_workspace(conn, event.workspace_id) if h.enabled]
         listeners = [h for h in hooks[event.workspace_id] if event.event_type in h.event_types]
         rows += _webhook_deliveries(core, event, listeners, now)
-        if event.event_type == "job.failed":
+        if event.event_type in ALERT_EVENTS:
             rows += alerts.alert_deliveries(conn, event, now, first_delay_ms(core))
     outbox_store.insert_deliveries(conn, rows)
     return rows

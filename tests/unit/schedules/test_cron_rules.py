@@ -174,9 +174,9 @@ def test_invalid_cron_is_a_422_naming_the_field(cron: str, words: str) -> None:
 
 
 def _never(cron: str) -> None:
-    from rotor_lite.services.schedules import _check_cron_and_zone
+    from rotor_lite.services.schedules import check_cron_and_zone
 
-    _check_cron_and_zone(cron, "UTC")
+    check_cron_and_zone(cron, "UTC")
 
 
 @pytest.mark.parametrize(
