@@ -15,6 +15,7 @@ from rotor_lite.sdk._resources import Jobs, Queues, Status, Usage
 from rotor_lite.sdk._approvals import Approvals, Guardrails
 from rotor_lite.sdk._schedules import Schedules
 from rotor_lite.sdk._notifications import Alerts, Audit, Secrets, Webhooks
+from rotor_lite.sdk._workflow_resources import Functions, Runs, Signals, Workflow, event_request
 from rotor_lite.sdk.errors import RotorError, error_from_response
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncRotor", "Rotor"]
@@ -90,19 +91,23 @@ class Rotor(_BaseClient):
     ) -> None:
         super().__init__(api_key, base_url)
         self._http = httpx.Client(transport=transport, **_http_options(self.base_url, timeout))
-        self.queues: Queues[Any] = Queues(self.send)
-        self.jobs: Jobs[Any] = Jobs(self.send)
-        self.status: Status[Any] = Status(self.send)
-        self.usage: Usage[Any] = Usage(self.send)
-        self.approvals: Approvals[Any] = Approvals(self.send)
-        self.guardrails: Guardrails[Any] = Guardrails(self.send)
-        self.schedules: Schedules[Any] = Schedules(self.send)
-        self.webhooks: Webhooks[Any] = Webhooks(self.send)
-        self.secrets: Secrets[Any] = Secrets(self.send)
-        self.alerts: Alerts[Any] = Alerts(self.send)
-        self.audit: Audit[Any] = Audit(self.send)
+        self.queues: Queues[Any] = Queues(self.execute)
+        self.jobs: Jobs[Any] = Jobs(self.execute)
+        self.status: Status[Any] = Status(self.execute)
+        self.usage: Usage[Any] = Usage(self.execute)
+        self.approvals: Approvals[Any] = Approvals(self.execute)
+        self.guardrails: Guardrails[Any] = Guardrails(self.execute)
+        self.schedules: Schedules[Any] = Schedules(self.execute)
+        self.webhooks: Webhooks[Any] = Webhooks(self.execute)
+        self.secrets: Secrets[Any] = Secrets(self.execute)
+        self.alerts: Alerts[Any] = Alerts(self.execute)
+        self.audit: Audit[Any] = Audit(self.execute)
+        self.functions: Functions[Any] = Functions(self.execute)
+        self.runs: Runs[Any] = Runs(self.execute)
+        self.signals: Signals[Any] = Signals(self.execute)
+        self.workflow: Workflow[Any] = Workflow(self.execute)
 
-    def send(self, request: APIRequest) -> Any:
+    def execute(self, request: APIRequest) -> Any:
         """Execute one API request and return its decoded JSON."""
         http_request = self._build(self._http, request)
         try:
@@ -111,9 +116,13 @@ class Rotor(_BaseClient):
             raise self._transport_error(exc) from exc
         return _decode(response, request.raw)
 
+    def send(self, name: str, data: Any = None, *, idempotency_key: str | None = None, ts: int | None = None) -> Any:
+        """Send the event `name` with `data`: starts the functions it triggers, resumes runs waiting for it."""
+        return self.execute(event_request(name, data, idempotency_key=idempotency_key, ts=ts))
+
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """Call any API route not covered by a resource, e.g. `request("GET", "/v1/schedules")`."""
-        return self.send(APIRequest(method, path, json=json, params=params))
+        return self.execute(APIRequest(method, path, json=json, params=params))
 
     def iter_text(self, request: APIRequest) -> Iterator[str]:
         """Stream a text response (a CSV export) chunk by chunk instead of holding it in memory."""
@@ -158,19 +167,23 @@ class AsyncRotor(_BaseClient):
     ) -> None:
         super().__init__(api_key, base_url)
         self._http = httpx.AsyncClient(transport=transport, **_http_options(self.base_url, timeout))
-        self.queues: Queues[Awaitable[Any]] = Queues(self.send)
-        self.jobs: Jobs[Awaitable[Any]] = Jobs(self.send)
-        self.status: Status[Awaitable[Any]] = Status(self.send)
-        self.usage: Usage[Awaitable[Any]] = Usage(self.send)
-        self.approvals: Approvals[Awaitable[Any]] = Approvals(self.send)
-        self.guardrails: Guardrails[Awaitable[Any]] = Guardrails(self.send)
-        self.schedules: Schedules[Awaitable[Any]] = Schedules(self.send)
-        self.webhooks: Webhooks[Awaitable[Any]] = Webhooks(self.send)
-        self.secrets: Secrets[Awaitable[Any]] = Secrets(self.send)
-        self.alerts: Alerts[Awaitable[Any]] = Alerts(self.send)
-        self.audit: Audit[Awaitable[Any]] = Audit(self.send)
+        self.queues: Queues[Awaitable[Any]] = Queues(self.execute)
+        self.jobs: Jobs[Awaitable[Any]] = Jobs(self.execute)
+        self.status: Status[Awaitable[Any]] = Status(self.execute)
+        self.usage: Usage[Awaitable[Any]] = Usage(self.execute)
+        self.approvals: Approvals[Awaitable[Any]] = Approvals(self.execute)
+        self.guardrails: Guardrails[Awaitable[Any]] = Guardrails(self.execute)
+        self.schedules: Schedules[Awaitable[Any]] = Schedules(self.execute)
+        self.webhooks: Webhooks[Awaitable[Any]] = Webhooks(self.execute)
+        self.secrets: Secrets[Awaitable[Any]] = Secrets(self.execute)
+        self.alerts: Alerts[Awaitable[Any]] = Alerts(self.execute)
+        self.audit: Audit[Awaitable[Any]] = Audit(self.execute)
+        self.functions: Functions[Awaitable[Any]] = Functions(self.execute)
+        self.runs: Runs[Awaitable[Any]] = Runs(self.execute)
+        self.signals: Signals[Awaitable[Any]] = Signals(self.execute)
+        self.workflow: Workflow[Awaitable[Any]] = Workflow(self.execute)
 
-    async def send(self, request: APIRequest) -> Any:
+    async def execute(self, request: APIRequest) -> Any:
         """Execute one API request and return its decoded JSON."""
         http_request = self._build(self._http, request)
         try:
@@ -179,9 +192,13 @@ class AsyncRotor(_BaseClient):
             raise self._transport_error(exc) from exc
         return _decode(response, request.raw)
 
+    async def send(self, name: str, data: Any = None, *, idempotency_key: str | None = None, ts: int | None = None) -> Any:
+        """Send the event `name` with `data`: starts the functions it triggers, resumes runs waiting for it."""
+        return await self.execute(event_request(name, data, idempotency_key=idempotency_key, ts=ts))
+
     async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """Call any API route not covered by a resource."""
-        return await self.send(APIRequest(method, path, json=json, params=params))
+        return await self.execute(APIRequest(method, path, json=json, params=params))
 
     async def aclose(self) -> None:
         """Close the underlying connection pool."""
