@@ -1,4 +1,5 @@
-"""Python SDK for rotor-lite: `Rotor` / `AsyncRotor` clients, typed errors, callback signature helpers.
+"""Python SDK for rotor-lite: `Rotor` / `AsyncRotor` clients, typed errors, callback signature helpers,
+and durable workflows (`create_function`, `serve_workflow`).
 
 It imports nothing from the server side of rotor_lite, only the standard library, httpx, msgspec and
 standardwebhooks (webhook verification).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from rotor_lite.sdk._client import AsyncRotor, Rotor
 from rotor_lite.sdk.errors import (
+    NonRetriableError,
     RotorAPIError,
     RotorConflict,
     RotorError,
@@ -24,12 +26,20 @@ from rotor_lite.sdk.errors import (
     RotorSignatureError,
     RotorUnauthorized,
     RotorValidationError,
+    SignalTimeoutError,
+    StepError,
+    WorkflowCancelledError,
+    WorkflowError,
+    WorkflowFailedError,
+    WorkflowTimeoutError,
 )
 from rotor_lite.sdk.signing import parse_idempotency_key, sign_rotor_payload, verify_rotor_signature
 from rotor_lite.sdk.webhooks import Webhook
+from rotor_lite.sdk.workflows import create_function, serve_workflow
 
 __all__ = [
     "AsyncRotor",
+    "NonRetriableError",
     "Rotor",
     "RotorAPIError",
     "RotorConflict",
@@ -41,8 +51,16 @@ __all__ = [
     "RotorSignatureError",
     "RotorUnauthorized",
     "RotorValidationError",
+    "SignalTimeoutError",
+    "StepError",
+    "WorkflowCancelledError",
+    "WorkflowError",
+    "WorkflowFailedError",
+    "WorkflowTimeoutError",
+    "create_function",
     "parse_idempotency_key",
     "sign_rotor_payload",
+    "serve_workflow",
     "verify_rotor_signature",
     "Webhook",
 ]

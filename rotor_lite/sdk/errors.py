@@ -3,14 +3,22 @@
 ```
 RotorError                      transport failures, missing API key, anything not from the API
 ├── RotorSignatureError         a webhook delivery whose signature does not verify (Webhook.verify)
-└── RotorAPIError               a non-2xx response: .status .code .message .details .retry_after
-    ├── RotorUnauthorized           401 UNAUTHORIZED
-    ├── RotorNotFound               404 NOT_FOUND
-    ├── RotorConflict               409 CONFLICT (name taken, wrong state)
-    ├── RotorIdempotencyConflict    409 IDEMPOTENCY_CONFLICT (strict enqueue of a known job id)
-    ├── RotorQuotaExceeded          402 QUOTA_EXCEEDED
-    ├── RotorValidationError        422 VALIDATION_ERROR
-    └── RotorRateLimited            429 RATE_LIMITED
+├── RotorAPIError               a non-2xx response: .status .code .message .details .retry_after
+│   ├── RotorUnauthorized           401 UNAUTHORIZED
+│   ├── RotorNotFound               404 NOT_FOUND
+│   ├── RotorConflict               409 CONFLICT (name taken, wrong state)
+│   ├── RotorIdempotencyConflict    409 IDEMPOTENCY_CONFLICT (strict enqueue of a known job id)
+│   ├── RotorQuotaExceeded          402 QUOTA_EXCEEDED
+│   ├── RotorValidationError        422 VALIDATION_ERROR
+│   └── RotorRateLimited            429 RATE_LIMITED
+└── WorkflowError               a step (in on_failure: the run) failed for good: .name .message
+    ├── StepError                   a step.run callable failed; .name is the original exception's
+    ├── WorkflowFailedError         step.invoke: the child run failed
+    ├── WorkflowTimeoutError        step.invoke: the child did not finish in time (it keeps running)
+    ├── WorkflowCancelledError      step.invoke: the child run was cancelled
+    └── SignalTimeoutError          step.wait_for_signal: no signal within the timeout
+
+NonRetriableError               raise it in a workflow function (or a step) to fail without retries
 ```
 """
 
@@ -34,7 +42,15 @@ __all__ = [
     "RotorSignatureError",
     "RotorUnauthorized",
     "RotorValidationError",
+    "SignalTimeoutError",
+    "StepError",
+    "NonRetriableError",
+    "WorkflowCancelledError",
+    "WorkflowError",
+    "WorkflowFailedError",
+    "WorkflowTimeoutError",
     "error_from_response",
+    "workflow_error",
 ]
 
 
@@ -92,6 +108,51 @@ class RotorValidationError(RotorAPIError):
 
 class RotorRateLimited(RotorAPIError):
     """Too many requests (429); wait `retry_after` seconds before trying again."""
+
+
+class WorkflowError(RotorError):
+    """A failure rotor-lite saved for a step (or a run): `.name` and `.message` as they were recorded."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        self.name = name or type(self).__name__
+        self.message = message
+        super().__init__(message if self.name == type(self).__name__ else f"{self.name}: {message}")
+
+
+class StepError(WorkflowError):
+    """A `step.run` callable failed for good; `.name` and `.message` are the original exception's."""
+
+
+class WorkflowFailedError(WorkflowError):
+    """`step.invoke`: the child run failed."""
+
+
+class WorkflowTimeoutError(WorkflowError):
+    """`step.invoke`: the child run did not finish within the timeout; the child keeps running."""
+
+
+class WorkflowCancelledError(WorkflowError):
+    """`step.invoke`: the child run was cancelled."""
+
+
+class SignalTimeoutError(WorkflowError):
+    """`step.wait_for_signal`: no signal arrived within the timeout."""
+
+
+class NonRetriableError(Exception):
+    """Raise it in a workflow function (or a step's callable) to fail at once, without retries."""
+
+
+_WORKFLOW_ERRORS: dict[str, type[WorkflowError]] = {
+    cls.__name__: cls
+    for cls in (StepError, WorkflowFailedError, WorkflowTimeoutError, WorkflowCancelledError, SignalTimeoutError)
+}
+
+
+def workflow_error(name: str, message: str, *, default: type[WorkflowError] = StepError) -> WorkflowError:
+    """The exception for a saved `{name, message}`: the class of that name, else `default` carrying the name."""
+    known = _WORKFLOW_ERRORS.get(name)
+    return known(message) if known is not None else default(message, name=name)
 
 
 _ERRORS_BY_CODE: dict[str, type[RotorAPIError]] = {

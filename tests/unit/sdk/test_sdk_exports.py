@@ -25,6 +25,15 @@ EXPECTED = {
     "RotorConflict",
     "RotorSignatureError",
     "Webhook",
+    "create_function",
+    "serve_workflow",
+    "WorkflowError",
+    "StepError",
+    "WorkflowFailedError",
+    "WorkflowTimeoutError",
+    "WorkflowCancelledError",
+    "SignalTimeoutError",
+    "NonRetriableError",
 }
 
 
@@ -38,7 +47,10 @@ def test_api_errors_share_the_root() -> None:
     for name in EXPECTED - {"Rotor", "AsyncRotor", "RotorError", "RotorAPIError", "RotorSignatureError"}:
         if name.startswith("Rotor"):
             assert issubclass(getattr(sdk, name), sdk.RotorAPIError), name
+        elif name.endswith("Error") and name != "NonRetriableError":
+            assert issubclass(getattr(sdk, name), sdk.WorkflowError), name
     assert issubclass(sdk.RotorAPIError, sdk.RotorError)
+    assert issubclass(sdk.WorkflowError, sdk.RotorError)
 
 
 def test_sdk_imports_nothing_server_side() -> None:
