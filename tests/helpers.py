@@ -11,12 +11,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
+import uvicorn
 from aiohttp import web
 
 
@@ -44,6 +46,10 @@ FAST_ENV = {
     "ROTOR_DISPATCH_LEASE": "2s",
     "ROTOR_DISPATCH_POLL_INTERVAL": "200ms",
     "ROTOR_SERVER_DRAIN_TIMEOUT": "5s",
+    "ROTOR_WORKFLOWS_RETRY_DELAY": "50ms",
+    "ROTOR_WORKFLOWS_POLL_INTERVAL": "200ms",
+    "ROTOR_WORKFLOWS_LEASE": "2s",
+    "ROTOR_WORKFLOWS_CALL_TIMEOUT": "10s",
 }
 
 
@@ -228,3 +234,24 @@ class ConnectionCounter:
                 continue
             self.accepted += 1
             conn.close()
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+
+    def run() -> None:
+        with suppress(SystemExit):  # uvicorn exits when the app's startup fails
+            server.run()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started or not thread.is_alive())
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
 import msgspec
-import uvicorn
 
 from rotor_lite.sdk import sign_rotor_payload
-from tests.helpers import free_port, wait_until
+from tests.helpers import served  # noqa: F401 - the kit's callers serve apps too
 
 SIGNING_KEY = "signkey_3q2+7w=="
 RUN_ID = "run_0123456789abcdef"
@@ -76,22 +72,3 @@ def saved_from(answer: dict[str, Any]) -> dict[str, Any]:
     return {"status": "failed", "error": answer["error"]}
 
 
-@contextmanager
-def served(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-
-    def run() -> None:
-        with suppress(SystemExit):  # uvicorn exits when the app's startup fails
-            server.run()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started or not thread.is_alive())
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
