@@ -21,7 +21,6 @@ from lark import Tree
 from lark.exceptions import LarkError
 
 MAX_MATCH_LENGTH = 4096
-_ENV = celpy.Environment()
 _LITERAL_WRAPPERS = ("addition", "multiplication", "unary", "member", "primary")
 
 
@@ -37,14 +36,20 @@ class InvalidMatch(ValueError):
     """The filter does not parse as CEL."""
 
 
+@lru_cache(maxsize=1)
+def _env() -> celpy.Environment:
+    """Built on first use: making cel-python's parser takes a third of a second."""
+    return celpy.Environment()
+
+
 @lru_cache(maxsize=4096)
 def compile_match(text: str) -> Match:
     """Parse `text`; raises InvalidMatch with the parser's reason."""
     if len(text) > MAX_MATCH_LENGTH:
         raise InvalidMatch(f"match is longer than {MAX_MATCH_LENGTH} characters")
     try:
-        ast = _ENV.compile(text)
-        program = _ENV.program(ast)
+        ast = _env().compile(text)
+        program = _env().program(ast)
     except (CELParseError, LarkError, ValueError) as exc:
         raise InvalidMatch(f"match does not parse as CEL: {_first_line(exc)}") from exc
     return Match(text=text, program=program, pin=_pin(ast))
@@ -150,7 +155,7 @@ def _literal_value(node: Any) -> Any:
     literal = _unwrap(node, _LITERAL_WRAPPERS)
     if not _is(literal, "literal"):
         return _NO_LITERAL
-    value = _ENV.program(_as_expression(literal)).evaluate({})
+    value = _env().program(_as_expression(literal)).evaluate({})
     if isinstance(value, celtypes.BoolType):
         return bool(value)
     if isinstance(value, celtypes.StringType):
