@@ -9,6 +9,7 @@ from rotor_lite.cli.admin import admin, keys, workspaces
 from rotor_lite.cli.client import register_client_commands
 from rotor_lite.cli.importers import import_group
 from rotor_lite.cli.serve import serve
+from rotor_lite.cli.workflows_app import workflows as workflows_app
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,5 +24,6 @@ main.add_command(keys)
 main.add_command(admin)
 register_client_commands(main)
 main.add_command(import_group)
+main.add_command(workflows_app)
 
 __all__ = ["main"]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+
+from rotor_lite.cli import main
 
 from rotor_lite.sdk import create_function
 from rotor_lite.sdk.errors import SignalTimeoutError, WorkflowFailedError, WorkflowTimeoutError
 from rotor_lite.sdk.workflows import Context, Step
 from tests.e2e.workflow_kit import WorkflowEnv, workflow_env
-from tests.helpers import ServerProcess, wait_until
+from tests.helpers import ServerProcess
 
 executed: Counter[str] = Counter()
 
@@ -91,3 +94,34 @@ def test_the_full_primitive_workflow(env: WorkflowEnv) -> None:
     assert [s["type"] for s in done["steps"]] == [
         "run", "sleep", "invoke", "send_event", "wait_for_signal", "wait_for_event",
     ]
+
+
+@create_function(id="approval-flow", trigger={"event": "outreach.requested"})
+async def approval_flow(ctx: Context, step: Step) -> Any:
+    draft = await step.run("draft", lambda: f"hello {ctx.event.data['contactId']}")
+    decision = await step.wait_for_signal("wait-for-approval", signal=f"approval-{ctx.run_id}", timeout="48h")
+    return {"draft": draft, "approved": decision["approved"]}
+
+
+def rotor_cli(env: WorkflowEnv, *args: str) -> Any:
+    result = CliRunner().invoke(main, [*args, "--api-url", env.server.url, "--api-key", env.server.api_key])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_the_cli_registers_sends_shows_the_tree_and_completes_a_signal(env: WorkflowEnv) -> None:
+    url = env.serve([approval_flow], register=False)
+    rotor_cli(env, "functions", "register", "approval-flow", "--serve-url", url, "--event", "outreach.requested")
+    assert "approval-flow" in rotor_cli(env, "functions", "list").output
+    sent = json.loads(rotor_cli(env, "events", "send", "outreach.requested", "--data", '{"contactId": "c_9"}', "--json").output)
+    [run_id] = sent["runIds"]
+    env.wait_step(run_id, "wait-for-approval:1", "waiting")
+    tree = rotor_cli(env, "runs", "get", run_id).output
+    assert "draft:1 (run) completed" in tree and "wait-for-approval:1 (wait_for_signal) waiting" in tree
+    assert f"signal approval-{run_id}" in tree
+    assert "resumes" in rotor_cli(env, "signals", "complete", f"approval-{run_id}", "--data", '{"approved": true}').output
+    env.wait_status(run_id, "completed")
+    listed = rotor_cli(env, "runs", "list", "--function", "approval-flow").output
+    assert run_id in listed and "completed" in listed
+    key = rotor_cli(env, "functions", "signing-key").output.strip()
+    assert key == env.signing_key

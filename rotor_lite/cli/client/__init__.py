@@ -8,6 +8,7 @@ from rotor_lite.cli.client import jobs, login, queues, status
 from rotor_lite.cli.client import schedules
 from rotor_lite.cli.client import alerts, audit, secrets, webhooks
 from rotor_lite.cli.client import approvals, guardrails
+from rotor_lite.cli.client import workflows
 
 __all__ = ["register_client_commands"]
 
@@ -20,4 +21,6 @@ def register_client_commands(group: click.Group) -> None:
     for command in (webhooks.webhooks, alerts.alerts, secrets.secrets, audit.audit):
         group.add_command(command)
     for command in (approvals.approvals, guardrails.guardrails):
+        group.add_command(command)
+    for command in (workflows.functions, workflows.events, workflows.runs, workflows.signals):
         group.add_command(command)
