@@ -27,6 +27,7 @@ from rotor_lite.errors import ValidationError
 from rotor_lite.models import Run, RunCall, Step, StepStatus, StepType
 from rotor_lite.protocol import PROTOCOL_VERSION, CallResult, decode_answer
 from rotor_lite.services import run_progress
+from rotor_lite.services import runs as run_service
 from rotor_lite.services.core import Core
 from rotor_lite.services.workflow_events import deliver_due_events
 from rotor_lite.store import runs as store
@@ -144,11 +145,14 @@ class RunDriver:
         return op.more
 
     async def _record_one_by_one(self, results: list[tuple[RunCall, CallResult]]) -> None:
+        """After a failed pass: each result alone, and a run whose result cannot be recorded fails."""
         for call, result in results:
             try:
                 await self._core.db.write(partial(run_progress.apply_result, self._core, call=call, result=result))
-            except Exception:
-                log.exception("a workflow call result could not be recorded; its lease will run out", extra={"run_id": call.run_id})
+            except Exception as exc:
+                log.exception("a workflow call result could not be recorded; the run fails", extra={"run_id": call.run_id})
+                reason = f"recording a call's result failed: {type(exc).__name__}"
+                await self._core.db.write(partial(run_service.fail_broken, self._core, run_rowid=call.run_rowid, reason=reason))
 
     def _start(self, call: RunCall) -> None:
         self._in_flight[(call.workspace_id, call.function_id)] += 1

@@ -26,6 +26,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.services.workflow_events import publish
 from rotor_lite.services.runs import NewEvent, continue_run, refresh_status
 from rotor_lite.store import runs as store
+from rotor_lite.store.db import savepoint
 
 log = logging.getLogger("rotor_lite.workflows")
 
@@ -315,16 +316,25 @@ def wake_due(core: Core, conn: sqlite3.Connection, now: int, limit: int) -> int:
     """Sleeping steps whose time came complete; waits whose timeout came end as their kind says."""
     due = store.due_waits(conn, now, limit)
     for step in due:
-        if step.status == StepStatus.SLEEPING or step.type == StepType.WAIT_FOR_EVENT:
-            ended = store.end_step(conn, step.rowid, StepStatus.COMPLETED, now, output=b"null")
-        else:
-            name, template = _TIMEOUT_OF[step.type]
-            text = error_json(name, template.format(signal=step.signal, child=step.child_run_id))
-            ended = store.end_step(conn, step.rowid, StepStatus.FAILED, now, error=text)
-        if ended:
-            _release_waiter(conn, step, now)
-            continue_run(core, conn, step.run_rowid)
+        try:
+            with savepoint(conn, "wake"):
+                _wake(core, conn, step, now)
+        except Exception as exc:  # a bug must fail this run, not every pass of the driver
+            log.exception("waking a step failed; its run fails", extra={"step": step.key})
+            run_service.fail_broken(core, conn, step.run_rowid, f"waking step {step.key} failed: {type(exc).__name__}")
     return len(due)
+
+
+def _wake(core: Core, conn: sqlite3.Connection, step: Step, now: int) -> None:
+    if step.status == StepStatus.SLEEPING or step.type == StepType.WAIT_FOR_EVENT:
+        ended = store.end_step(conn, step.rowid, StepStatus.COMPLETED, now, output=b"null")
+    else:
+        name, template = _TIMEOUT_OF[step.type]
+        text = error_json(name, template.format(signal=step.signal, child=step.child_run_id))
+        ended = store.end_step(conn, step.rowid, StepStatus.FAILED, now, error=text)
+    if ended:
+        _release_waiter(conn, step, now)
+        continue_run(core, conn, step.run_rowid)
 
 
 def _release_waiter(conn: sqlite3.Connection, step: Step, now: int) -> None:

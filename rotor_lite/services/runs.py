@@ -25,7 +25,7 @@ from rotor_lite.store import jobs as job_store
 from rotor_lite.store import runs as store
 
 __all__ = [
-    "NewEvent", "RunNotFound", "cancel", "cancel_run", "finish", "get_run", "list_runs", "replay_run", "run_out",
+    "NewEvent", "RunNotFound", "cancel", "cancel_run", "fail_broken", "finish", "get_run", "list_runs", "replay_run", "run_out",
     "start_run", "usage_key",
 ]
 
@@ -90,14 +90,22 @@ def finish(
     error_text = None if error is None else error_json(*error)
     if not store.finish_run(conn, run.rowid, status, now, output=output, error=error_text):
         return False
-    if status != RunStatus.COMPLETED:
-        store.cancel_open_steps(conn, run.rowid, now)
-        store.delete_waiters_of_run(conn, run.rowid)
+    # A function may return before awaiting a step it started: nothing of an ended run stays open.
+    store.cancel_open_steps(conn, run.rowid, now)
+    store.delete_waiters_of_run(conn, run.rowid)
     _tell_parent(core, conn, run, status, output, error, now)
     _schedule_hook(core, conn, run, status, now)
     _emit(core, conn, run, status, output, error_text, now)
     core.metrics.runs_finished.labels(status.value).inc()
     return True
+
+
+def fail_broken(core: Core, conn: sqlite3.Connection, run_rowid: int, reason: str) -> None:
+    """A run whose progress could not be recorded (a bug) fails, so it cannot come back again and again."""
+    store.release_all_leases(conn, run_rowid)
+    run = store.run_row(conn, run_rowid)
+    if run is not None:
+        finish(core, conn, run, RunStatus.FAILED, error=("InternalError", reason))
 
 
 def cancel(core: Core, conn: sqlite3.Connection, run: Run) -> bool:

@@ -238,6 +238,14 @@ def release_step(conn: sqlite3.Connection, call: RunCall) -> bool:
     return cursor.rowcount == 1
 
 
+def release_all_leases(conn: sqlite3.Connection, run_rowid: int) -> None:
+    conn.execute("UPDATE run SET lease_owner = NULL, lease_expires_at = NULL WHERE rowid = ?", (run_rowid,))
+    conn.execute(
+        "UPDATE run_step SET lease_owner = NULL, lease_expires_at = NULL WHERE run_rowid = ? AND lease_owner IS NOT NULL",
+        (run_rowid,),
+    )
+
+
 def reap_expired(conn: sqlite3.Connection, now: int, *, expired_by: int | None = None) -> int:
     """Calls whose lease ran out by `expired_by` (default now) are due again at `now`; returns how many."""
     limit = now if expired_by is None else expired_by

@@ -7,26 +7,20 @@ jumps days ahead of the real one.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from rotor_lite.config import load_settings
-from rotor_lite.engine.runtime import Runtime
 from rotor_lite.models import Principal, Role
 from rotor_lite.schemas import EventSend, FunctionCreate
 from rotor_lite.services import functions, runs, workflow_events
 from rotor_lite.store import runs as run_store
 from tests.helpers import free_port
 from tests.unit.schedules.conftest import FakeClock
+from tests.unit.workflows.runtime_kit import running, until
 
 SEVEN_DAYS_MS = 7 * 86_400_000
-MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 
 
 async def serve_protocol(port: int, calls: list[dict[str, Any]]) -> web.AppRunner:
@@ -48,31 +42,6 @@ async def serve_protocol(port: int, calls: list[dict[str, Any]]) -> web.AppRunne
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner
-
-
-@asynccontextmanager
-async def running(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Runtime]:
-    settings = load_settings(env={}, overrides={
-        ("storage", "data_dir"): str(tmp_path / "data"), ("storage", "synchronous"): "OFF",
-        ("auth", "bootstrap_api_key"): "rt_ws_unit_test_key", ("callbacks", "allow_private_networks"): True,
-        ("workflows", "poll_interval"): "20ms", ("security", "master_key"): MASTER_KEY,
-    })
-    runtime = Runtime(settings, clock)
-    await runtime.__aenter__()
-    try:
-        yield runtime
-    finally:
-        await runtime.__aexit__(None, None, None)
-
-
-
-async def until(predicate: Any, seconds: float = 5.0) -> Any:
-    for _ in range(int(seconds / 0.01)):
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met")
 
 
 async def test_a_seven_day_sleep_survives_a_restart_and_wakes_on_time(tmp_path: Path) -> None:
