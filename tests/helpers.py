@@ -18,6 +18,9 @@ from typing import Any, Self
 
 import httpx
 from aiohttp import web
+from click.testing import CliRunner
+
+from rotor_lite.cli import main
 
 
 def free_port() -> int:
@@ -99,6 +102,14 @@ class ServerProcess:
 
     def client(self, api_key: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {api_key or self.api_key}"}, timeout=30)
+
+
+def offline(data_dir: Path, *args: str) -> dict[str, Any]:
+    """Run an offline admin command (`keys create …`, `workspaces create …`) on a data directory: its JSON."""
+    result = CliRunner().invoke(main, [*args, "--data-dir", str(data_dir), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    parsed: dict[str, Any] = json.loads(result.output)
+    return parsed
 
 
 @dataclass

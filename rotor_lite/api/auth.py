@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 from litestar import Request
 
 from rotor_lite.api.http import header
-from rotor_lite.errors import Forbidden, RateLimited
+from rotor_lite.errors import Forbidden, KeyRefused, RateLimited
 from rotor_lite.models import Principal, Role
 from rotor_lite.services.core import Core
 from rotor_lite.services.workspaces import Authenticator
@@ -42,7 +41,11 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     state = request.app.state
     core: Core = state.core
     authenticator: Authenticator = state.authenticator
-    principal = await authenticator.authenticate(header(request, b"authorization"), core.clock.now_ms())
+    try:
+        principal = await authenticator.authenticate(header(request, b"authorization"), core.clock.now_ms())
+    except KeyRefused as refused:
+        request.state.key_refused = refused  # the audit middleware records the refusal
+        raise
     request.state.principal = principal  # the audit middleware records who made the call
     limiter: RateLimiter = state.rate_limiter
     if limiter.per_minute:
