@@ -171,6 +171,10 @@ class GuardrailSettings(_Section):
     brand_tone: BrandToneSettings = msgspec.field(default_factory=BrandToneSettings)
 
 
+class MetricsSettings(_Section):
+    token: str = ""
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Every setting of the server; `rotor.toml.example` documents each key."""
 
@@ -186,6 +190,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
 
     @property
     def data_path(self) -> Path:

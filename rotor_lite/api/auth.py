@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -58,3 +59,17 @@ def require_write(principal: Principal) -> None:
     """Only admin and developer keys may change queues and jobs."""
     if principal.role not in _WRITERS:
         raise Forbidden(f"a {principal.role.value} key may not do this", {"role": principal.role.value})
+
+
+async def metrics_scope(request: Request[Any, Any, Any]) -> str | None:
+    """Whose series a `/metrics` scrape sees: every workspace's (None) with the configured scrape token,
+    else those of the admin key's own workspace."""
+    core: Core = request.app.state.core
+    token = core.settings.metrics.token
+    authorization = header(request, b"authorization")
+    if token and authorization and hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
+        return None
+    principal = await provide_principal(request)
+    if principal.role is not Role.ADMIN or principal.queue_name is not None:
+        raise Forbidden("metrics need an admin key or the scrape token", {"role": principal.role.value})
+    return principal.workspace_id

@@ -302,7 +302,7 @@ class _Group:
             outcomes = list(await asyncio.gather(*(_write_alone(core, queue, r) for r in self.requests)))
         created = sum(len(r.jobs) - len(o) for r, o in zip(self.requests, outcomes) if not isinstance(o, Exception))
         if created:
-            core.metrics.enqueued.labels(queue.name).inc(created)
+            core.metrics.enqueued.labels(queue.workspace_id, queue.name).inc(created)
             core.on_jobs_ready()
         return outcomes
 

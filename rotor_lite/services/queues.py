@@ -106,6 +106,7 @@ async def delete_queue(core: Core, principal: Principal, name: str) -> None:
 
     await core.db.write(delete)
     core.queues.remove(queue)
+    core.metrics.forget_queue(queue.workspace_id, queue.name)
     core.on_schedules_changed()
 
 

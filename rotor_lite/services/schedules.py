@@ -300,7 +300,7 @@ async def _tick_job(core: Core, queue: Queue, schedule: Schedule, at: int) -> Jo
 
 def _after_enqueue(core: Core, fired: list[Schedule]) -> None:
     for schedule in fired:
-        core.metrics.enqueued.labels(queue_name_of(core, schedule)).inc()
+        core.metrics.enqueued.labels(schedule.workspace_id, queue_name_of(core, schedule)).inc()
     if fired:
         core.on_jobs_ready()
 

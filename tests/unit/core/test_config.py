@@ -69,3 +69,8 @@ def test_forwarded_allow_ips_default_none_and_take_addresses_and_networks(tmp_pa
     assert load_settings(config, env={}).server.forwarded_allow_ips == ["192.168.0.0/16"]
     with pytest.raises(ConfigError, match="server.forwarded_allow_ips: '\\*'"):
         load_settings(env={"ROTOR_SERVER_FORWARDED_ALLOW_IPS": "*"})
+
+
+def test_metrics_token_from_env() -> None:
+    assert load_settings(env={}).metrics.token == ""
+    assert load_settings(env={"ROTOR_METRICS_TOKEN": "scrape-me"}).metrics.token == "scrape-me"
