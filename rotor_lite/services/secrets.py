@@ -31,6 +31,7 @@ MAX_NAME, MAX_VALUE, MAX_SECRETS = 128, 64 * 1024, 1000
 TEMPLATE = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
 MARKER = "${{"
 _ACCESS_EVERY_MS = 60_000
+HINT_END = "…"
 
 
 def context(workspace_id: str, name: str) -> bytes:
@@ -40,7 +41,7 @@ def context(workspace_id: str, name: str) -> bytes:
 
 def hint(value: str) -> str:
     """At most the first 5 characters, never more than a third of the value, then an ellipsis."""
-    return value[: min(5, len(value) // 3)] + "…"
+    return value[: min(5, len(value) // 3)] + HINT_END
 
 
 def secret_out(row: SecretRow) -> dict[str, Any]:
