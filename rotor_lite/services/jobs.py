@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import threading
 import weakref
@@ -29,6 +30,7 @@ from rotor_lite.store import jobs as job_store
 MAX_TAGS, MAX_TAG_LENGTH, MAX_KEY_LENGTH, MAX_BATCH = 10, 64, 256, 1000
 MAX_DELAY_MS = 366 * 86_400_000
 _PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: ids travel in headers (x-rotor-job-id) and logs
 
 
 class Enqueued(msgspec.Struct, kw_only=True):
@@ -98,7 +100,13 @@ def _check_key(key: str, field: str) -> str:
         raise ValidationError(f"{field} must be 1 to {MAX_KEY_LENGTH} characters", field=field)
     if "/" in key:  # a job id is a URL path segment: /v1/queues/:name/jobs/:id
         raise ValidationError(f"{field} must not contain '/'", field=field)
-    return key
+    return _check_printable(key, field)
+
+
+def _check_printable(text: str, field: str) -> str:
+    if _CONTROL.search(text):
+        raise ValidationError(f"{field} must not contain control characters", field=field)
+    return text
 
 
 def build_job(core: Core, queue: Queue, spec: JobCreate, job_id: str, now: int, where: str = "") -> Job:
@@ -156,13 +164,16 @@ def _check_tags(tags: list[str] | None, where: str) -> list[str]:
     for tag in tags:
         if not tag or len(tag) > MAX_TAG_LENGTH:
             raise ValidationError(f"each tag must be 1 to {MAX_TAG_LENGTH} characters", field=f"{where}tags")
+        _check_printable(tag, f"{where}tags")
     return list(dict.fromkeys(tags))
 
 
 def _check_concurrency_key(key: str | None, where: str) -> str | None:
-    if key is not None and (not key or len(key) > MAX_KEY_LENGTH):
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationError(f"concurrencyKey must be 1 to {MAX_KEY_LENGTH} characters", field=f"{where}concurrencyKey")
-    return key
+    return _check_printable(key, f"{where}concurrencyKey")
 
 
 def _check_priority(priority: int, where: str) -> int:
