@@ -9,6 +9,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from rotor_lite.models import (
     CANCELLABLE_STATES, RETRYABLE_STATES, STATE_ALIASES, Attempt, Job, JobState, Principal, Queue, public_state,
 )
 from rotor_lite.schemas import BatchCreate, JobCreate
+from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
@@ -31,6 +33,7 @@ MAX_TAGS, MAX_TAG_LENGTH, MAX_KEY_LENGTH, MAX_BATCH = 10, 64, 256, 1000
 MAX_DELAY_MS = 366 * 86_400_000
 _PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: ids travel in headers (x-rotor-job-id) and logs
+_PAYLOAD = attrgetter("payload")
 
 
 class Enqueued(msgspec.Struct, kw_only=True):
@@ -44,6 +47,8 @@ async def enqueue(core: Core, principal: Principal, queue_name: str, spec: JobCr
     now = core.clock.now_ms()
     explicit = _explicit_id(spec, header_key)
     job = build_job(core, queue, spec, explicit or new_id("job", now), now, "")
+    if vault.MARKER_BYTES in job.payload:
+        await vault.require_known(core, queue.workspace_id, [("payload", spec.payload)])
     result = await _insert(core, queue, [job], {explicit} if explicit else set(), strict=spec.strict)
     return result[0]
 
@@ -65,6 +70,10 @@ async def enqueue_batch(core: Core, principal: Principal, queue_name: str, spec:
                 raise ValidationError(f"job id '{job_id}' appears twice in the batch", field=f"jobs[{i}].jobId")
             explicit.add(job_id)
         jobs.append(build_job(core, queue, job_spec, job_id or next(generated), now, f"jobs[{i}]."))
+    if vault.MARKER_BYTES in b"".join(map(_PAYLOAD, jobs)):  # one search for the batch: no JSON text ends in "$"
+        templated = [(f"jobs[{i}].payload", s.payload) for i, (s, j) in enumerate(zip(spec.jobs, jobs))
+                     if vault.MARKER_BYTES in j.payload]
+        await vault.require_known(core, queue.workspace_id, templated)
     return await _insert(core, queue, jobs, explicit, strict=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
@@ -68,15 +69,52 @@ def test_templates_resolve_at_dispatch_and_the_plaintext_stays_out(server: Serve
             assert VALUE.encode() not in content and ROTATED.encode() not in content, path
 
 
-def test_unknown_secret_fails_the_attempt(server: ServerProcess, receiver: Receiver) -> None:
+def test_a_secret_deleted_after_enqueue_fails_the_attempt(server: ServerProcess, receiver: Receiver) -> None:
     with server.client() as http:
+        http.post("/v1/secrets", json={"name": "MISSING", "value": VALUE})
         http.post("/v1/queues", json={"name": "q", "callback_url": receiver.url("/cb"), "retry_attempts": 2,
                                       "defaultJobOptions": {"backoff": {"type": "fixed", "delay": 10}}})
+        http.post("/v1/queues/q/pause")
         job = http.post("/v1/queues/q/jobs", json={"payload": {"k": "${{ secrets.MISSING }}"}}).json()["id"]
+        assert http.delete("/v1/secrets/MISSING").status_code == 204
+        http.post("/v1/queues/q/resume")
         done = wait_until(lambda: (j := http.get(f"/v1/queues/q/jobs/{job}").json())["state"] == "failed" and j)
     assert done["failReason"] == "unknown secret MISSING" and done["attempts"] == 2
     assert [a["outcome"] for a in done["attemptLog"]] == ["error", "error"]
     assert receiver.for_path("/cb") == []
+
+
+def test_an_unknown_secret_is_refused_where_it_is_written(server: ServerProcess) -> None:
+    with server.client() as http:
+        http.post("/v1/secrets", json={"name": "KNOWN", "value": VALUE})
+        known = "${{ secrets.KNOWN }}"
+
+        def refused(response: httpx.Response, name: str) -> bool:
+            error = response.json().get("error", {})
+            return response.status_code == 422 and error["code"] == "VALIDATION_ERROR" and error["details"]["secret"] == name
+
+        url = "http://127.0.0.1:9/cb?token="
+        assert refused(http.post("/v1/queues", json={"name": "u", "callback_url": url + "${{ secrets.NO_URL }}"}), "NO_URL")
+        assert refused(http.post("/v1/queues", json={"name": "h", "callback_headers": {"X-K": "${{secrets.NO_HDR}}"}}), "NO_HDR")
+        assert http.get("/v1/queues").json()["data"] == []
+        created = http.post("/v1/queues", json={"name": "q", "callback_url": url + known, "callback_headers": {"X-K": known}})
+        assert created.status_code == 201, created.text
+        http.post("/v1/queues/q/pause")
+        assert refused(http.patch("/v1/queues/q", json={"callback_url": url + "${{ secrets.NO_URL }}"}), "NO_URL")
+        assert refused(http.patch("/v1/queues/q", json={"callbackHeaders": {"X-K": "${{ secrets.NO_HDR }}"}}), "NO_HDR")
+        assert http.get("/v1/queues/q").json()["callback_url"] == url + known
+
+        deep = {"a": [{"b": ["fine", "Bearer ${{ secrets.NO_PAYLOAD }}"]}], "k": known}
+        assert refused(http.post("/v1/queues/q/jobs", json={"payload": deep}), "NO_PAYLOAD")
+        batch = {"jobs": [{"payload": {"k": known}}, {"payload": {"k": "${{ secrets.NO_BATCH }}"}}]}
+        assert refused(http.post("/v1/queues/q/jobs/batch", json=batch), "NO_BATCH")
+        schedule = {"queue": "q", "cron": "0 0 1 1 *", "timezone": "UTC", "payload": {"k": "${{ secrets.NO_CRON }}"}}
+        assert refused(http.post("/v1/schedules", json=schedule), "NO_CRON")
+        assert http.get("/v1/queues/q/jobs").json()["data"] == [] and http.get("/v1/schedules").json()["data"] == []
+
+        assert http.post("/v1/queues/q/jobs", json={"payload": {"k": known, "note": "${{ not a template"}}).status_code == 201
+        assert http.post("/v1/queues/q/jobs/batch", json={"jobs": [{"payload": {"k": known}}] * 2}).status_code == 201
+        assert http.post("/v1/schedules", json={**schedule, "payload": {"k": known}}).status_code == 201
 
 
 def test_cli_create_from_stdin_list_rotate_delete(server: ServerProcess) -> None:
