@@ -183,8 +183,9 @@ class Dispatcher:
             self._count(queue, outcome)
             self._finished.append((queue, self._settlement(queue, job, outcome)))
         except Exception:
-            # Nothing to record: the lease runs out and the job is delivered again.
-            log.exception("delivery crashed", extra={"job_id": job.id})
+            # deliver() turns every error of an attempt into an outcome, so only a bug in the bookkeeping
+            # lands here. Nothing to record: the lease runs out and the job is delivered again.
+            log.exception("delivery bookkeeping crashed", extra={"job_id": job.id})
             self._released.append(queue.rowid)
         finally:
             if self._writing < _PIPELINE:  # else the op that finishes next wakes the loop anyway

@@ -9,7 +9,7 @@ import httpx
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
-from tests.helpers import Receiver, ServerProcess, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, wait_until
 
 VALUE = "sk_live_Zq8Xv1Tn4Rm7Wc2Ya9Kb"
 ROTATED = "sk_live_Hf3Jd6Lp0Qs5Ue8Ix1Vo"
@@ -115,6 +115,28 @@ def test_an_unknown_secret_is_refused_where_it_is_written(server: ServerProcess)
         assert http.post("/v1/queues/q/jobs", json={"payload": {"k": known, "note": "${{ not a template"}}).status_code == 201
         assert http.post("/v1/queues/q/jobs/batch", json={"jobs": [{"payload": {"k": known}}] * 2}).status_code == 201
         assert http.post("/v1/schedules", json={**schedule, "payload": {"k": known}}).status_code == 201
+
+
+def test_a_secret_echoed_in_an_answer_never_lands_in_part(server: ServerProcess, receiver: Receiver) -> None:
+    """The endpoint echoes the token so that each cut (the 200-byte error snippet, the 64 KiB result) falls inside it."""
+    fragments = {VALUE[i : i + 4] for i in range(len(VALUE) - 3)}
+    echoes = [b"e" * (200 - kept) + VALUE.encode() + b" was refused" for kept in (len(VALUE) - 1, 10, 4)]
+    receiver.script("/echo", *(Reply(500, body) for body in [*echoes, b"{\"token\": \"" + VALUE.encode() + b"\"}"]))
+    receiver.script("/echo", Reply(200, b"r" * (64 * 1024 - 25) + VALUE.encode() * 2))
+    with server.client() as http:
+        http.post("/v1/secrets", json={"name": "ECHOED", "value": VALUE})
+        http.post("/v1/queues", json={"name": "echo", "callback_url": receiver.url("/echo"), "retry_attempts": 4,
+                                      "defaultJobOptions": {"backoff": {"type": "fixed", "delay": 10}}})
+        job = http.post("/v1/queues/echo/jobs", json={"payload": {"token": "${{ secrets.ECHOED }}"}}).json()["id"]
+        failed = wait_until(lambda: (j := http.get(f"/v1/queues/echo/jobs/{job}").json())["state"] == "failed" and j)
+        assert http.post(f"/v1/queues/echo/jobs/{job}/retry").status_code == 200
+        done = wait_until(lambda: (j := http.get(f"/v1/queues/echo/jobs/{job}").json())["state"] == "completed" and j)
+    errors = [a["error"] for a in failed["attemptLog"]]
+    assert errors[0] == "HTTP 500: " + "e" * (200 - len(VALUE) + 1) + "[secret] was refused", errors  # scrubbed, then cut
+    assert errors[3] == 'HTTP 500: {"token": "[secret]"}'
+    for text in [failed["failReason"], *errors, done["result"]]:
+        assert not [f for f in fragments if f in text], text
+    assert done["result"].endswith("[secret]…[truncated]")
 
 
 def test_cli_create_from_stdin_list_rotate_delete(server: ServerProcess) -> None:
