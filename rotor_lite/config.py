@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import typing
@@ -22,10 +23,31 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return parse_duration_ms(getattr(self, name))
 
 
+def _split_list(value: list[str] | str) -> list[str]:
+    """A list setting, also given as one comma-separated string (environment variables)."""
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+def _networks(value: list[str] | str, key: str) -> list[str]:
+    """IP addresses and CIDR networks, each written canonically (host bits of a network may be set)."""
+    networks = []
+    for item in _split_list(value):
+        try:
+            network = ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {item!r} is not an IP address or network") from exc
+        networks.append(str(network))
+    return networks
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     drain_timeout: Duration = "30s"
+    forwarded_allow_ips: list[str] | str = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.forwarded_allow_ips = _networks(self.forwarded_allow_ips, "server.forwarded_allow_ips")
 
 
 class StorageSettings(_Section):
@@ -134,8 +156,7 @@ class AlertSettings(_Section):
     smtp: SmtpSettings = msgspec.field(default_factory=SmtpSettings)
 
     def __post_init__(self) -> None:
-        if isinstance(self.slack_url_prefixes, str):
-            self.slack_url_prefixes = [p.strip() for p in self.slack_url_prefixes.split(",") if p.strip()]
+        self.slack_url_prefixes = _split_list(self.slack_url_prefixes)
 
 
 class BrandToneSettings(_Section):
@@ -164,6 +185,10 @@ class GuardrailSettings(_Section):
     brand_tone: BrandToneSettings = msgspec.field(default_factory=BrandToneSettings)
 
 
+class MetricsSettings(_Section):
+    token: str = ""
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Every setting of the server; `rotor.toml.example` documents each key."""
 
@@ -180,6 +205,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     workflows: WorkflowSettings = msgspec.field(default_factory=WorkflowSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
 
     @property
     def data_path(self) -> Path:

@@ -11,6 +11,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rotor_lite.errors import ConfigError
+from rotor_lite.files import make_data_dir, open_private, tighten
 
 _NONCE = 12
 _KEY_FILE = "master.key"
@@ -51,11 +52,11 @@ def load_master_key(configured: str, data_dir: Path) -> bytes:
         return _decode_key(configured, "security.master_key")
     path = data_dir / _KEY_FILE
     if path.exists():
+        tighten(path)
         return _decode_key(path.read_text().strip(), str(path))
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(data_dir)
     key = AESGCM.generate_key(bit_length=256)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
+    with os.fdopen(open_private(path, os.O_WRONLY | os.O_EXCL), "w") as handle:
         handle.write(base64.b64encode(key).decode() + "\n")
     return key
 

@@ -2,6 +2,7 @@
 
     RotorError (code, status, message, details)
     ├── Unauthorized            401 UNAUTHORIZED
+    │   └── KeyRefused          (a missing, unknown, revoked or expired key; what it traces to, for the audit)
     ├── Forbidden               403 FORBIDDEN
     ├── NotFound                404 NOT_FOUND
     │   ├── QueueNotFound
@@ -40,6 +41,18 @@ class RotorError(Exception):
 
 class Unauthorized(RotorError):
     code, status = "UNAUTHORIZED", 401
+
+
+class KeyRefused(Unauthorized):
+    """`reason` (missing, invalid, revoked, expired) and the workspaces the key traces to are for the audit
+    log only: the response says no more than "invalid API key"."""
+
+    def __init__(
+        self, message: str, reason: str, *, key_id: str | None = None, key_prefix: str | None = None,
+        workspace_ids: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.reason, self.key_id, self.key_prefix, self.workspace_ids = reason, key_id, key_prefix, workspace_ids
 
 
 class Forbidden(RotorError):

@@ -17,7 +17,10 @@ from rotor_lite.errors import ValidationError
 
 T = TypeVar("T")
 QUEUE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+MAX_PAYLOAD_DEPTH = 64  # levels of objects and arrays a payload may nest
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_AS_PARENS = bytes.maketrans(b"[{]}", b"(())")
 
 
 class Backoff(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -239,10 +242,44 @@ def fold_keys(obj: dict[str, Any], nested: tuple[str, ...] = ()) -> dict[str, An
     return folded
 
 
+def nests_deeper_than(data: bytes, limit: int) -> bool:
+    """Whether the JSON text `data` nests objects and arrays more than `limit` levels deep.
+
+    Decoding deep JSON recurses (and ~1,000 levels overflow the stack), so this reads the
+    brackets with whole-buffer byte operations instead: cheap enough for every request body.
+    """
+    if len(data) <= 2 * limit:
+        return False  # too short to be that deep: most single enqueues stop here
+    if b"\\" in data:  # escaped backslashes, then escaped quotes: every quote left starts or ends a string
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = data.translate(None, _NOT_STRUCTURE)
+    if len(structure) - structure.count(b'"') <= 2 * limit:
+        return False  # too few brackets, wherever they are
+    structure = structure.replace(b'""', b"")
+    if b'"' in structure:  # strings holding brackets: drop what lies between their quotes
+        structure = b"".join(structure.split(b'"')[::2])
+    parens = structure.translate(_AS_PARENS)
+    for _ in range(limit):
+        parens = parens.replace(b"()", b"")  # one pass removes every innermost level
+        if not parens:
+            return False
+    return bool(parens)
+
+
+def _depth_limit(struct: type[Any]) -> int:
+    """How deep a body of `struct` may nest: a payload's levels plus those of the object around it."""
+    return MAX_PAYLOAD_DEPTH + (3 if struct is BatchCreate else 1)  # a batch: {"jobs": [{"payload": …}]}
+
+
 def decode_request(body: bytes, struct: type[T], nested: tuple[str, ...] = ()) -> T:
     """Decode and validate a JSON request body into `struct`, or raise ValidationError."""
     if not body.strip():
         body = b"{}"
+    if nests_deeper_than(body, _depth_limit(struct)):
+        raise ValidationError(
+            f"JSON nested too deeply: a payload may nest at most {MAX_PAYLOAD_DEPTH} levels of objects and arrays",
+            field="body", limit=MAX_PAYLOAD_DEPTH,
+        )
     try:
         # Fast path: a body already in snake_case decodes straight into the Struct.
         return msgspec.json.decode(body, type=struct)

@@ -20,6 +20,9 @@ from typing import Any, Self
 import httpx
 import uvicorn
 from aiohttp import web
+from click.testing import CliRunner
+
+from rotor_lite.cli import main
 
 
 def free_port() -> int:
@@ -107,12 +110,26 @@ class ServerProcess:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {api_key or self.api_key}"}, timeout=30)
 
 
+def offline(data_dir: Path, *args: str) -> dict[str, Any]:
+    """Run an offline admin command (`keys create …`, `workspaces create …`) on a data directory: its JSON."""
+    result = CliRunner().invoke(main, [*args, "--data-dir", str(data_dir), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    parsed: dict[str, Any] = json.loads(result.output)
+    return parsed
+
+
 @dataclass
 class Reply:
+    """A scripted answer; with `chunk` the body is streamed that many bytes at a time, `chunk_delay` apart,
+    and with `endless` its chunks repeat until the client hangs up."""
+
     status: int = 200
     body: bytes = b'{"ok":true}'
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    chunk: int = 0
+    chunk_delay: float = 0.0
+    endless: bool = False
 
 
 @dataclass
@@ -179,7 +196,7 @@ class Receiver:
         self._loop.run_forever()
         self._loop.run_until_complete(runner.cleanup())
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         got = Received(request.path, {k.lower(): v for k, v in request.headers.items()}, body, time.time())
         key = self.key_of(got)
@@ -198,12 +215,31 @@ class Receiver:
         try:
             if reply.delay:
                 await asyncio.sleep(reply.delay)
+            if reply.chunk:
+                return await self._stream(request, reply)
             return web.Response(status=reply.status, body=reply.body, headers=reply.headers, content_type="application/json")
         finally:
             with self._lock:
                 self.in_flight[path] -= 1
                 if key is not None:
                     self.active_keys[key].discard(got.headers.get("x-rotor-job-id", ""))
+
+    @staticmethod
+    async def _stream(request: web.Request, reply: Reply) -> web.StreamResponse:
+        response = web.StreamResponse(status=reply.status, headers={"Content-Type": "application/json", **reply.headers})
+        await response.prepare(request)
+        chunks = [reply.body[i : i + reply.chunk] for i in range(0, len(reply.body), reply.chunk)]
+        try:
+            while True:
+                for piece in chunks:
+                    await response.write(piece)
+                    await asyncio.sleep(reply.chunk_delay)
+                if not reply.endless:
+                    break
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client stopped reading: expected for an endless body
+        return response
 
 
 class ConnectionCounter:

@@ -1,27 +1,38 @@
-"""The audit trail of the API: every successful mutating call becomes an `audit_event` row.
+"""The audit trail of the API: every successful mutating call, and every refused key or role, becomes an
+`audit_event` row.
 
 A route middleware sees the matched route (its path template and parameters) and the
 response. The event type comes from the handler's `opt["audit"]` when it names one, else from
 the route (`POST /v1/queues/{name}/pause` → `queue.paused`). `opt["audit"] = False` marks a
 handler whose service writes its own events in its transaction (the secrets vault). The
 row is committed before the response leaves, with the caller's key id and address;
-request bodies are never recorded. Enqueue (the data plane) is not audited.
+request bodies are never recorded. Enqueue (the data plane) is audited only when refused.
+
+A 401 becomes `auth.failed` (reason missing, invalid, revoked or expired) in the workspace the key
+traces to: a revoked or expired key's own, or that of the keys sharing an unknown key's public prefix.
+A key that traces to no workspace is only logged, since every audit row belongs to a workspace.
+A 403 becomes `auth.forbidden` in the caller's workspace, with its role and the route.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from functools import lru_cache
 from typing import Any, cast
 
 import msgspec
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from rotor_lite.errors import KeyRefused
 from rotor_lite.services import audit
 from rotor_lite.services.core import Core
+from rotor_lite.store.audit import AuditRow
 
 log = logging.getLogger("rotor_lite.audit")
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_REFUSALS = frozenset({401, 403})
 _VERBS = {"POST": "created", "PUT": "updated", "PATCH": "updated", "DELETE": "deleted"}
 _ACTIONS = {
     "retry": "retried", "pause": "paused", "resume": "resumed", "drain": "drained", "approve": "approved",
@@ -77,26 +88,39 @@ def _plain_template(template: str) -> str:
 
 
 def audit_middleware(app: ASGIApp) -> ASGIApp:
-    """Record successful mutating calls; set the client address for services that audit themselves."""
+    """Record successful mutating calls and refused keys and roles; set the client address for services
+    that audit themselves."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client")
-        token = audit.client_ip.set(client[0] if client else None)
+        token = audit.client_ip.set(_client_address(scope))
         try:
-            described = _described(scope)
-            if described is None:
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
             else:
-                await app(scope, receive, _Recorder(scope, send, described).send)
+                await app(scope, receive, _Recorder(scope, send, _described(scope)).send)
         finally:
             audit.client_ip.reset(token)
 
     return middleware
 
 
+def _client_address(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return _ip_address(client[0]) if client else None
+
+
+@lru_cache(maxsize=1024)
+def _ip_address(host: str) -> str | None:
+    """`host` when it is an IP address: a trusted proxy's X-Forwarded-For could carry any text."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
 def _described(asgi_scope: Scope) -> tuple[str, str, str | None] | None:
     scope = cast(dict[str, Any], asgi_scope)
-    if scope["type"] != "http" or scope.get("method") not in _MUTATING:
+    if scope.get("method") not in _MUTATING:
         return None
     handler = scope.get("route_handler")
     opt = getattr(handler, "opt", None) or {}
@@ -109,9 +133,10 @@ def _described(asgi_scope: Scope) -> tuple[str, str, str | None] | None:
 
 
 class _Recorder:
-    """Holds the response until its audit row is committed (only 2xx/3xx responses are audited)."""
+    """Holds an audited response until its audit rows are committed: a described call's 2xx/3xx, and
+    every 401 and 403."""
 
-    def __init__(self, scope: Scope, send: Send, described: tuple[str, str, str | None]) -> None:
+    def __init__(self, scope: Scope, send: Send, described: tuple[str, str, str | None] | None) -> None:
         self._scope = cast(dict[str, Any], scope)
         self._send, self._described = send, described
         self._start: dict[str, Any] | None = None
@@ -119,7 +144,7 @@ class _Recorder:
 
     async def send(self, asgi_message: Message) -> None:
         message = cast(dict[str, Any], asgi_message)
-        if message["type"] == "http.response.start" and message["status"] < 400:
+        if message["type"] == "http.response.start" and self._audited(message["status"]):
             self._start = message
             return
         if self._start is None:
@@ -128,15 +153,29 @@ class _Recorder:
         self._body.append(message.get("body", b""))
         if message.get("more_body"):
             return
-        await self._record(b"".join(self._body))
+        await self._record(self._start["status"], b"".join(self._body))
         await self._send(cast(Message, self._start))
         await self._send({"type": "http.response.body", "body": b"".join(self._body), "more_body": False})
 
-    async def _record(self, body: bytes) -> None:
-        principal = (self._scope.get("state") or {}).get("principal")
+    def _audited(self, status: int) -> bool:
+        return status in _REFUSALS or (status < 400 and self._described is not None)
+
+    async def _record(self, status: int, body: bytes) -> None:
         core: Core | None = getattr(self._scope["app"].state, "core", None)
-        if principal is None or core is None:
+        if core is None:
             return
+        events = self._refusal_events(core, status) if status in _REFUSALS else self._success_events(core, body)
+        if not events:
+            return
+        try:
+            await audit.record_now(core, *events)
+        except Exception:  # the change itself is committed: report, do not turn it into an error
+            log.exception("audit write failed", extra={"event_type": events[0].event_type})
+
+    def _success_events(self, core: Core, body: bytes) -> list[AuditRow]:
+        principal = (self._scope.get("state") or {}).get("principal")
+        if principal is None or self._described is None:
+            return []
         event_type, resource_type, resource_id = self._described
         found = _response_fields(body)
         events = [audit.audit_event(
@@ -150,10 +189,25 @@ class _Recorder:
                 principal.workspace_id, "callback_secret.rotated", actor=principal.key_id, now=core.clock.now_ms(),
                 resource_type="queue", resource_id=resource_id,
             ))
-        try:
-            await audit.record_now(core, *events)
-        except Exception:  # the change itself is committed: report, do not turn it into an error
-            log.exception("audit write failed", extra={"event_type": event_type})
+        return events
+
+    def _refusal_events(self, core: Core, status: int) -> list[AuditRow]:
+        """`auth.forbidden` in the caller's workspace; `auth.failed` in each workspace the refused key
+        traces to, or only a log line when it traces to none (an audit row needs a workspace)."""
+        state = self._scope.get("state") or {}
+        request = {"method": self._scope["method"], "route": _plain_template(self._scope.get("path_template", "")),
+                   "path": self._scope["path"], "status": status}
+        now = core.clock.now_ms()
+        principal = state.get("principal")
+        if status == 403:
+            return [audit.forbidden_event(principal, now=now, request=request)] if principal is not None else []
+        refused: KeyRefused | None = state.get("key_refused")
+        events = audit.refused_events(refused, now=now, request=request) if refused is not None else []
+        if not events:
+            reason = refused.reason if refused is not None else "unknown"
+            log.warning("API key refused (%s) for %s %s from %s", reason, request["method"], request["path"],
+                        audit.client_ip.get(), extra={"reason": reason, **request})
+        return events
 
 
 def _response_fields(body: bytes) -> dict[str, Any]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import hmac
 import time
+from typing import Any
 
 from litestar import Request
 
 from rotor_lite.api.http import header
-from rotor_lite.errors import Forbidden, RateLimited
+from rotor_lite.errors import Forbidden, KeyRefused, RateLimited
 from rotor_lite.models import Principal, Role
 from rotor_lite.services.core import Core
 from rotor_lite.services.workspaces import Authenticator
@@ -43,7 +43,11 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     state = request.app.state
     core: Core = state.core
     authenticator: Authenticator = state.authenticator
-    principal = await authenticator.authenticate(header(request, b"authorization"), core.clock.now_ms())
+    try:
+        principal = await authenticator.authenticate(header(request, b"authorization"), core.clock.now_ms())
+    except KeyRefused as refused:
+        request.state.key_refused = refused  # the audit middleware records the refusal
+        raise
     request.state.principal = principal  # the audit middleware records who made the call
     limiter: RateLimiter = state.rate_limiter
     if limiter.per_minute:
@@ -73,3 +77,17 @@ def require_workspace_scope(principal: Principal) -> None:
 def require_admin(principal: Principal) -> None:
     if principal.role != Role.ADMIN:
         raise Forbidden(f"a {principal.role.value} key may not do this (admin only)", {"role": principal.role.value})
+
+
+async def metrics_scope(request: Request[Any, Any, Any]) -> str | None:
+    """Whose series a `/metrics` scrape sees: every workspace's (None) with the configured scrape token,
+    else those of the admin key's own workspace."""
+    core: Core = request.app.state.core
+    token = core.settings.metrics.token
+    authorization = header(request, b"authorization")
+    if token and authorization and hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
+        return None
+    principal = await provide_principal(request)
+    if principal.role is not Role.ADMIN or principal.queue_name is not None:
+        raise Forbidden("metrics need an admin key or the scrape token", {"role": principal.role.value})
+    return principal.workspace_id

@@ -17,6 +17,7 @@ from rotor_lite.clock import SystemClock
 from rotor_lite.config import Settings, load_settings
 from rotor_lite.crypto import Vault, decode_key, load_master_key
 from rotor_lite.errors import ConfigError, RotorError
+from rotor_lite.files import make_data_dir, open_private
 from rotor_lite.models import Role
 from rotor_lite.services import workspaces as service
 from rotor_lite.services.master_key import rotate_master_key as rotate_all
@@ -31,7 +32,6 @@ def _run_offline(config_file: str | None, data_dir: str | None, operation: Calla
         settings = load_settings(config_file, overrides={("storage", "data_dir"): data_dir})
     except ConfigError as exc:
         raise click.ClickException(exc.message) from exc
-    settings.data_path.mkdir(parents=True, exist_ok=True)
     conn = connect(settings.db_path, settings.storage.synchronous)
     try:
         migrate(conn)
@@ -158,8 +158,8 @@ def _settings(config_file: str | None, data_dir: str | None) -> Settings:
 @contextmanager
 def _server_stopped(data_path: Path) -> Iterator[None]:
     """Hold the data directory's server lock: a running server would keep writing under the old key."""
-    data_path.mkdir(parents=True, exist_ok=True)
-    with open(data_path / "server.lock", "a") as handle:
+    make_data_dir(data_path)
+    with os.fdopen(open_private(data_path / "server.lock", os.O_WRONLY | os.O_APPEND), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -171,7 +171,6 @@ def _stage_key_file(data_path: Path, key: str) -> Path:
     """Write the new key beside master.key (0600); it replaces it once the database is committed."""
     staged = data_path / "master.key.new"
     staged.unlink(missing_ok=True)
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
+    with os.fdopen(open_private(staged, os.O_WRONLY | os.O_EXCL), "w") as handle:
         handle.write(key.strip() + "\n")
     return staged

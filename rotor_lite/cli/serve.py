@@ -42,6 +42,10 @@ def run_server(settings: Settings, log_level: str = "info") -> int:
         app, host=settings.server.host, port=settings.server.port, log_level=log_level, access_log=False,
         loop="auto", http="httptools", lifespan="on",
         timeout_graceful_shutdown=int(settings.server.ms("drain_timeout") / 1000) or 1, backlog=4096,
+        # X-Forwarded-For is believed only from the configured proxies; none by default (uvicorn's default
+        # trusts 127.0.0.1, so any local caller could choose the address the audit log records).
+        proxy_headers=bool(settings.server.forwarded_allow_ips),
+        forwarded_allow_ips=settings.server.forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
     with _exit_normally_on_signals():

@@ -183,8 +183,9 @@ class Dispatcher:
             self._count(queue, outcome)
             self._finished.append((queue, self._settlement(queue, job, outcome)))
         except Exception:
-            # Nothing to record: the lease runs out and the job is delivered again.
-            log.exception("delivery crashed", extra={"job_id": job.id})
+            # deliver() turns every error of an attempt into an outcome, so only a bug in the bookkeeping
+            # lands here. Nothing to record: the lease runs out and the job is delivered again.
+            log.exception("delivery bookkeeping crashed", extra={"job_id": job.id})
             self._released.append(queue.rowid)
         finally:
             if self._writing < _PIPELINE:  # else the op that finishes next wakes the loop anyway
@@ -192,15 +193,16 @@ class Dispatcher:
 
     def _count(self, queue: Queue, outcome: Outcome) -> None:
         metrics = self._core.metrics
-        self._child(metrics.deliveries, queue.name, outcome.outcome).inc()
-        self._child(metrics.delivery_seconds, queue.name).observe(outcome.duration_ms / 1000)
+        self._child(metrics.deliveries, queue, outcome.outcome).inc()
+        self._child(metrics.delivery_seconds, queue).observe(outcome.duration_ms / 1000)
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """The metric's child for these labels, looked up once: `labels()` costs a lock and a dict per call."""
-        key = (id(metric), *labels)
+    def _child(self, metric: Any, queue: Queue, *labels: str) -> Any:
+        """The metric's child for the queue and these labels, looked up once: `labels()` costs a lock and a
+        dict per call. Keyed by rowid: a queue deleted and created again under its name is a new series."""
+        key = (id(metric), queue.rowid, *labels)
         child = self._metric_children.get(key)
         if child is None:
-            child = self._metric_children[key] = metric.labels(*labels)
+            child = self._metric_children[key] = metric.labels(queue.workspace_id, queue.name, *labels)
         return child
 
     def _settlement(self, queue: Queue, job: Claimed, outcome: Outcome) -> Settlement:

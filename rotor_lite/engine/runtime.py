@@ -14,6 +14,7 @@ from rotor_lite.clock import Clock, SystemClock
 from rotor_lite.config import Settings
 from rotor_lite.crypto import KEY_CHECK_PLAINTEXT, Vault, load_master_key
 from rotor_lite.errors import ConfigError
+from rotor_lite.files import make_data_dir, open_private
 from rotor_lite.engine.delivery import Deliverer
 from rotor_lite.engine.dispatcher import Dispatcher
 from rotor_lite.engine.judge import BrandToneJudge
@@ -46,7 +47,7 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         data_dir = self.settings.data_path
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(data_dir)
         self._lock_file = _lock_data_dir(data_dir)
         vault = Vault(load_master_key(self.settings.security.master_key, data_dir))
         db = await self._stack.enter_async_context(Database(self.settings.db_path, self.settings.storage.synchronous))
@@ -96,7 +97,7 @@ def _check_master_key(conn: sqlite3.Connection, vault: Vault) -> None:
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:
     """One server per data directory: a second one would deliver every job twice."""
-    handle = open(data_dir / "server.lock", "w")  # noqa: SIM115 - held for the process lifetime
+    handle = os.fdopen(open_private(data_dir / "server.lock", os.O_WRONLY | os.O_TRUNC), "w")  # held until exit
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:

@@ -10,7 +10,7 @@ import re
 import sqlite3
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
@@ -18,9 +18,10 @@ from rotor_lite.clock import iso_from_ms
 from rotor_lite.config import Settings
 from rotor_lite.errors import Forbidden, ValidationError
 from rotor_lite.ids import new_id
-from rotor_lite.models import Principal
+from rotor_lite.models import Principal, Role
 from rotor_lite.netguard import check_callback_url
 from rotor_lite.schemas import AlertsUpdate
+from rotor_lite.services import secrets
 from rotor_lite.services.core import Core
 from rotor_lite.store import webhooks as webhook_store
 from rotor_lite.store.outbox import DeliveryRow, OutboxEvent
@@ -34,16 +35,25 @@ def _context(workspace_id: str) -> bytes:
     return _CONTEXT + b":" + workspace_id.encode()
 
 
-def alerts_out(core: Core, row: AlertRow | None) -> dict[str, Any]:
-    """`{email, slackWebhookUrl, updatedAt, smtpConfigured}`."""
+def alerts_out(core: Core, principal: Principal, row: AlertRow | None) -> dict[str, Any]:
+    """`{email, slackWebhookUrl, updatedAt, smtpConfigured}`; the Slack URL is a credential: only an admin
+    sees it whole, other roles a hint of it."""
     slack = None
     if row is not None and row.slack_url is not None:
         slack = core.vault.decrypt_text(row.slack_url, _context(row.workspace_id))
+        slack = slack if principal.role is Role.ADMIN else _url_hint(slack)
     return {
         "email": row.email if row else None, "slackWebhookUrl": slack,
         "updatedAt": iso_from_ms(row.updated_at) if row else None,
         "smtpConfigured": bool(core.settings.alerts.smtp.host),
     }
+
+
+def _url_hint(url: str) -> str:
+    """Origin and first path segment, then a hint of the rest (where the secret is), as secrets are shown."""
+    parts = urlsplit(url)
+    first, _, rest = parts.path.lstrip("/").partition("/")
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/{first}/{secrets.hint(rest)}"
 
 
 def _scope(principal: Principal) -> str:
@@ -91,6 +101,8 @@ def _check_slack_url(settings: Settings, url: str | None) -> str | None:
         return None
     prefixes = settings.alerts.slack_url_prefixes
     assert isinstance(prefixes, list)
+    if url.endswith(secrets.HINT_END):
+        raise ValidationError("slackWebhookUrl is a stored URL's hint: send the whole URL", field="slackWebhookUrl")
     # The prefixes may let in any host: the SSRF guard applies as to every outbound URL.
     check_callback_url(url, allow_private=settings.callbacks.allow_private_networks, field="slackWebhookUrl")
     if not any(url.startswith(prefix) for prefix in prefixes):

@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from rotor_lite.clock import iso_from_ms
-from rotor_lite.errors import Forbidden, ValidationError
+from rotor_lite.clock import iso, iso_from_ms
+from rotor_lite.errors import Forbidden, KeyRefused, ValidationError
 from rotor_lite.ids import new_id
 from rotor_lite.models import Principal
 from rotor_lite.services.core import Core
@@ -27,10 +27,12 @@ from rotor_lite.store import audit as audit_store
 from rotor_lite.store.audit import AuditFilter, AuditRow
 
 SYSTEM = "system"
+ANONYMOUS = "anonymous"  # the actor of a refused key that matches no key
 CSV_COLUMNS = (
     "id", "workspace_id", "event_type", "actor_id", "resource_type", "resource_id", "metadata", "occurred_at",
     "ip_address",
 )
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
 # The client address of the API request being served (set by the API's audit middleware).
 client_ip: ContextVar[str | None] = ContextVar("rotor_client_ip", default=None)
 
@@ -46,6 +48,22 @@ def audit_event(
         metadata=msgspec.json.encode(dict(metadata or {})).decode(), occurred_at=now,
         ip_address=ip if ip is not None else client_ip.get(),
     )
+
+
+def refused_events(refused: KeyRefused, *, now: int, request: Mapping[str, Any]) -> list[AuditRow]:
+    """`auth.failed` in each workspace the refused key traces to; never any of the key but its public prefix."""
+    metadata = {"reason": refused.reason, "key_prefix": refused.key_prefix, **request}
+    return [
+        audit_event(workspace_id, "auth.failed", actor=refused.key_id or ANONYMOUS, now=now,
+                    resource_type="api_key", resource_id=refused.key_id, metadata=metadata)
+        for workspace_id in refused.workspace_ids
+    ]
+
+
+def forbidden_event(principal: Principal, *, now: int, request: Mapping[str, Any]) -> AuditRow:
+    """`auth.forbidden`: the caller's key may not do what it asked."""
+    return audit_event(principal.workspace_id, "auth.forbidden", actor=principal.key_id, now=now,
+                       metadata={"role": principal.role.value, **request})
 
 
 def record(conn: sqlite3.Connection, *events: AuditRow) -> None:
@@ -118,13 +136,21 @@ async def _csv(core: Core, workspace_id: str, filters: AuditFilter) -> AsyncIter
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     async for rows in audit_store.stream(core.db, workspace_id, filters):
-        writer.writerows(
-            (r.id, r.workspace_id, r.event_type, r.actor_id, r.resource_type or "", r.resource_id or "", r.metadata,
-             iso_from_ms(r.occurred_at), r.ip_address or "")
-            for r in rows
-        )
+        writer.writerows(csv_row(r) for r in rows)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue().encode()
+
+
+def csv_row(r: AuditRow) -> list[str]:
+    """One event's cells (CSV_COLUMNS), each safe to open in a spreadsheet."""
+    cells = (r.id, r.workspace_id, r.event_type, r.actor_id, r.resource_type or "", r.resource_id or "", r.metadata,
+             iso(r.occurred_at), r.ip_address or "")
+    return [_as_text(cell) for cell in cells]
+
+
+def _as_text(cell: str) -> str:
+    # A spreadsheet runs a cell starting like a formula; a leading quote makes it text (OWASP, CSV Injection).
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell

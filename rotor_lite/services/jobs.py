@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -22,6 +24,7 @@ from rotor_lite.models import (
     CANCELLABLE_STATES, RETRYABLE_STATES, STATE_ALIASES, Attempt, Job, JobState, Principal, Queue, public_state,
 )
 from rotor_lite.schemas import BatchCreate, JobCreate
+from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
@@ -29,6 +32,8 @@ from rotor_lite.store import jobs as job_store
 MAX_TAGS, MAX_TAG_LENGTH, MAX_KEY_LENGTH, MAX_BATCH = 10, 64, 256, 1000
 MAX_DELAY_MS = 366 * 86_400_000
 _PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: ids travel in headers (x-rotor-job-id) and logs
+_PAYLOAD = attrgetter("payload")
 
 
 class Enqueued(msgspec.Struct, kw_only=True):
@@ -42,6 +47,8 @@ async def enqueue(core: Core, principal: Principal, queue_name: str, spec: JobCr
     now = core.clock.now_ms()
     explicit = _explicit_id(spec, header_key)
     job = build_job(core, queue, spec, explicit or new_id("job", now), now, "")
+    if vault.MARKER_BYTES in job.payload:
+        await vault.require_known(core, queue.workspace_id, [("payload", spec.payload)])
     result = await _insert(core, queue, [job], {explicit} if explicit else set(), strict=spec.strict)
     return result[0]
 
@@ -63,6 +70,10 @@ async def enqueue_batch(core: Core, principal: Principal, queue_name: str, spec:
                 raise ValidationError(f"job id '{job_id}' appears twice in the batch", field=f"jobs[{i}].jobId")
             explicit.add(job_id)
         jobs.append(build_job(core, queue, job_spec, job_id or next(generated), now, f"jobs[{i}]."))
+    if vault.MARKER_BYTES in b"".join(map(_PAYLOAD, jobs)):  # one search for the batch: no JSON text ends in "$"
+        templated = [(f"jobs[{i}].payload", s.payload) for i, (s, j) in enumerate(zip(spec.jobs, jobs))
+                     if vault.MARKER_BYTES in j.payload]
+        await vault.require_known(core, queue.workspace_id, templated)
     return await _insert(core, queue, jobs, explicit, strict=False)
 
 
@@ -98,7 +109,13 @@ def _check_key(key: str, field: str) -> str:
         raise ValidationError(f"{field} must be 1 to {MAX_KEY_LENGTH} characters", field=field)
     if "/" in key:  # a job id is a URL path segment: /v1/queues/:name/jobs/:id
         raise ValidationError(f"{field} must not contain '/'", field=field)
-    return key
+    return _check_printable(key, field)
+
+
+def _check_printable(text: str, field: str) -> str:
+    if _CONTROL.search(text):
+        raise ValidationError(f"{field} must not contain control characters", field=field)
+    return text
 
 
 def build_job(core: Core, queue: Queue, spec: JobCreate, job_id: str, now: int, where: str = "") -> Job:
@@ -156,13 +173,16 @@ def _check_tags(tags: list[str] | None, where: str) -> list[str]:
     for tag in tags:
         if not tag or len(tag) > MAX_TAG_LENGTH:
             raise ValidationError(f"each tag must be 1 to {MAX_TAG_LENGTH} characters", field=f"{where}tags")
+        _check_printable(tag, f"{where}tags")
     return list(dict.fromkeys(tags))
 
 
 def _check_concurrency_key(key: str | None, where: str) -> str | None:
-    if key is not None and (not key or len(key) > MAX_KEY_LENGTH):
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationError(f"concurrencyKey must be 1 to {MAX_KEY_LENGTH} characters", field=f"{where}concurrencyKey")
-    return key
+    return _check_printable(key, f"{where}concurrencyKey")
 
 
 def _check_priority(priority: int, where: str) -> int:
@@ -302,7 +322,7 @@ class _Group:
             outcomes = list(await asyncio.gather(*(_write_alone(core, queue, r) for r in self.requests)))
         created = sum(len(r.jobs) - len(o) for r, o in zip(self.requests, outcomes) if not isinstance(o, Exception))
         if created:
-            core.metrics.enqueued.labels(queue.name).inc(created)
+            core.metrics.enqueued.labels(queue.workspace_id, queue.name).inc(created)
             core.on_jobs_ready()
         return outcomes
 

@@ -12,6 +12,7 @@ from rotor_lite.ids import new_callback_secret
 from rotor_lite.models import COUNT_KEYS, BackoffType, JobState, Principal, Queue, QueueState
 from rotor_lite.netguard import check_callback_url
 from rotor_lite.schemas import QUEUE_NAME, DefaultJobOptions, QueueCreate, QueueUpdate
+from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
@@ -46,6 +47,7 @@ async def create_queue(core: Core, principal: Principal, spec: QueueCreate) -> t
         callback_secret=None, approval_required=spec.approval_required,
         timeout_ms=_timeout_ms(core, spec.timeout_seconds), state=QueueState.ACTIVE, created_at=now, updated_at=now,
     )
+    await vault.require_known(core, principal.workspace_id, _callback_texts(spec.callback_url, spec.callback_headers))
     secret = new_callback_secret() if spec.callback_url or spec.rotate_callback_secret else None
     queue.callback_secret = secret
     blob = _encrypt(core, secret)
@@ -81,6 +83,8 @@ async def update_queue(core: Core, principal: Principal, name: str, spec: QueueU
         updated.timeout_ms = _timeout_ms(core, spec.timeout_seconds)
     if spec.state is not None:
         updated.state = QueueState(spec.state)
+    given_url = None if spec.callback_url is msgspec.UNSET else spec.callback_url
+    await vault.require_known(core, current.workspace_id, _callback_texts(given_url, spec.callback_headers))
     secret = None
     if spec.rotate_callback_secret or (updated.callback_url and current.callback_secret is None):
         secret = updated.callback_secret = new_callback_secret()
@@ -106,6 +110,7 @@ async def delete_queue(core: Core, principal: Principal, name: str) -> None:
 
     await core.db.write(delete)
     core.queues.remove(queue)
+    core.metrics.forget_queue(queue.workspace_id, queue.name)
     core.on_schedules_changed()
 
 
@@ -199,6 +204,11 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
                 field="callback_headers", header=key,
             )
     return headers
+
+
+def _callback_texts(url: str | None, headers: dict[str, str] | None) -> list[tuple[str, str]]:
+    """The callback settings that may hold `${{ secrets.NAME }}`, with their field names."""
+    return [("callback_url", url or ""), *(("callback_headers", value) for value in (headers or {}).values())]
 
 
 def _encrypt(core: Core, secret: str | None) -> bytes | None:

@@ -76,7 +76,7 @@ def start_run(
     run.rowid = store.insert_run(conn, run, due_at=now)
     if replay_of is not None:
         store.copy_completed_steps(conn, replay_of.rowid, run.rowid)
-    core.metrics.runs_started.inc()
+    core.metrics.runs_started.labels(fn.workspace_id, fn.id).inc()
     core.workflows.on_ready()
     return run
 
@@ -96,7 +96,7 @@ def finish(
     _tell_parent(core, conn, run, status, output, error, now)
     _schedule_hook(core, conn, run, status, now)
     _emit(core, conn, run, status, output, error_text, now)
-    core.metrics.runs_finished.labels(status.value).inc()
+    core.metrics.runs_finished.labels(run.workspace_id, run.function_id, status.value).inc()
     return True
 
 

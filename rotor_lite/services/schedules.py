@@ -19,6 +19,7 @@ from rotor_lite.errors import Conflict, NotFound, PayloadTooLarge, QuotaExceeded
 from rotor_lite.ids import is_valid_id, new_id
 from rotor_lite.models import Attempt, Claimed, Job, JobState, Principal, Queue, Schedule, ScheduleRun
 from rotor_lite.schemas import QUEUE_NAME, JobCreate, ScheduleCreate, SchedulePreview, ScheduleUpdate
+from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core
 from rotor_lite.services.function_schedules import fire_function
 from rotor_lite.services.jobs import build_job, parse_timestamp, write_new_jobs
@@ -70,7 +71,7 @@ async def create_schedule(core: Core, principal: Principal, spec: ScheduleCreate
     queue = core.queue_for(principal, _queue_name(spec))
     cron, zone = check_cron_and_zone(spec.cron, spec.timezone)
     payload = _payload_of(spec.payload, spec.job_data)
-    payload = _payload_bytes(core, {} if payload is msgspec.UNSET else payload)
+    payload = await _payload_bytes(core, queue.workspace_id, {} if payload is msgspec.UNSET else payload)
     now = core.clock.now_ms()
     schedule_id = new_id("sched", now)
     schedule = Schedule(
@@ -127,7 +128,7 @@ async def update_schedule(core: Core, principal: Principal, key: str, spec: Sche
         )
     payload = _payload_of(spec.payload, spec.job_data)
     if payload is not msgspec.UNSET:
-        updated.payload = _payload_bytes(core, payload)
+        updated.payload = await _payload_bytes(core, current.workspace_id, payload)
     if spec.enabled is not msgspec.UNSET:
         updated.enabled = spec.enabled
     return await _save(core, current, updated)
@@ -303,7 +304,7 @@ async def _tick_job(core: Core, queue: Queue, schedule: Schedule, at: int) -> Jo
 def _after_enqueue(core: Core, fired: list[Schedule]) -> None:
     for schedule in fired:
         if schedule.function_id is None:  # a cron function's tick started a run, not a job
-            core.metrics.enqueued.labels(queue_name_of(core, schedule)).inc()
+            core.metrics.enqueued.labels(schedule.workspace_id, queue_name_of(core, schedule)).inc()
     if fired:
         core.on_jobs_ready()
 
@@ -432,11 +433,13 @@ def _payload_of(payload: Any, job_data: Any) -> Any:
     return payload if payload is not msgspec.UNSET else job_data
 
 
-def _payload_bytes(core: Core, payload: Any) -> bytes:
+async def _payload_bytes(core: Core, workspace_id: str, payload: Any) -> bytes:
     encoded = msgspec.json.encode(payload)
     limit = core.settings.limits.max_payload_bytes
     if len(encoded) > limit:
         raise PayloadTooLarge(f"payload is {len(encoded)} bytes; the limit is {limit}", {"limit": limit})
+    if vault.MARKER_BYTES in encoded:
+        await vault.require_known(core, workspace_id, [("payload", payload)])
     return encoded
 
 

@@ -30,7 +30,9 @@ NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 MAX_NAME, MAX_VALUE, MAX_SECRETS = 128, 64 * 1024, 1000
 TEMPLATE = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
 MARKER = "${{"
+MARKER_BYTES = MARKER.encode()  # a cheap first test on encoded JSON before looking for templates
 _ACCESS_EVERY_MS = 60_000
+HINT_END = "…"
 
 
 def context(workspace_id: str, name: str) -> bytes:
@@ -40,7 +42,7 @@ def context(workspace_id: str, name: str) -> bytes:
 
 def hint(value: str) -> str:
     """At most the first 5 characters, never more than a third of the value, then an ellipsis."""
-    return value[: min(5, len(value) // 3)] + "…"
+    return value[: min(5, len(value) // 3)] + HINT_END
 
 
 def secret_out(row: SecretRow) -> dict[str, Any]:
@@ -133,6 +135,23 @@ async def delete_secret(core: Core, principal: Principal, name: str) -> None:
 
     await core.db.write(delete)
     _invalidate(core, principal.workspace_id, name)
+
+
+async def require_known(core: Core, workspace_id: str, texts: Iterable[tuple[str, Any]]) -> None:
+    """Refuse (422) a template naming a secret the workspace lacks, where it is written rather than at dispatch.
+
+    `texts` are (field, string or decoded JSON) pairs; the error names the secret and the first field naming it.
+    """
+    referenced: dict[str, str] = {}
+    for field, value in texts:
+        for name in sorted(payload_names(value)):
+            referenced.setdefault(name, field)
+    if not referenced:
+        return
+    found = await secret_store.names_among(core.db, workspace_id, list(referenced))
+    for name, field in referenced.items():
+        if name not in found:
+            raise ValidationError(f"unknown secret {name}", field=field, secret=name)
 
 
 def _invalidate(core: Core, workspace_id: str, name: str) -> None:

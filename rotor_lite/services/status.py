@@ -49,8 +49,7 @@ async def usage(core: Core, principal: Principal) -> dict[str, Any]:
     }
 
 
-async def refresh_queue_gauges(core: Core) -> None:
-    """Set the per-queue, per-state job gauges just before a scrape."""
-    for queue in core.queues.all():
-        for state, count in (await queue_counts(core, queue)).items():
-            core.metrics.jobs.labels(queue.name, state).set(count)
+async def metrics_text(core: Core, workspace_id: str | None) -> bytes:
+    """The Prometheus text of one workspace's queues, or of every workspace's (None)."""
+    queues = core.queues.all() if workspace_id is None else core.queues.of_workspace(workspace_id)
+    return core.metrics.render({(q.workspace_id, q.name): await queue_counts(core, q) for q in queues}, workspace_id)

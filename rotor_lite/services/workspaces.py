@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from typing import Any
 
 import msgspec
 
-from rotor_lite.errors import Conflict, Unauthorized, ValidationError, WorkspaceNotFound
+from rotor_lite.errors import Conflict, KeyRefused, ValidationError, WorkspaceNotFound
 from rotor_lite.ids import new_api_key, new_id
 from rotor_lite.models import Principal, Role
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.db import Database
 
 DEFAULT_WORKSPACE = "default"
+KEY_PREFIX_LENGTH = 10  # `rt_ws_` and 4 random characters: the public part of a key
 _CACHE_SECONDS = 10.0
 _TOUCH_EVERY_MS = 60_000
 
@@ -68,8 +70,8 @@ def _insert_key(
     key = key or new_api_key("ws")
     key_id = new_id("key", now)
     ws_store.insert_api_key(
-        conn, id=key_id, workspace_id=ws_id, key_hash=hash_key(key), key_prefix=key[:10], label=label,
-        role=role.value, queue_name=None, created_at=now, expires_at=None,
+        conn, id=key_id, workspace_id=ws_id, key_hash=hash_key(key), key_prefix=key[:KEY_PREFIX_LENGTH],
+        label=label, role=role.value, queue_name=None, created_at=now, expires_at=None,
     )
     return CreatedKey(id=key_id, workspace_id=ws_id, workspace_name=ws_name, key=key, label=label, role=role.value)
 
@@ -83,15 +85,17 @@ class Authenticator:
         self._touched: dict[str, int] = {}
 
     async def authenticate(self, authorization: str | None, now_ms: int) -> Principal:
+        """The key's principal, or KeyRefused saying why not and whose key it is when that is known."""
         if not authorization or not authorization.startswith("Bearer "):
-            raise Unauthorized("missing bearer token: send 'Authorization: Bearer <api key>'")
+            raise KeyRefused("missing bearer token: send 'Authorization: Bearer <api key>'", "missing")
         token = authorization[7:].strip()
         cached = self._cache.get(token)  # by the token itself: hashing it cost more than the rest of this call
         if cached is None or cached[0] < time.monotonic():
             cached = await self._load(token)
         _, principal, expires_at = cached
         if expires_at is not None and expires_at <= now_ms:
-            raise Unauthorized("API key has expired")
+            raise KeyRefused("API key has expired", "expired", key_id=principal.key_id,
+                             key_prefix=token[:KEY_PREFIX_LENGTH], workspace_ids=(principal.workspace_id,))
         await self._touch(principal.key_id, now_ms)
         return principal
 
@@ -99,11 +103,21 @@ class Authenticator:
         row = await ws_store.api_key_by_hash(self._db, hash_key(token))
         if row is None or row[5] is not None:
             self._cache.pop(token, None)
-            raise Unauthorized("invalid API key")
+            raise await self._refusal(token, row)
         principal = Principal(key_id=row[0], workspace_id=row[1], role=Role(row[2]), queue_name=row[3])
         entry = (time.monotonic() + _CACHE_SECONDS, principal, row[4])
         self._cache[token] = entry
         return entry
+
+    async def _refusal(self, token: str, revoked: Any) -> KeyRefused:
+        prefix = token[:KEY_PREFIX_LENGTH]
+        if revoked is not None:
+            return KeyRefused("invalid API key", "revoked", key_id=revoked[0], key_prefix=prefix,
+                              workspace_ids=(revoked[1],))
+        # An unknown key whose public prefix is a real key's (a mistyped or forged key) is still
+        # traced to that key's workspace; any other part of an unknown key is never kept.
+        owners = await ws_store.workspaces_with_key_prefix(self._db, prefix)
+        return KeyRefused("invalid API key", "invalid", key_prefix=prefix if owners else None, workspace_ids=owners)
 
     async def _touch(self, key_id: str, now_ms: int) -> None:
         if now_ms - self._touched.get(key_id, 0) < _TOUCH_EVERY_MS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from rotor_lite.errors import RotorError, Unavailable
+from rotor_lite.files import make_data_dir, open_private, tighten
 
 T = TypeVar("T")
 WriteOp = Callable[[sqlite3.Connection], Any]
@@ -34,6 +36,7 @@ _STOP = object()
 
 def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     """A configured synchronous connection (WAL, busy timeout, foreign keys)."""
+    _own_database_files(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -42,6 +45,15 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the hot partial indexes fit; RSS stays low
     conn.execute("PRAGMA temp_store=MEMORY")
     return conn
+
+
+def _own_database_files(path: Path) -> None:
+    """Create the database owner-only before SQLite does (with 0644): the -wal and -shm files SQLite
+    creates take the database file's mode. Those an older version left readable are tightened."""
+    make_data_dir(path.parent)
+    os.close(open_private(path, os.O_RDWR))
+    for suffix in ("-wal", "-shm"):
+        tighten(path.with_name(path.name + suffix))
 
 
 def conditions(*clauses: tuple[str, Any]) -> tuple[str, list[Any]]:
@@ -109,7 +121,6 @@ class Database:
         self._write_conn: sqlite3.Connection | None = None
 
     async def __aenter__(self) -> Database:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_conn = connect(self.path, self.synchronous)
         migrate(self._write_conn)
         self._thread = threading.Thread(target=self._run_writer, name="rotor-writer", daemon=True)

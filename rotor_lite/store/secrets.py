@@ -70,6 +70,13 @@ async def fetch(db: Database, workspace_id: str, names: Sequence[str]) -> list[S
     return [_from_row(row) for row in rows]
 
 
+async def names_among(db: Database, workspace_id: str, names: Sequence[str]) -> set[str]:
+    """The names among `names` that exist."""
+    marks = ",".join("?" * len(names))
+    rows = await db.fetchall(f"SELECT name FROM secret WHERE workspace_id = ? AND name IN ({marks})", [workspace_id, *names])
+    return {row[0] for row in rows}
+
+
 async def list_all(db: Database, workspace_id: str) -> list[SecretRow]:
     rows = await db.fetchall(f"SELECT {_COLUMNS} FROM secret WHERE workspace_id = ? ORDER BY name", (workspace_id,))
     return [_from_row(row) for row in rows]

@@ -45,6 +45,14 @@ async def api_key_by_hash(db: Database, key_hash: str) -> Any:
     )
 
 
+async def workspaces_with_key_prefix(db: Database, key_prefix: str) -> tuple[str, ...]:
+    """The workspaces holding a key with this public prefix (to attribute a refused key)."""
+    rows = await db.fetchall(
+        "SELECT DISTINCT workspace_id FROM api_key WHERE key_prefix = ? ORDER BY workspace_id", (key_prefix,)
+    )
+    return tuple(row[0] for row in rows)
+
+
 def touch_api_key(conn: sqlite3.Connection, key_id: str, now: int) -> None:
     conn.execute("UPDATE api_key SET last_used_at = ? WHERE id = ?", (now, key_id))
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.helpers import Receiver, Reply, ServerProcess, free_port, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, free_port, offline, wait_until
 
 
 class Mailbox:
@@ -80,3 +80,22 @@ def test_alert_settings_are_validated(server: ServerProcess) -> None:
         ok = http.put("/v1/alerts", json={"slack_webhook_url": "https://hooks.slack.com/services/T/B/x"})
         assert ok.status_code == 200 and ok.json()["email"] is None
         assert http.put("/v1/alerts", json={}).json()["slackWebhookUrl"] is None
+
+
+def test_the_slack_url_is_shown_whole_to_admins_only(server: ServerProcess) -> None:
+    url = "https://hooks.slack.com/services/T01234567/B01234567/abcdefghijklmnopqrstuvwx"
+    hint = "https://hooks.slack.com/services/T0123…"  # the path's secret part cut as secrets' hints are
+    viewer, developer = (offline(server.data_dir, "keys", "create", "--workspace", "default", "--role", role)["key"]
+                         for role in ("viewer", "developer"))
+    with server.client() as admin:
+        assert admin.put("/v1/alerts", json={"slackWebhookUrl": url}).json()["slackWebhookUrl"] == url
+        assert admin.get("/v1/alerts").json()["slackWebhookUrl"] == url
+    for key in (viewer, developer):
+        with server.client(key) as http:
+            assert http.get("/v1/alerts").json()["slackWebhookUrl"] == hint
+    with server.client(developer) as http:
+        assert http.put("/v1/alerts", json={"slackWebhookUrl": url}).json()["slackWebhookUrl"] == hint
+        echoed = http.put("/v1/alerts", json={"slackWebhookUrl": hint})  # the hint sent back is not a URL
+        assert echoed.status_code == 422 and echoed.json()["error"]["details"]["field"] == "slackWebhookUrl"
+    with server.client() as admin:
+        assert admin.get("/v1/alerts").json()["slackWebhookUrl"] == url

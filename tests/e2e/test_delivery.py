@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from itertools import pairwise
@@ -194,6 +196,46 @@ def test_a_callback_slower_than_timeout_seconds_is_a_timeout(
     assert failed["failReason"]
 
 
+def stalled_total(server: ServerProcess, scrape_token: str) -> float:
+    scraped = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {scrape_token}"}).text
+    [value] = [line.split()[-1] for line in scraped.splitlines() if line.startswith("rotor_jobs_stalled_total")]
+    return float(value)
+
+
+def test_a_delivery_that_raises_is_a_failed_attempt_never_a_stalled_job(
+    make_server: Callable[..., ServerProcess], receiver: Receiver
+) -> None:
+    """A secret holding a line break, put in a header, makes the HTTP client raise outside its network errors."""
+    server = make_server(ROTOR_METRICS_TOKEN="scrape-token-for-the-test")
+    with server.client() as http:
+        assert http.post("/v1/secrets", json={"name": "PEM_LINE", "value": "-----BEGIN KEY-----\r\nMIIB"}).status_code == 201
+        queue = {"callback_url": receiver.url("/raises"), "callback_headers": {"X-Key": "${{ secrets.PEM_LINE }}"},
+                 "timeout_seconds": 1, "defaultJobOptions": {"backoff": {"type": "fixed", "delay": 10}}}
+        assert http.post("/v1/queues", json={"name": "raises", "retry_attempts": 2, **queue}).status_code == 201
+        assert http.post("/v1/queues", json={"name": "waits", "retry_attempts": 2, **queue,
+                                             "defaultJobOptions": {"backoff": {"type": "fixed", "delay": 600_000}}}).status_code == 201
+        job_id = enqueue(http, "raises")
+        waiting_id = enqueue(http, "waits")
+
+        failed = wait_for_state(http, "raises", job_id, "failed")
+        assert failed["attempts"] == 2 and [a["outcome"] for a in failed["attemptLog"]] == ["error", "error"]
+        assert failed["failReason"].startswith("internal error: ValueError: "), failed["failReason"]
+        assert len(failed["failReason"]) <= 300 and "MIIB" not in json.dumps(failed)
+        assert [job["id"] for job in http.get("/v1/dlq", params={"queue": "raises"}).json()["data"]] == [job_id]
+        assert http.post(f"/v1/queues/raises/jobs/{job_id}/retry").status_code == 200
+
+        delayed = wait_for_state(http, "waits", waiting_id, "delayed")  # between its attempts, not stuck in active
+        assert delayed["attempts"] == 1
+        cancelled = http.delete(f"/v1/queues/waits/jobs/{waiting_id}")
+        assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+        wait_for_state(http, "raises", job_id, "failed")
+        assert stalled_total(server, "scrape-token-for-the-test") == 0
+    assert receiver.for_path("/raises") == []
+    log = server.log()
+    assert log.count(f"{job_id}' raised internal error: ValueError") == 4, log  # once per attempt: 2, 2 after the retry
+    assert len(log.splitlines()) < 200 and "MIIB" not in log
+
+
 def test_a_redirect_is_not_followed(http: httpx.Client, receiver: Receiver, make_queue: QueueMaker) -> None:
     receiver.script("/moved", Reply(302, b"", headers={"Location": receiver.url("/target")}))
     name = make_queue(receiver.url("/moved"), retry_attempts=1)["name"]
@@ -225,13 +267,52 @@ def test_result_keeps_json_as_json_and_text_as_a_string(
     assert wait_for_state(http, name, job_id, "completed")["result"] == expected
 
 
+TRUNCATED = "…[truncated]"  # how a result cut at 64 KiB (or at the timeout) ends
+
+
 def test_a_result_beyond_64_kib_is_cut_to_64_kib(http: httpx.Client, receiver: Receiver, make_queue: QueueMaker) -> None:
     receiver.script("/big", Reply(200, b"x" * (100 * 1024)))
     name = make_queue(receiver.url("/big"))["name"]
     job_id = enqueue(http, name)
 
     result = wait_for_state(http, name, job_id, "completed")["result"]
-    assert isinstance(result, str) and 0 < len(result.encode()) <= 64 * 1024
+    assert result == "x" * (64 * 1024 - len(TRUNCATED.encode())) + TRUNCATED
+
+
+def test_a_json_result_that_arrives_in_chunks_is_kept_whole(
+    http: httpx.Client, receiver: Receiver, make_queue: QueueMaker
+) -> None:
+    answer = {"rows": [{"id": n, "name": f"contact {n}", "ok": n % 3 == 0} for n in range(800)]}
+    body = json.dumps(answer).encode()
+    assert 30_000 < len(body) < 64 * 1024
+    receiver.script("/chunks", Reply(200, body, chunk=4096, chunk_delay=0.02))
+    name = make_queue(receiver.url("/chunks"))["name"]
+
+    assert wait_for_state(http, name, enqueue(http, name), "completed")["result"] == answer
+
+
+def test_an_endless_result_completes_the_job_with_64_kib_marked_truncated(
+    http: httpx.Client, receiver: Receiver, make_queue: QueueMaker
+) -> None:
+    receiver.script("/endless", Reply(200, b"y" * 4096, chunk=4096, endless=True))
+    name = make_queue(receiver.url("/endless"), timeout_seconds=60)["name"]
+    started = time.monotonic()
+
+    job = wait_for_state(http, name, enqueue(http, name), "completed", timeout=20)
+    assert time.monotonic() - started < 20  # long before the queue's 60 s timeout
+    assert job["result"] == "y" * (64 * 1024 - len(TRUNCATED.encode())) + TRUNCATED
+
+
+def test_a_2xx_body_still_arriving_at_the_timeout_completes_with_what_arrived(
+    http: httpx.Client, receiver: Receiver, make_queue: QueueMaker
+) -> None:
+    receiver.script("/trickle", Reply(200, b"z" * 10, chunk=10, chunk_delay=0.1, endless=True))
+    name = make_queue(receiver.url("/trickle"), timeout_seconds=1)["name"]
+
+    job = wait_for_state(http, name, enqueue(http, name), "completed")
+    result = job["result"]
+    assert result.endswith(TRUNCATED) and 10 <= len(result) - len(TRUNCATED) < 64 * 1024, result
+    assert set(result.removesuffix(TRUNCATED)) == {"z"} and job["attempts"] == 1
 
 
 def test_callback_headers_are_sent_with_every_delivery(

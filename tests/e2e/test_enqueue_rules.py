@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -112,6 +113,50 @@ def test_idempotency_key_field_means_the_same_as_job_id(http: httpx.Client, fiel
     by_job_id = http.post(f"/v1/queues/{queue}/jobs", json={"jobId": "welcome:user_1"})
     assert by_job_id.status_code == 200 and by_job_id.json()["duplicate"] is True
     assert job_count(http, queue) == 1
+
+
+CONTROL_CHARACTERS = ["a\r\nx-injected: 1", "a\x00b", "a\x1bb", "a\x7fb", "a\x85b"]
+
+
+@pytest.mark.parametrize("key", CONTROL_CHARACTERS, ids=["crlf", "nul", "esc", "del", "c1-nel"])
+@pytest.mark.parametrize(
+    "where", ["jobId", "idempotencyKey", "idempotencyKeys", "batch-jobId", "concurrencyKey", "tags"]
+)
+def test_ids_and_keys_with_control_characters_are_422_and_create_nothing(http: httpx.Client, where: str, key: str) -> None:
+    queue = new_queue(http)
+    jobs = f"/v1/queues/{queue}/jobs"
+    response = {
+        "jobId": lambda: http.post(jobs, json={"jobId": key}),
+        "idempotencyKey": lambda: http.post(jobs, json={"idempotencyKey": key}),
+        "idempotencyKeys": lambda: http.post(f"{jobs}/batch", json={"jobs": [{}, {}], "idempotencyKeys": ["ok", key]}),
+        "batch-jobId": lambda: http.post(f"{jobs}/batch", json={"jobs": [{"jobId": "ok"}, {"jobId": key}]}),
+        "concurrencyKey": lambda: http.post(jobs, json={"concurrencyKey": key}),
+        "tags": lambda: http.post(jobs, json={"tags": ["ok", key]}),
+    }[where]()
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert "control character" in error["message"], error
+    assert job_count(http, queue) == 0
+
+
+@pytest.mark.parametrize("value", [b"a\x85b", b"a\x01b", b"a\x00b"], ids=["c1-nel", "soh", "nul"])
+def test_an_idempotency_key_header_with_a_control_character_is_refused(shared_server: ServerProcess, value: bytes) -> None:
+    """Sent byte for byte: HTTP clients refuse to put such bytes in a header, a hostile client does not."""
+    with shared_server.client() as http:
+        queue = new_queue(http)
+    body = b'{"payload": {}}'
+    request = (
+        f"POST /v1/queues/{queue}/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {shared_server.api_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    ).encode() + b"Idempotency-Key: " + value + b"\r\n\r\n" + body
+    with socket.create_connection(("127.0.0.1", shared_server.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert status in (400, 422), answer  # the HTTP parser may refuse the request before rotor-lite sees it
+    with shared_server.client() as http:
+        assert job_count(http, queue) == 0
 
 
 # Batches --------------------------------------------------------------------------------------
@@ -319,6 +364,63 @@ def test_a_body_that_is_not_a_json_object_is_422(http: httpx.Client, content: by
     assert_error(http.post("/v1/queues", content=content, headers=headers), 422, "VALIDATION_ERROR")
 
 
+def nested(depth: int) -> Any:
+    """A JSON value `depth` levels of objects and arrays deep."""
+    value: Any = "leaf"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def deep_body(depth: int) -> bytes:
+    """The encoding of `nested(depth)` without recursion (json.dumps cannot nest 100,000 levels)."""
+    opens = "".join('[' if level % 2 else '{"k":' for level in reversed(range(depth)))
+    closes = "".join(']' if level % 2 else '}' for level in range(depth))
+    return f'{opens}"leaf"{closes}'.encode()
+
+
+def test_deep_body_is_nested() -> None:
+    assert json.loads(deep_body(7)) == nested(7)
+
+
+def test_a_payload_nesting_64_levels_is_accepted_in_every_route(http: httpx.Client) -> None:
+    queue = new_queue(http)
+    payload = nested(64)
+    single = http.post(f"/v1/queues/{queue}/jobs", json={"payload": payload})
+    assert single.status_code == 201, single.text
+    assert http.get(f"/v1/queues/{queue}/jobs/{single.json()['id']}").json()["payload"] == payload
+    batch = http.post(f"/v1/queues/{queue}/jobs/batch", json={"jobs": [{"payload": payload}] * 2})
+    assert batch.status_code == 201, batch.text
+    schedule = {"queue": queue, "cron": "0 0 1 1 *", "timezone": "UTC", "payload": payload, "enabled": False}
+    assert http.post("/v1/schedules", json=schedule).status_code == 201
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 100_000])
+@pytest.mark.parametrize("route", ["job", "job-camelCase", "batch", "schedule", "schedule-update", "guardrails", "queue"])
+def test_json_nested_deeper_than_64_levels_is_422_naming_the_limit(http: httpx.Client, route: str, depth: int) -> None:
+    queue = new_queue(http)
+    payload = deep_body(depth)
+    schedule = {"queue": queue, "cron": "0 0 1 1 *", "timezone": "UTC", "enabled": False}
+    target, body = {
+        "job": (f"/v1/queues/{queue}/jobs", b'{"payload": ' + payload + b"}"),
+        "job-camelCase": (f"/v1/queues/{queue}/jobs", b'{"jobId": "deep", "payload": ' + payload + b"}"),
+        "batch": (f"/v1/queues/{queue}/jobs/batch", b'{"jobs": [{"payload": {}}, {"payload": ' + payload + b"}]}"),
+        "schedule": ("/v1/schedules", json.dumps(schedule)[:-1].encode() + b', "payload": ' + payload + b"}"),
+        "schedule-update": ("/v1/schedules/{id}", b'{"payload": ' + payload + b"}"),
+        "guardrails": ("/v1/guardrails", b'{"dncEmails": ' + payload + b"}"),
+        "queue": ("/v1/queues", b'{"name": "deep", "callback_headers": ' + payload + b"}"),
+    }[route]
+    if route == "schedule-update":
+        created = http.post("/v1/schedules", json={**schedule, "payload": {}})
+        assert created.status_code == 201, created.text
+        target = target.format(id=created.json()["id"])
+    method = "PATCH" if route in ("schedule-update", "guardrails") else "POST"
+    response = http.request(method, target, content=body, headers={"Content-Type": "application/json"})
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert "64 levels" in error["message"] and error["details"]["limit"] == 64, error
+    assert job_count(http, queue) == 0
+
+
 @pytest.mark.parametrize("limit", ["501", "0", "-1", "ten"])
 def test_list_limit_outside_1_to_500_is_422(http: httpx.Client, limit: str) -> None:
     queue = new_queue(http)
@@ -466,7 +568,7 @@ def test_metrics_is_prometheus_text(http: httpx.Client, shared_server: ServerPro
     queue = new_queue(http)
     http.post(f"/v1/queues/{queue}/jobs", json={})
 
-    response = httpx.get(f"{shared_server.url}/metrics")
+    response = http.get("/metrics")  # the bootstrap key is an admin key
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
     assert families, response.text

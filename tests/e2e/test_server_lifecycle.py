@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -209,3 +210,24 @@ def test_admin_cli_creates_workspaces_and_keys_next_to_a_running_server(
     assert missing.returncode != 0 and "no-such-ws" in missing.stderr
     taken = run_cli("workspaces", "create", "acme", "--data-dir", data_dir, cwd=tmp_path)
     assert taken.returncode != 0 and "acme" in taken.stderr
+
+
+def test_the_data_directory_and_its_files_are_owner_only(make_server: Callable[..., ServerProcess]) -> None:
+    private = dict.fromkeys(("master.key", "rotor.db", "rotor.db-shm", "rotor.db-wal", "server.lock"), 0o600)
+
+    def modes(data_dir: Path) -> dict[str, int]:
+        return {path.name: stat.S_IMODE(path.stat().st_mode) for path in data_dir.iterdir()}
+
+    previous = os.umask(0o022)  # the usual umask, under which files are created world-readable
+    try:
+        server = make_server()
+        with server.client() as http:  # a write: the WAL and its index exist
+            assert http.post("/v1/queues", json={"name": "q"}).status_code == 201
+        assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700 and modes(server.data_dir) == private
+        server.kill()  # the WAL and its index stay behind
+        for path in server.data_dir.iterdir():  # as an older version left them
+            path.chmod(0o644)
+        make_server(data_dir=server.data_dir)
+    finally:
+        os.umask(previous)
+    assert modes(server.data_dir) == private

@@ -17,7 +17,7 @@ from rotor_lite.services import alerts as service
 async def get_alerts(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
     """`{email, slackWebhookUrl}`: where terminal job failures are reported."""
     core = core_of(request)
-    return json_response(service.alerts_out(core, await service.get_alerts(core, principal)))
+    return json_response(service.alerts_out(core, principal, await service.get_alerts(core, principal)))
 
 
 @put("/v1/alerts", tags=["Alerts"], opt={"audit": "alert.updated"})
@@ -26,4 +26,4 @@ async def put_alerts(request: Request[Any, Any, Any], principal: Principal) -> R
     require_write(principal)
     spec = await read_body(request, AlertsUpdate)
     core = core_of(request)
-    return json_response(service.alerts_out(core, await service.put_alerts(core, principal, spec)))
+    return json_response(service.alerts_out(core, principal, await service.put_alerts(core, principal, spec)))

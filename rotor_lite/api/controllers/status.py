@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 
+from rotor_lite.api.auth import metrics_scope
 from rotor_lite.api.http import core_of, json_response
 from rotor_lite.api.openapi import build_document
 from rotor_lite.metrics import CONTENT_TYPE_LATEST
@@ -32,10 +33,9 @@ _PROMETHEUS_TEXT = CONTENT_TYPE_LATEST.split("; charset=")[0]
 
 @get("/metrics", tags=["Metrics"], media_type=_PROMETHEUS_TEXT)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Prometheus text format."""
-    core = core_of(request)
-    await service.refresh_queue_gauges(core)
-    return Response(content=core.metrics.render(), media_type=_PROMETHEUS_TEXT)
+    """Prometheus text format: the admin key's workspace, or every workspace with the `[metrics] token`."""
+    text = await service.metrics_text(core_of(request), await metrics_scope(request))
+    return Response(content=text, media_type=_PROMETHEUS_TEXT)
 
 
 @get("/healthz", tags=["Status"])

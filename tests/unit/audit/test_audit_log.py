@@ -1,4 +1,4 @@
-"""Audit: how API calls are named, and the CSV export streaming in batches."""
+"""Audit: how API calls are named, and the CSV export: streamed in batches, safe for spreadsheets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from rotor_lite.api.audit import describe
 from rotor_lite.services import audit
 from rotor_lite.store import audit as audit_store
-from rotor_lite.store.audit import AuditFilter
+from rotor_lite.store.audit import AuditFilter, AuditRow
 from tests.notify_helpers import notify_env
 
 
@@ -62,3 +62,16 @@ async def test_csv_streams_in_batches_oldest_first(tmp_path: Path) -> None:
     parsed = list(csv.reader(io.StringIO(b"".join(chunks).decode())))
     assert parsed[0] == list(audit.CSV_COLUMNS) and len(parsed) == 1 + 2_400
     assert parsed[1][5] == "q100" and parsed[1][6] == '{"i":100}' and parsed[-1][5] == "q2499"
+
+
+def test_every_csv_cell_that_starts_like_a_formula_is_text() -> None:
+    text_columns = [c for c in audit.CSV_COLUMNS if c != "occurred_at"]
+    cells = {column: f"{start}cmd|' /C calc'!A0" for column, start in zip(text_columns, "=+-@\t\r\0=")}
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(audit.csv_row(AuditRow(**cells, occurred_at=0)))
+    [read_back] = list(csv.reader(io.StringIO(buffer.getvalue())))
+    epoch = "1970-01-01T00:00:00.000Z"
+    assert read_back == [f"'{cells[c]}" if c in cells else epoch for c in audit.CSV_COLUMNS]
+    plain = AuditRow(id="evt_1", workspace_id="ws_1", event_type="queue.created", actor_id="key_1",
+                     resource_type=None, resource_id="it's", metadata="{}", occurred_at=0, ip_address=None)
+    assert audit.csv_row(plain) == ["evt_1", "ws_1", "queue.created", "key_1", "", "it's", "{}", epoch, ""]

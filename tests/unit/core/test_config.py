@@ -58,3 +58,19 @@ def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_forwarded_allow_ips_default_none_and_take_addresses_and_networks(tmp_path: Path) -> None:
+    assert load_settings(env={}).server.forwarded_allow_ips == []
+    from_env = load_settings(env={"ROTOR_SERVER_FORWARDED_ALLOW_IPS": "127.0.0.1, 10.1.2.3/8,::1"})
+    assert from_env.server.forwarded_allow_ips == ["127.0.0.1", "10.0.0.0/8", "::1"]
+    config = tmp_path / "rotor.toml"
+    config.write_text('[server]\nforwarded_allow_ips = ["192.168.0.0/16"]\n')
+    assert load_settings(config, env={}).server.forwarded_allow_ips == ["192.168.0.0/16"]
+    with pytest.raises(ConfigError, match="server.forwarded_allow_ips: '\\*'"):
+        load_settings(env={"ROTOR_SERVER_FORWARDED_ALLOW_IPS": "*"})
+
+
+def test_metrics_token_from_env() -> None:
+    assert load_settings(env={}).metrics.token == ""
+    assert load_settings(env={"ROTOR_METRICS_TOKEN": "scrape-me"}).metrics.token == "scrape-me"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -173,3 +174,38 @@ async def test_after_a_retried_job_completes_the_idle_loop_has_nothing_due(tmp_p
             await asyncio.sleep(0.3)  # idle: only the 1 s poll interval may write
             assert dispatcher._next_due is None
             assert writes - writes_before <= 1
+
+
+class EverySecret:
+    """A vault that knows every name."""
+
+    async def resolve(self, workspace_id: str, names: set[str], context: dict[str, str]) -> dict[str, str]:
+        return {name: "value-of-" + name for name in names}
+
+
+async def test_a_delivery_that_raises_is_a_failed_attempt_logged_in_a_few_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A payload stored before nesting was bounded at the edge: resolving its template overflows the stack.
+    deep = b'{"k":' * 600 + b'"${{ secrets.TOKEN }}"' + b"}" * 600
+    async with open_core(tmp_path, concurrency=2) as (core, queue):
+        queue.backoff_delay_ms = 0
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO job (id, queue_id, workspace_id, state, payload, max_attempts, run_at, created_at)"
+                " VALUES ('job_deep', ?, ?, 'waiting', ?, 2, 0, 0)",
+                (queue.rowid, queue.workspace_id, deep),
+            )
+
+        await core.db.write(insert)
+        async with Deliverer(core.clock, allow_private=False, max_connections=2, secrets=EverySecret()) as deliverer:
+            await run_until_settled(core, Dispatcher(core, deliverer), 1)
+        job = await core.db.fetchone("SELECT state, attempts, fail_reason FROM job WHERE id = 'job_deep'")
+        outcomes = await core.db.fetchall("SELECT outcome, error FROM job_attempt ORDER BY attempt")
+    assert (job[0], job[1]) == ("failed", 2)
+    assert job[2].startswith("internal error: RecursionError: maximum recursion depth exceeded") and len(job[2]) <= 300
+    assert [tuple(row) for row in outcomes] == [("error", job[2])] * 2
+    crashes = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(crashes) == 2 and all("job_deep" in r.getMessage() for r in crashes)
+    assert all(len(logging.Formatter().format(r).splitlines()) <= 30 for r in crashes)

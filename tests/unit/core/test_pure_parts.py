@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 
+import msgspec
 import pytest
 
 from rotor_lite.durations import parse_duration_ms
@@ -16,7 +17,7 @@ from rotor_lite.errors import ValidationError
 from rotor_lite.ids import is_valid_id, new_api_key, new_id, new_ids
 from rotor_lite.models import BackoffType
 from rotor_lite.netguard import check_callback_url, is_public_address
-from rotor_lite.schemas import BatchCreate, JobCreate, QueueCreate, decode_request
+from rotor_lite.schemas import MAX_PAYLOAD_DEPTH, BatchCreate, JobCreate, QueueCreate, decode_request, nests_deeper_than
 
 
 @pytest.mark.parametrize(
@@ -150,3 +151,36 @@ def test_bad_requests_name_the_field(body: bytes, field: str) -> None:
     with pytest.raises(ValidationError) as info:
         decode_request(body, QueueCreate)
     assert info.value.details["field"] == field
+
+
+def nesting(depth: int, leaf: str = '"x"') -> bytes:
+    return ("[" * depth + leaf + "]" * depth).encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b'{"a": [1, {"b": [2]}], "c": {}}', 4),
+        (nesting(70, r'"]]]]\"[[[[\\"'), 70),  # brackets, escaped quotes and backslashes inside a string
+        (b"[" + b'"' + b"[" * 300 + b'"' + b"]", 1),  # a string full of brackets is not nesting
+        (b"[" + b'"' + b"]" * 300 + b'", ' + nesting(80) + b"]", 81),  # nor are closing ones hiding depth
+        (b'{"k": "\\\\"}', 1),  # an escaped backslash does not escape the quote after it
+        (b"[" + b", ".join([b'{"k": []}'] * 500) + b"]", 3),
+    ],
+)
+def test_nesting_depth_is_read_without_decoding(text: bytes, depth: int) -> None:
+    assert msgspec.json.decode(text) is not None  # valid JSON
+    assert not nests_deeper_than(text, depth) and nests_deeper_than(text, depth - 1)
+
+
+def test_a_body_nesting_past_the_payload_limit_is_refused_before_decoding() -> None:
+    fits = b'{"payload": ' + nesting(MAX_PAYLOAD_DEPTH) + b"}"
+    assert decode_request(fits, JobCreate).payload is not None
+    batch = b'{"jobs": [{"payload": ' + nesting(MAX_PAYLOAD_DEPTH) + b"}]}"
+    assert decode_request(batch, BatchCreate, ("jobs",)).jobs[0].payload is not None
+    for body, struct in [(b'{"payload": ' + nesting(MAX_PAYLOAD_DEPTH + 1) + b"}", JobCreate),
+                         (b'{"jobs": [{"payload": ' + nesting(MAX_PAYLOAD_DEPTH + 1) + b"}]}", BatchCreate),
+                         (nesting(100_000), QueueCreate)]:
+        with pytest.raises(ValidationError) as info:
+            decode_request(body, struct)
+        assert info.value.details == {"field": "body", "limit": MAX_PAYLOAD_DEPTH}
