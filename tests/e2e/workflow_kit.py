@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from typing import Any
 
+from rotor_lite.ids import new_api_key, new_id
 from rotor_lite.sdk import serve_workflow
 from rotor_lite.sdk.workflows import WorkflowFunction
+from rotor_lite.services.workspaces import hash_key
 from tests.helpers import ServerProcess, served, wait_until
 
 
 class WorkflowEnv:
-    """A server, its signing key, and the apps serving functions to it (closed with the env)."""
+    """A server, a workspace's signing key, and the apps serving functions to it (closed with the env).
 
-    def __init__(self, server: ServerProcess) -> None:
+    `api_key` picks the workspace (default: the server's bootstrap key, in the default workspace).
+    """
+
+    def __init__(self, server: ServerProcess, api_key: str | None = None) -> None:
         self.server = server
-        self.http = server.client()
+        self.http = server.client(api_key)
         self.signing_key = self.http.get("/v1/functions/signing-key").json()["signingKey"]
         self._stack = ExitStack()
 
@@ -56,9 +67,42 @@ class WorkflowEnv:
         self.http.close()
 
 
-def workflow_env(server: ServerProcess) -> Iterator[WorkflowEnv]:
-    env = WorkflowEnv(server)
+def workflow_env(server: ServerProcess, api_key: str | None = None) -> Iterator[WorkflowEnv]:
+    env = WorkflowEnv(server, api_key)
     try:
         yield env
     finally:
         env.close()
+
+
+def admin_cli(server: ServerProcess, *args: str) -> dict[str, Any]:
+    """`rotor-lite <args> --data-dir … --json` next to the running server."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rotor_lite", *args, "--data-dir", str(server.data_dir), "--json"],
+        capture_output=True, text=True, cwd=server.data_dir.parent, timeout=30, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def other_workspace_key(server: ServerProcess) -> str:
+    """The admin key of a new workspace."""
+    return str(admin_cli(server, "workspaces", "create", f"other-{uuid.uuid4().hex[:8]}")["key"])
+
+
+def role_key(server: ServerProcess, role: str) -> str:
+    """A new key of the default workspace with `role` (viewer, developer, approver, admin)."""
+    return str(admin_cli(server, "keys", "create", "--workspace", "default", "--role", role)["key"])
+
+
+def queue_scoped_key(server: ServerProcess, queue: str) -> str:
+    """A developer key of the default workspace scoped to `queue` (no command makes one: it is written directly)."""
+    key, now = new_api_key("ws"), int(time.time() * 1000)
+    with closing(sqlite3.connect(server.data_dir / "rotor.db", timeout=10)) as conn, conn:
+        workspace_id = conn.execute("SELECT workspace_id FROM api_key WHERE key_hash = ?", (hash_key(server.api_key),)).fetchone()[0]
+        conn.execute(
+            "INSERT INTO api_key (id, workspace_id, key_hash, key_prefix, label, role, queue_name, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (new_id("key", now), workspace_id, hash_key(key), key[:10], "queue-scoped", "developer", queue, now),
+        )
+    return key
