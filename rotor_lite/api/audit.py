@@ -38,7 +38,7 @@ _ACTIONS = {
     "retry": "retried", "pause": "paused", "resume": "resumed", "drain": "drained", "approve": "approved",
     "reject": "rejected", "rotate": "rotated", "rotate-secret": "secret_rotated", "test": "tested",
     "fire-now": "fired", "redeliver": "redelivered", "retry-all": "retried_all", "replay": "retried",
-    "revoke": "revoked", "enable": "enabled", "disable": "disabled",
+    "revoke": "revoked", "enable": "enabled", "disable": "disabled", "cancel": "cancelled", "complete": "completed",
 }
 _DELETE_VERBS = {"job": "cancelled", "api_key": "revoked"}
 _NOT_AUDITED = {

@@ -34,6 +34,10 @@ from tests.notify_helpers import notify_env
     ("POST", "/v1/webhooks/{webhook_id:str}/test", {"webhook_id": "w"}, ("webhook.tested", "webhook", "w")),
     ("DELETE", "/v1/webhooks/{webhook_id:str}", {"webhook_id": "w"}, ("webhook.deleted", "webhook", "w")),
     ("PUT", "/v1/alerts", {}, ("alert.updated", "alert", None)),
+    ("POST", "/v1/functions", {}, ("function.created", "function", None)),
+    ("POST", "/v1/runs/{run_id:str}/cancel", {"run_id": "r"}, ("run.cancelled", "run", "r")),
+    ("POST", "/v1/runs/{run_id:str}/replay", {"run_id": "r"}, ("run.retried", "run", "r")),
+    ("POST", "/v1/signals/{signal_id:str}/complete", {"signal_id": "s"}, ("signal.completed", "signal", "s")),
 ])
 def test_calls_are_named_after_their_route(
     method: str, template: str, params: dict[str, str], expected: tuple[str, str, str | None]
