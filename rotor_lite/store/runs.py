@@ -416,7 +416,11 @@ class Waiter(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def add_signal_waiter(conn: sqlite3.Connection, workspace_id: str, step: Step, signal: str, now: int) -> bool:
-    """Hold `signal` for this step; False when another active waiter of the workspace holds it."""
+    """Hold `signal` for this step; False when another active waiter of the workspace holds it.
+
+    A resolution left by an earlier wait on the same id no longer applies: if this wait is deleted
+    (its run cancelled), a completion is told the id is unknown (404), not that it is gone (410).
+    """
     try:
         conn.execute(
             "INSERT INTO run_waiter (workspace_id, step_rowid, run_rowid, signal, created_at) VALUES (?,?,?,?,?)",
@@ -424,6 +428,7 @@ def add_signal_waiter(conn: sqlite3.Connection, workspace_id: str, step: Step, s
         )
     except sqlite3.IntegrityError:
         return False
+    conn.execute("DELETE FROM signal_resolution WHERE workspace_id = ? AND signal = ?", (workspace_id, signal))
     return True
 
 

@@ -147,3 +147,14 @@ def test_a_signal_id_is_free_again_once_resolved(env: WorkflowEnv) -> None:
 
     assert complete(env, signal, data=2).json() == {"runId": second}
     assert env.wait_status(second, "completed")["output"] == {"got": 2}
+
+
+def test_a_reused_signal_id_whose_new_waiter_was_cancelled_is_404_not_410(env: WorkflowEnv) -> None:
+    first, signal = waiting_on(env)
+    complete(env, signal, data=1)
+    env.wait_status(first, "completed")
+    second, _ = waiting_on(env, signal)
+
+    env.http.post(f"/v1/runs/{second}/cancel")
+
+    assert error_code(complete(env, signal, data=2), 404) == "NOT_FOUND"
