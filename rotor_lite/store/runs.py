@@ -8,7 +8,7 @@ and no lease holds it; a lease that outlives its owner is put back by `reap_expi
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -26,6 +26,7 @@ _STEP_COLUMNS = (
     "rowid, run_rowid, key, name, type, status, attempts, output, error, child_run_id, signal, event_name,"
     " started_at, ended_at, due_at"
 )
+Allowed = Callable[[tuple[str, str]], bool]  # may a call of this (workspace, function) start now? (counts it if so)
 
 
 def run_from_row(row: Sequence[Any]) -> Run:
@@ -156,21 +157,16 @@ def child_run_ids(conn: sqlite3.Connection, parent_run_id: str) -> list[str]:
 
 
 def claim_due_runs(
-    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Any
+    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed
 ) -> list[RunCall]:
     """Lease the function-body calls that are due (up to `limit`, those `allowed(function key)` lets through).
 
     A run with a step call scheduled or in flight is not called: it is called once they are done.
     """
-    rows = conn.execute(
-        "SELECT rowid, id, workspace_id, function_id, attempt FROM run WHERE due_at <= ? AND lease_owner IS NULL"
-        " AND NOT EXISTS (SELECT 1 FROM run_step s WHERE s.run_rowid = run.rowid AND s.status IN ('scheduled', 'running')"
-        " AND s.type != 'hook') ORDER BY due_at LIMIT ?",
-        (now, limit * 4),
-    ).fetchall()
-    picked = [row for row in rows if allowed((row[2], row[3]))][:limit]
     calls = []
-    for rowid, run_id, workspace_id, function_id, attempt in picked:
+
+    def lease(row: Sequence[Any]) -> None:
+        rowid, run_id, workspace_id, function_id, attempt = row
         token = f"{owner}:r{rowid}:{now}"
         conn.execute(
             "UPDATE run SET due_at = NULL, lease_owner = ?, lease_expires_at = ?, started_at = coalesce(started_at, ?),"
@@ -181,6 +177,14 @@ def claim_due_runs(
             run_rowid=rowid, run_id=run_id, workspace_id=workspace_id, function_id=function_id, lease_token=token,
             attempt=attempt,
         ))
+
+    _lease_due(
+        conn, "SELECT rowid, id, workspace_id, function_id, attempt FROM run WHERE due_at <= ? AND lease_owner IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM run_step s WHERE s.run_rowid = run.rowid AND s.status IN ('scheduled', 'running')"
+        " AND s.type != 'hook') AND workspace_id || ' ' || function_id NOT IN (SELECT value FROM json_each(?))"
+        " ORDER BY due_at LIMIT ?",
+        now, limit, allowed, lambda row: (row[2], row[3]), lease,
+    )
     return calls
 
 
@@ -194,18 +198,13 @@ def clear_blocked_due(conn: sqlite3.Connection, now: int) -> None:
 
 
 def claim_due_steps(
-    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Any
+    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed
 ) -> list[RunCall]:
     """Lease the step calls (run steps started on their own, retries, hooks) that are due."""
-    rows = conn.execute(
-        "SELECT s.rowid, s.key, s.attempts, s.name, s.type, r.rowid, r.id, r.workspace_id, r.function_id"
-        " FROM run_step s JOIN run r ON r.rowid = s.run_rowid"
-        " WHERE s.due_at <= ? AND s.lease_owner IS NULL AND s.status = 'scheduled' ORDER BY s.due_at LIMIT ?",
-        (now, limit * 4),
-    ).fetchall()
-    picked = [row for row in rows if allowed((row[7], row[8]))][:limit]
     calls = []
-    for step_rowid, key, attempts, name, step_type, run_rowid, run_id, workspace_id, function_id in picked:
+
+    def lease(row: Sequence[Any]) -> None:
+        step_rowid, key, attempts, name, step_type, run_rowid, run_id, workspace_id, function_id = row
         token = f"{owner}:s{step_rowid}:{now}"
         conn.execute(
             "UPDATE run_step SET status = 'running', due_at = NULL, lease_owner = ?, lease_expires_at = ?,"
@@ -217,7 +216,46 @@ def claim_due_steps(
             run_rowid=run_rowid, run_id=run_id, workspace_id=workspace_id, function_id=function_id, lease_token=token,
             attempt=attempts + 1, step_rowid=step_rowid, step_key=None if hook else key, hook=hook,
         ))
+
+    _lease_due(
+        conn, "SELECT s.rowid, s.key, s.attempts, s.name, s.type, r.rowid, r.id, r.workspace_id, r.function_id"
+        " FROM run_step s JOIN run r ON r.rowid = s.run_rowid"
+        " WHERE s.due_at <= ? AND s.lease_owner IS NULL AND s.status = 'scheduled'"
+        " AND r.workspace_id || ' ' || r.function_id NOT IN (SELECT value FROM json_each(?)) ORDER BY s.due_at LIMIT ?",
+        now, limit, allowed, lambda row: (row[7], row[8]), lease,
+    )
     return calls
+
+
+def _lease_due(
+    conn: sqlite3.Connection, query: str, now: int, limit: int, allowed: Allowed,
+    key_of: Callable[[Sequence[Any]], tuple[str, str]], lease: Callable[[Sequence[Any]], None],
+) -> None:
+    """Lease up to `limit` rows of `query` (due calls, oldest first) that `allowed(function key)` lets through.
+
+    A function `allowed` refuses is at its concurrency limit: the next page leaves its calls out in
+    SQL, so that its backlog, however long, never hides the due calls of other functions.
+    `query` takes the time, a JSON list of "<workspace> <function>" to leave out, and a row limit.
+    """
+    full: set[tuple[str, str]] = set()
+    leased = 0
+    while leased < limit:
+        page = (limit - leased) * 4
+        excluded = msgspec.json.encode([f"{workspace} {function}" for workspace, function in full]).decode()
+        rows = conn.execute(query, (now, excluded, page)).fetchall()
+        for row in rows:
+            key = key_of(row)
+            if key in full:
+                continue
+            if not allowed(key):
+                full.add(key)
+                continue
+            lease(row)
+            leased += 1
+            if leased == limit:
+                return
+        if len(rows) < page:
+            return
 
 
 def release_run(conn: sqlite3.Connection, call: RunCall) -> bool:

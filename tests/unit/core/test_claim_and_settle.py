@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from rotor_lite.models import Attempt, Claimed, JobState, Settlement
 from rotor_lite.store import jobs as job_store
-from rotor_lite.store.db import connect, migrate
 
 NOW = 1_000_000
-
-
-@pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = connect(tmp_path / "rotor.db")
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 def add_job(conn: sqlite3.Connection, job_id: str, *, priority: int = 0, key: str | None = None,
