@@ -67,7 +67,9 @@ def publish(
     encoded = _checked(name, data)
     event = run_service.NewEvent(id=event_id or new_id("evt", now), name=name, data=encoded, ts=now if ts is None else ts)
     if event.ts > now:
-        store.defer_event(conn, DeferredEvent(id=event.id, workspace_id=workspace_id, name=name, data=encoded, ts=event.ts))
+        store.defer_event(conn, DeferredEvent(
+            id=event.id, workspace_id=workspace_id, name=name, data=encoded, ts=event.ts, idempotency_key=idempotency_key,
+        ))
         core.workflows.on_ready()
         return Published(id=event.id, deferred=True)
     if name == CANCEL_EVENT:
@@ -84,7 +86,8 @@ def deliver_due_events(core: Core, conn: sqlite3.Connection, now: int, limit: in
         decoded = msgspec.json.decode(event.data)
         try:
             with savepoint(conn, "deferred_event"):
-                publish(core, conn, event.workspace_id, event.name, decoded, event_id=event.id)
+                publish(core, conn, event.workspace_id, event.name, decoded, event_id=event.id,
+                        idempotency_key=event.idempotency_key)
         except Exception:
             core.quota.forget()
             new_event = run_service.NewEvent(id=event.id, name=event.name, data=event.data, ts=event.ts)

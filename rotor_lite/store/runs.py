@@ -550,22 +550,25 @@ class DeferredEvent(msgspec.Struct, kw_only=True, frozen=True):
     name: str
     data: bytes
     ts: int
+    idempotency_key: str | None = None
 
 
 def defer_event(conn: sqlite3.Connection, event: DeferredEvent) -> None:
     conn.execute(
-        "INSERT INTO deferred_event (id, workspace_id, name, data, ts) VALUES (?,?,?,?,?)",
-        (event.id, event.workspace_id, event.name, event.data, event.ts),
+        "INSERT INTO deferred_event (id, workspace_id, name, data, ts, idempotency_key) VALUES (?,?,?,?,?,?)",
+        (event.id, event.workspace_id, event.name, event.data, event.ts, event.idempotency_key),
     )
 
 
 def take_due_events(conn: sqlite3.Connection, now: int, limit: int) -> list[DeferredEvent]:
+    """The deferred events whose time came (up to `limit`), removed, in the order they were sent for."""
     rows = conn.execute(
         "DELETE FROM deferred_event WHERE rowid IN (SELECT rowid FROM deferred_event WHERE ts <= ? ORDER BY ts LIMIT ?)"
-        " RETURNING id, workspace_id, name, data, ts",
+        " RETURNING id, workspace_id, name, data, ts, idempotency_key, rowid",
         (now, limit),
     ).fetchall()
-    return sorted((DeferredEvent(id=r[0], workspace_id=r[1], name=r[2], data=bytes(r[3]), ts=r[4]) for r in rows), key=lambda e: e.ts)
+    rows.sort(key=lambda r: (r[4], r[6]))
+    return [DeferredEvent(id=r[0], workspace_id=r[1], name=r[2], data=bytes(r[3]), ts=r[4], idempotency_key=r[5]) for r in rows]
 
 
 # Reads ---------------------------------------------------------------------------------------

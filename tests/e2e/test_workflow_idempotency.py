@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from rotor_lite.sdk import create_function
 from rotor_lite.sdk.workflows import Context, Step
 from tests.e2e.workflow_kit import WorkflowEnv, workflow_env
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, wait_until
 
 
 @create_function(id="charge-receipt", trigger={"event": "charge.succeeded"})
@@ -104,3 +105,16 @@ def test_at_the_quota_the_402_wins_over_a_duplicate(make_server: Callable[..., S
         assert env.run(first["runIds"][0])["status"] in ("pending", "running", "completed")
         no_trigger = env.http.post("/v1/events", json={"name": "nobody.listens", "data": {}})
         assert no_trigger.status_code == 202 and no_trigger.json()["runIds"] == []  # starts no run: nothing to count
+
+
+def test_a_deferred_event_keeps_its_key(env: WorkflowEnv) -> None:
+    at = int(time.time() * 1000) + 300
+    first = env.send("charge.refunded", {"n": 1}, idempotencyKey="deferred-1", ts=at)
+    second = env.send("charge.refunded", {"n": 2}, idempotencyKey="deferred-1", ts=at)
+    assert first["deferred"] is True and second["deferred"] is True and first["runIds"] == []
+
+    # Both are due at the same moment, so one pass of the run driver publishes both.
+    runs = wait_until(lambda: [r for r in runs_of(env, "refund-receipt") if r["event"]["id"] in (first["id"], second["id"])])
+
+    assert len(runs) == 1 and runs[0]["event"]["id"] == first["id"] and runs[0]["event"]["data"] == {"n": 1}
+    assert env.send("charge.refunded", {}, idempotencyKey="deferred-1")["duplicate"] is True

@@ -111,14 +111,15 @@ CREATE TABLE signal_resolution (
     PRIMARY KEY (workspace_id, signal)
 );
 
--- Events whose `ts` lies in the future, sent when it comes.
+-- Events whose `ts` lies in the future, sent when it comes (with the idempotency key they were sent with).
 CREATE TABLE deferred_event (
-    rowid         INTEGER PRIMARY KEY,
-    id            TEXT NOT NULL,
-    workspace_id  TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    data          BLOB NOT NULL,
-    ts            INTEGER NOT NULL
+    rowid            INTEGER PRIMARY KEY,
+    id               TEXT NOT NULL,
+    workspace_id     TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    data             BLOB NOT NULL,
+    ts               INTEGER NOT NULL,
+    idempotency_key  TEXT
 );
 CREATE INDEX deferred_event_due ON deferred_event (ts);
 
