@@ -99,23 +99,36 @@ def _pin(ast: Tree[Any]) -> tuple[str, str] | None:
 
 
 def _conjuncts(ast: Tree[Any]) -> list[Tree[Any]]:
-    """The top-level `&&` operands of an expression without `||` or a ternary at its top."""
+    """The top-level `&&` operands of an expression without `||` or a ternary at its top.
+
+    A parenthesized operand counts as its own conjuncts: `(a == 1 && b) && c` has three.
+    """
     expr = ast
     if len(expr.children) != 1 or not _is(expr.children[0], "conditionalor"):
         return []
     disjunction = expr.children[0]
     if len(disjunction.children) != 1:
         return []
-    operands, stack = [], [disjunction.children[0]]
+    operands: list[Tree[Any]] = []
+    stack = [disjunction.children[0]]
     while stack:
         node = stack.pop()
+        inner = _parenthesized(node)
         if _is(node, "conditionaland") and len(node.children) > 1:
             stack.extend(reversed(node.children))
         elif _is(node, "conditionaland"):
             stack.append(node.children[0])
+        elif inner is not None:
+            operands.extend(_conjuncts(inner))
         else:
             operands.append(node)
     return operands
+
+
+def _parenthesized(node: Any) -> Tree[Any] | None:
+    """`( expr )` → the inner `expr`; None for any other operand."""
+    inner = _unwrap(node, ("relation", *_LITERAL_WRAPPERS))
+    return inner.children[0] if _is(inner, "paren_expr") else None
 
 
 def _pinned_equality(relation: Any) -> tuple[str, str] | None:
