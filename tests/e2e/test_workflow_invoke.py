@@ -163,3 +163,15 @@ def test_an_invoke_that_cannot_start_fails_the_step_and_the_run(env: WorkflowEnv
     [step] = failed["steps"]
     assert step["status"] == "failed" and step["error"] == {"name": "InvokeError", "message": reason}
     assert step["childRunId"] is None and failed["childRunIds"] == []
+
+
+def test_the_cancel_event_cancels_a_run_and_its_children(env: WorkflowEnv) -> None:
+    run_id = start(env, workflow="child-gated")
+    child_id = child_of(env, run_id)
+    env.wait_step(child_id, "gate:1", "waiting")
+
+    sent = env.send("rotor/cancel.run", {"runId": run_id})
+
+    assert sent["runIds"] == [] and sent["resumed"] == 0
+    assert env.run(run_id)["status"] == "cancelled" and env.run(child_id)["status"] == "cancelled"
+    assert env.send("rotor/cancel.run", {"runId": "run_unknown"})["runIds"] == []  # an unknown id does nothing

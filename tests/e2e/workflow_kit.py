@@ -62,6 +62,11 @@ class WorkflowEnv:
     def wait_step(self, run_id: str, key: str, status: str, timeout: float = 15) -> dict[str, Any]:
         return dict(wait_until(lambda: (s := self.step(run_id, key)) is not None and s["status"] == status and s, timeout=timeout))
 
+    def use(self, server: ServerProcess) -> None:
+        """Talk to `server` from now on: the same data directory, restarted (the apps keep serving)."""
+        self.http.close()
+        self.server, self.http = server, server.client()
+
     def close(self) -> None:
         self._stack.close()
         self.http.close()
