@@ -20,10 +20,11 @@ from rotor_lite.protocol import (
     OPTS_TYPES, CallResult, Complete, ErrorInfo, EventWaitOpts, Failure, HookDone, InvokeOpts, Plan, PlannedStep,
     SendEventOpts, SignalOpts, SleepOpts, StepDone, Waiting, error_json,
 )
+from rotor_lite.schemas import EVENT_NAME
 from rotor_lite.services import audit
 from rotor_lite.services import runs as run_service
 from rotor_lite.services.core import Core
-from rotor_lite.services.workflow_events import publish
+from rotor_lite.services.workflow_events import publish, valid_event_name
 from rotor_lite.services.runs import NewEvent, continue_run, refresh_status
 from rotor_lite.store import runs as store
 from rotor_lite.store.db import savepoint
@@ -284,6 +285,8 @@ def _start_wait_for_signal(core: Core, conn: sqlite3.Connection, run: Run, step:
 def _start_wait_for_event(core: Core, conn: sqlite3.Connection, run: Run, step: Step, opts: EventWaitOpts, now: int) -> bool:
     if opts.timeout_ms <= 0:
         raise _StepFailure("InvalidStepError", "wait_for_event's timeout must be more than 0")
+    if not valid_event_name(opts.event):
+        raise _StepFailure("InvalidStepError", f"no event can be named {opts.event!r}: names must match {EVENT_NAME}")
     pin = None
     if opts.match:
         try:

@@ -25,7 +25,9 @@ from rotor_lite.store import runs as store
 from rotor_lite.store.db import savepoint
 from rotor_lite.store.runs import DeferredEvent
 
-__all__ = ["CANCEL_EVENT", "MAX_EVENT_BYTES", "Published", "deliver_due_events", "publish", "send_event"]
+__all__ = [
+    "CANCEL_EVENT", "MAX_EVENT_BYTES", "Published", "deliver_due_events", "publish", "send_event", "valid_event_name",
+]
 
 CANCEL_EVENT = "rotor/cancel.run"
 MAX_EVENT_BYTES = 512 * 1024
@@ -95,8 +97,13 @@ def deliver_due_events(core: Core, conn: sqlite3.Connection, now: int, limit: in
     return len(due)
 
 
+def valid_event_name(name: object) -> bool:
+    """True for a name an event can have (a waiter for any other name would wait in vain)."""
+    return isinstance(name, str) and _NAME.match(name) is not None
+
+
 def _checked(name: str, data: Any) -> bytes:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not valid_event_name(name):
         raise ValidationError(f"event name must match {EVENT_NAME}", field="name")
     encoded = msgspec.json.encode(data)
     if len(encoded) > MAX_EVENT_BYTES:

@@ -98,3 +98,13 @@ def test_a_match_that_does_not_parse_fails_the_step_and_the_run(env: WorkflowEnv
     [step] = failed["steps"]
     assert step["status"] == "failed" and step["error"] == failed["error"]
     assert env.send(event_name, {"orderId": 1})["resumed"] == 0
+
+
+def test_an_event_name_no_event_can_have_fails_the_step_at_once(env: WorkflowEnv) -> None:
+    [run_id] = env.send("event.wait", {"event": "not a name", "match": None})["runIds"]
+
+    failed = env.wait_status(run_id, "completed", "failed")
+
+    assert failed["status"] == "failed" and failed["error"]["name"] == "InvalidStepError"
+    assert "not a name" in failed["error"]["message"]
+    assert failed["steps"][0]["status"] == "failed"
