@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -56,13 +55,13 @@ def run_with(env: WorkflowEnv, outcome: str) -> str:
     return run_id
 
 
-def samples(server: ServerProcess, name: str) -> dict[str, float]:
-    """The samples of one metric family: by their `status` label (or "" without one)."""
-    text = httpx.get(f"{server.url}/metrics").text
+def samples(env: WorkflowEnv, name: str) -> dict[str, float]:
+    """The samples of one counter for the `notify-me` function, by their `status` label (or "" without one)."""
+    text = env.http.get("/metrics").text  # an admin key scrapes its workspace's series
     found = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == f"{name}_total":
+            if sample.name == f"{name}_total" and sample.labels.get("function") == "notify-me":
                 found[sample.labels.get("status", "")] = sample.value
     return found
 
@@ -121,7 +120,7 @@ def test_the_audit_log_records_registration_cancel_replay_and_signals(env: Workf
 
 
 def test_runs_started_and_finished_are_in_metrics(env: WorkflowEnv) -> None:
-    started, finished = samples(env.server, "rotor_runs_started"), samples(env.server, "rotor_runs_finished")
+    started, finished = samples(env, "rotor_runs_started"), samples(env, "rotor_runs_finished")
     done, failed = run_with(env, "complete"), run_with(env, "fail")
     cancelled = run_with(env, "wait")
     env.wait_status(done, "completed")
@@ -129,7 +128,7 @@ def test_runs_started_and_finished_are_in_metrics(env: WorkflowEnv) -> None:
     env.wait_step(cancelled, "gate:1", "waiting")
     env.http.post(f"/v1/runs/{cancelled}/cancel")
 
-    after_started, after_finished = samples(env.server, "rotor_runs_started"), samples(env.server, "rotor_runs_finished")
+    after_started, after_finished = samples(env, "rotor_runs_started"), samples(env, "rotor_runs_finished")
 
     assert after_started[""] == started.get("", 0) + 3
     for status in ("completed", "failed", "cancelled"):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -16,7 +13,7 @@ from rotor_lite.ids import new_api_key, new_id
 from rotor_lite.sdk import serve_workflow
 from rotor_lite.sdk.workflows import WorkflowFunction
 from rotor_lite.services.workspaces import hash_key
-from tests.helpers import ServerProcess, served, wait_until
+from tests.helpers import ServerProcess, offline, served, wait_until
 
 
 class WorkflowEnv:
@@ -80,24 +77,14 @@ def workflow_env(server: ServerProcess, api_key: str | None = None) -> Iterator[
         env.close()
 
 
-def admin_cli(server: ServerProcess, *args: str) -> dict[str, Any]:
-    """`rotor-lite <args> --data-dir … --json` next to the running server."""
-    done = subprocess.run(
-        [sys.executable, "-m", "rotor_lite", *args, "--data-dir", str(server.data_dir), "--json"],
-        capture_output=True, text=True, cwd=server.data_dir.parent, timeout=30, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
-
-
 def other_workspace_key(server: ServerProcess) -> str:
     """The admin key of a new workspace."""
-    return str(admin_cli(server, "workspaces", "create", f"other-{uuid.uuid4().hex[:8]}")["key"])
+    return str(offline(server.data_dir, "workspaces", "create", f"other-{uuid.uuid4().hex[:8]}")["key"])
 
 
 def role_key(server: ServerProcess, role: str) -> str:
     """A new key of the default workspace with `role` (viewer, developer, approver, admin)."""
-    return str(admin_cli(server, "keys", "create", "--workspace", "default", "--role", role)["key"])
+    return str(offline(server.data_dir, "keys", "create", "--workspace", "default", "--role", role)["key"])
 
 
 def queue_scoped_key(server: ServerProcess, queue: str) -> str:
