@@ -234,8 +234,8 @@ class RunDriver:
             taken[key] += 1
             return True
 
-        lease = self._lease_ms + self._call_ms
-        calls = store.claim_due_steps(conn, now, free, self._owner, self._lease_ms + self._hook_ms, allowed)
+        lease, hook_lease = self._lease_ms + self._call_ms, self._lease_ms + self._hook_ms
+        calls = store.claim_due_steps(conn, now, free, self._owner, lease, allowed, hook_lease_ms=hook_lease)
         calls += store.claim_due_runs(conn, now, free - len(calls), self._owner, lease, allowed)
         return calls
 

@@ -198,20 +198,23 @@ def clear_blocked_due(conn: sqlite3.Connection, now: int) -> None:
 
 
 def claim_due_steps(
-    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed
+    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed, *, hook_lease_ms: int
 ) -> list[RunCall]:
-    """Lease the step calls (run steps started on their own, retries, hooks) that are due."""
+    """Lease the step calls (run steps started on their own, retries, hooks) that are due.
+
+    A hook's lease is `hook_lease_ms`: a hook is never stopped, so its call may take much longer.
+    """
     calls = []
 
     def lease(row: Sequence[Any]) -> None:
         step_rowid, key, attempts, name, step_type, run_rowid, run_id, workspace_id, function_id = row
         token = f"{owner}:s{step_rowid}:{now}"
+        hook = name if step_type == StepType.HOOK else None
         conn.execute(
             "UPDATE run_step SET status = 'running', due_at = NULL, lease_owner = ?, lease_expires_at = ?,"
             " attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE rowid = ?",
-            (token, now + lease_ms, now, step_rowid),
+            (token, now + (hook_lease_ms if hook else lease_ms), now, step_rowid),
         )
-        hook = name if step_type == StepType.HOOK else None
         calls.append(RunCall(
             run_rowid=run_rowid, run_id=run_id, workspace_id=workspace_id, function_id=function_id, lease_token=token,
             attempt=attempts + 1, step_rowid=step_rowid, step_key=None if hook else key, hook=hook,

@@ -106,10 +106,12 @@ def test_step_calls_are_claimed_past_a_function_at_its_limit(conn: sqlite3.Conne
     add_step(conn, other, "hook:on_success", StepStatus.SCHEDULED, step_type=StepType.HOOK)
     _, allowed = limited({"hog": 2})
 
-    calls = store.claim_due_steps(conn, NOW, 3, "me", 30_000, allowed)
+    calls = store.claim_due_steps(conn, NOW, 3, "me", 30_000, allowed, hook_lease_ms=900_000)
 
     assert [(c.run_id, c.step_key, c.hook, c.attempt) for c in calls] == [
         ("r_hog", "part:1", None, 1), ("r_hog", "part:2", None, 1), ("r_other", None, "on_success", 1),
     ]
     statuses = dict(conn.execute("SELECT key, status FROM run_step WHERE key IN ('part:1', 'part:3')").fetchall())
     assert statuses == {"part:1": "running", "part:3": "scheduled"}
+    leases = dict(conn.execute("SELECT key, lease_expires_at FROM run_step WHERE lease_owner IS NOT NULL").fetchall())
+    assert leases == {"part:1": NOW + 30_000, "part:2": NOW + 30_000, "hook:on_success": NOW + 900_000}
