@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -166,8 +167,22 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(make_server: Call
     finally:
         second.kill()
     assert second.process is not None and second.process.returncode not in (0, None)
-    assert "already using" in str(info.value) and str(first.data_dir) in str(info.value)
+    assert second.log().splitlines() == [f"error: another rotor-lite server is already using {first.data_dir}"]
     assert healthy(first.port)
+
+
+def test_a_busy_port_stops_the_start_in_one_line_before_the_admin_key_is_made(tmp_path: Path, spawn: Spawn) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        refused = spawn("serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), env=clean_env())
+        assert refused.wait(30) == 1
+    assert output_of(tmp_path, 0).splitlines() == [f"error: port {port} is in use"]
+
+    started = spawn("serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), env=clean_env())
+    wait_until(partial(started_or_exited, started, port), timeout=20)
+    assert len(GENERATED_KEY.findall(output_of(tmp_path, 1))) == 1  # the first start that got the port made the key
 
 
 # Offline admin commands ---------------------------------------------------------------------------
