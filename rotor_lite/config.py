@@ -45,10 +45,11 @@ class ServerSettings(_Section):
     port: int = 8080
     drain_timeout: Duration = "30s"
     forwarded_allow_ips: list[str] | str = msgspec.field(default_factory=list)
-    # Incoming connections
+    # Incoming connections and the server's log
     keep_alive_timeout: Duration = "5s"
     header_timeout: Duration = "10s"
     max_connections: int = 1024
+    log_format: Literal["text", "json"] = "text"
 
     def __post_init__(self) -> None:
         self.forwarded_allow_ips = _networks(self.forwarded_allow_ips, "server.forwarded_allow_ips")

@@ -60,6 +60,7 @@ class ServerProcess:
     api_key: str = "rt_ws_test_bootstrap_key_0000000000000000"
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    log_level: str = "warning"
 
     @property
     def url(self) -> str:
@@ -71,7 +72,7 @@ class ServerProcess:
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rotor_lite", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--log-level", "warning"],
+             "--log-level", self.log_level],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.data_dir.parent,
         )
         deadline = time.monotonic() + timeout

@@ -84,6 +84,7 @@ def create_app(
         exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},
         before_send=[_add_rate_limit_headers] if settings.limits.rate_limit_per_minute else [],  # a hook wraps every send
         lifespan=[lifespan],
+        logging_config=None,  # `rotor-lite serve` configures logging (rotor_lite.logs)
         request_max_body_size=settings.limits.max_request_bytes,
         openapi_config=OpenAPIConfig(
             title="rotor-lite", version=__version__, path="/schema",

@@ -41,9 +41,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def uvicorn_config(app: Any, server: ServerSettings, *, log_level: str) -> uvicorn.Config:
-    """How `rotor-lite serve` runs uvicorn: httptools, no access log, the limits of [server]."""
+    """How `rotor-lite serve` runs uvicorn: httptools, no access log (the app logs requests), the limits of [server]."""
     return uvicorn.Config(
-        app, log_level=log_level, access_log=False, loop="auto", lifespan="on",
+        app, log_level=log_level, log_config=None, access_log=False, loop="auto", lifespan="on",
         http=_deadline_protocol(server.ms("header_timeout") / 1000),
         # uvicorn annotates an int, but only hands it to loop.call_later, which takes float seconds
         timeout_keep_alive=server.ms("keep_alive_timeout") / 1000,  # type: ignore[arg-type]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from collections.abc import Iterator
@@ -12,10 +11,12 @@ import click
 import uvicorn
 
 from rotor_lite.api.app import create_app
+from rotor_lite.api.request_log import log_requests
 from rotor_lite.api.server import listening_socket, uvicorn_config
 from rotor_lite.config import Settings, load_settings
 from rotor_lite.engine.runtime import Runtime, claim_data_dir
 from rotor_lite.errors import ConfigError
+from rotor_lite.logs import configure_logging
 
 
 @click.command()
@@ -30,7 +31,7 @@ def serve(*, config_file: str | None, host: str | None, port: int | None, data_d
         settings = load_settings(
             config_file, overrides={("server", "host"): host, ("server", "port"): port, ("storage", "data_dir"): data_dir}
         )
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(log_level, settings.server.log_format)
         code = run_server(settings, log_level)
     except ConfigError as exc:
         click.echo(f"error: {exc.message}", err=True)
@@ -46,7 +47,7 @@ def run_server(settings: Settings, log_level: str = "info") -> int:
     """
     data_lock = claim_data_dir(settings.data_path)
     sock = listening_socket(settings.server.host, settings.server.port)
-    app = create_app(settings, on_ready=_announce, data_lock=data_lock)
+    app = log_requests(create_app(settings, on_ready=_announce, data_lock=data_lock))
     server = uvicorn.Server(uvicorn_config(app, settings.server, log_level=log_level))
     with _exit_normally_on_signals():
         server.run(sockets=[sock])
