@@ -94,3 +94,15 @@ def test_a_head_sent_in_pieces_within_the_deadline_is_served(server: ServerProce
             sock.sendall(piece)
             time.sleep(TIMEOUT_S / 4)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_a_body_slower_than_the_head_deadline_is_not_cut_off(server: ServerProcess) -> None:
+    body = b'{"name": "slow-body"}'
+    head = (f"POST /v1/queues HTTP/1.1\r\nHost: rotor\r\nAuthorization: Bearer {server.api_key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    with connect(server) as sock:
+        sock.sendall(head)
+        for piece in (body[:5], body[5:10], body[10:]):
+            time.sleep(TIMEOUT_S / 2)  # the whole body takes longer than the head may
+            sock.sendall(piece)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 201 Created")
