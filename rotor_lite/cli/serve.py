@@ -42,8 +42,8 @@ def serve(*, config_file: str | None, host: str | None, port: int | None, data_d
 def run_server(settings: Settings, log_level: str = "info") -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code.
 
-    The data directory and the port are taken before anything is written, so a busy one ends the
-    start with a ConfigError before the admin key of a first start is made (and shown once).
+    The data directory's lock and the port are taken before the database is opened, so a busy one
+    ends the start with a ConfigError before the admin key of a first start is made (and shown once).
     """
     data_lock = claim_data_dir(settings.data_path)
     sock = listening_socket(settings.server.host, settings.server.port)
