@@ -47,18 +47,20 @@ class TextFormatter(logging.Formatter):
     """`<time> <LEVEL> <logger>: <message> key=value …`; a value with spaces or quotes is JSON-quoted, None is left out."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_time(record)} {record.levelname} {record.name}: {record.getMessage()}"
-        fields = " ".join(f"{name}={_text_value(value)}" for name, value in vars(record).items()
-                          if value is not None and name not in _RECORD_ATTRIBUTES)
-        if fields:
-            line += " " + fields
+        parts = [_time(record), record.levelname, f"{record.name}:", record.getMessage()]
+        for name, value in vars(record).items():  # one pass: this runs for every request
+            if value is not None and name not in _RECORD_ATTRIBUTES:
+                parts.append(f"{name}={_text_value(value)}")
+        line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
 
 def _text_value(value: Any) -> str:
-    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    text = str(value)
     if text and _NEEDS_QUOTES.search(text) is None:
         return text
     return msgspec.json.encode(text).decode()
