@@ -64,6 +64,7 @@ class _DeadlineProtocol(HttpToolsProtocol):
 
     header_timeout = 10.0
     _head_timer: asyncio.TimerHandle | None = None
+    _head_pending = False  # bytes of a request head came in and the head is not complete yet
     _reading_request = False  # from a request head's end to its body's end: bytes then are the body
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -72,13 +73,19 @@ class _DeadlineProtocol(HttpToolsProtocol):
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def data_received(self, data: bytes) -> None:
-        # Armed by the first bytes of a head whatever they are: CR/LF before a request line starts no message.
-        if self._head_timer is None and not self._reading_request:
-            self._head_timer = self.loop.call_later(self.header_timeout, self.timeout_keep_alive_handler)
+        # Any byte outside a request starts a head, blank lines before a request line (no message yet) too.
+        self._head_pending = self._head_pending or not self._reading_request
         super().data_received(data)
+        # Armed only for a head still incomplete after this chunk: a head that came whole costs no timer.
+        if self._head_pending and self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self.timeout_keep_alive_handler)
+
+    def on_message_begin(self) -> None:
+        self._head_pending = True
+        super().on_message_begin()
 
     def on_headers_complete(self) -> None:
-        self._reading_request = True
+        self._head_pending, self._reading_request = False, True
         self._cancel_head_timer()
         super().on_headers_complete()
 
