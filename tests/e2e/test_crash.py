@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+from tests.helpers import KillDuringDelivery, Receiver, Reply, ServerProcess, wait_until
 
 JOBS = 1000
 CONCURRENCY = 20
@@ -33,17 +33,21 @@ def test_kill_9_during_delivery_loses_no_job(
             assert response.status_code == 201
             accepted += [job["id"] for job in response.json()["data"]]
 
-    wait_until(lambda: len(receiver.for_path("/cb")) >= JOBS // 3, timeout=30)
-    server.kill()
-    restarted = make_server(data_dir=server.data_dir)
+    killer = KillDuringDelivery(receiver)
+    killer.kill_at(server, JOBS // 3)
+    restarted = killer.restart(lambda: make_server(data_dir=server.data_dir))
     wait_until(lambda: _completed(restarted) == JOBS, timeout=60)
 
-    deliveries = Counter(r.headers["x-rotor-job-id"] for r in receiver.for_path("/cb"))
+    deliveries = Counter(r.job_id for r in receiver.for_path("/cb"))
     assert set(accepted) <= set(deliveries), "an acknowledged job was never delivered"
     duplicates = sum(count - 1 for count in deliveries.values())
+    [(in_flight, again)] = killer.per_kill()
     with capsys.disabled():
-        print(f"\nkill -9 recovery: {JOBS} jobs completed, {duplicates} duplicate deliveries")
-    assert duplicates <= CONCURRENCY, "more redeliveries than jobs that can be in flight"
+        print(f"\nkill -9 recovery: {JOBS} jobs completed; {len(in_flight)} in flight at the kill, "
+              f"{duplicates} duplicate deliveries")
+    assert in_flight, "the kill landed while no delivery was in flight"
+    assert in_flight <= again, "a delivery cut off by the kill was never made again"
+    assert duplicates == len(again) <= CONCURRENCY, "more redeliveries than jobs that can be in flight"
 
 
 def test_a_concurrency_key_held_when_the_server_is_killed_is_free_after_the_restart(
