@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,22 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
+
+
+def api_routes(prefix: str = "/v1/") -> list[tuple[str, str]]:
+    """Every (method, path template) the app serves under `prefix`, path parameters written `{name}`."""
+    from rotor_lite.api.app import create_app  # the server's modules only for the tests that ask
+    from rotor_lite.config import load_settings
+
+    with warnings.catch_warnings():  # Litestar deprecation notices about handler signatures, not about routes
+        warnings.simplefilter("ignore")
+        app = create_app(load_settings(env={}))
+    found = {
+        (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))
+        for route in app.routes for handler in getattr(route, "route_handlers", [])
+        for method in handler.http_methods if method not in ("HEAD", "OPTIONS")
+    }
+    return sorted(route for route in found if route[1].startswith(prefix))
 
 
 def free_port() -> int:
