@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,9 +28,9 @@ def offline(*args: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
-    """A server with queues `mine` and `other`, a job in each, and a developer key scoped to `mine`."""
-    server = ServerProcess(data_dir=tmp_path_factory.mktemp("keys") / "data").start()
+def keyed(shared_server: ServerProcess) -> tuple[ServerProcess, dict[str, str]]:
+    """The module's server with queues `mine` and `other`, a job in each, and a developer key scoped to `mine`."""
+    server = shared_server
     ids = {}
     with server.client() as http:
         for queue in ("mine", "other"):
@@ -40,8 +39,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc
     created = offline("keys", "create", "--workspace", "default", "--queue", "mine", "--role", "developer",
                       "--data-dir", str(server.data_dir))
     assert created["queue"] == "mine" and created["key"].startswith("rt_q_")
-    yield server, {"key": created["key"], **ids}
-    server.kill()
+    return server, {"key": created["key"], **ids}
 
 
 @pytest.mark.parametrize(("method", "template"), api_routes())
