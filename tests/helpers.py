@@ -294,6 +294,7 @@ class ConnectionCounter:
             self.accepted += 1
             conn.close()
 
+
 class KillDuringDelivery:
     """kill -9 a server from inside the receiver's handler of a chosen request, before it is answered.
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from rotor_lite.cli import main
-from tests.helpers import ServerProcess, api_routes
+from tests.helpers import ServerProcess, api_routes, offline
 
 # What API.md lets an rt_q_ key do, on its own queue; every other /v1 route is a 403.
 QUEUE_KEY_ROUTES = {
@@ -19,12 +16,6 @@ QUEUE_KEY_ROUTES = {
     ("GET", "/v1/queues/{name}/jobs/{job_id}"), ("GET", "/v1/queues/{name}/stats"),
 }
 BODIES: dict[str, Any] = {"/v1/queues/{name}/jobs": {"payload": {"n": 1}}, "/v1/queues/{name}/jobs/batch": {"jobs": [{}]}}
-
-
-def offline(*args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(main, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    return dict(json.loads(result.output))
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +27,7 @@ def keyed(shared_server: ServerProcess) -> tuple[ServerProcess, dict[str, str]]:
         for queue in ("mine", "other"):
             assert http.post("/v1/queues", json={"name": queue}).status_code == 201
             ids[queue] = http.post(f"/v1/queues/{queue}/jobs", json={}).json()["id"]
-    created = offline("keys", "create", "--workspace", "default", "--queue", "mine", "--role", "developer",
-                      "--data-dir", str(server.data_dir))
+    created = offline(server.data_dir, "keys", "create", "--workspace", "default", "--queue", "mine", "--role", "developer")
     assert created["queue"] == "mine" and created["key"].startswith("rt_q_")
     return server, {"key": created["key"], **ids}
 
@@ -68,7 +58,7 @@ def test_the_queue_key_routes_exist(keyed: tuple[ServerProcess, dict[str, str]])
 
 def test_no_api_key_is_stored_in_plaintext(keyed: tuple[ServerProcess, dict[str, str]]) -> None:
     server, made = keyed
-    workspace_key = offline("keys", "create", "--workspace", "default", "--data-dir", str(server.data_dir))["key"]
+    workspace_key = offline(server.data_dir, "keys", "create", "--workspace", "default")["key"]
     keys = [server.api_key, made["key"], workspace_key]
     for key in keys:
         with server.client(key) as http:

@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from rotor_lite.cli import main
 from rotor_lite.cli.client import status as status_module
 from rotor_lite.sdk import verify_rotor_signature
-from tests.helpers import Receiver, Reply, ServerProcess, free_port, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, free_port, offline, wait_until
 
 Invoke = Callable[..., Result]
 
@@ -180,8 +180,7 @@ def test_queues_list_get_and_stats_show_the_server_s_queues(rotor: Invoke, http:
 
 
 def test_queues_list_in_an_empty_workspace(rotor: Invoke, shared_server: ServerProcess) -> None:
-    created = CliRunner().invoke(main, ["workspaces", "create", new_name(), "--json", "--data-dir", str(shared_server.data_dir)])
-    key = json.loads(created.output)["key"]
+    key = offline(shared_server.data_dir, "workspaces", "create", new_name())["key"]
     assert "No queues yet" in rotor("queues", "list", "--api-key", key).stdout
     assert json.loads(rotor("queues", "list", "--api-key", key, "--json").stdout) == {"data": []}
 

@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from rotor_lite.cli import main
 from rotor_lite.sdk import (
     AsyncRotor, Rotor, RotorConflict, RotorIdempotencyConflict, RotorNotFound, RotorValidationError, Webhook,
     verify_rotor_signature,
@@ -28,7 +26,7 @@ from rotor_lite.sdk import (
 from rotor_lite.sdk._request import APIRequest
 from rotor_lite.sdk._resources import _Resource
 from rotor_lite.sdk._schedules import ScheduleRuns
-from tests.helpers import Receiver, Reply, ServerProcess
+from tests.helpers import Receiver, Reply, ServerProcess, offline
 
 Client = Rotor | AsyncRotor
 Exercised = set[tuple[str, Any]]  # (client class name, function)
@@ -90,18 +88,13 @@ async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
     return found
 
 
-def workspace_key(server: ServerProcess, name: str) -> str:
-    created = CliRunner().invoke(main, ["workspaces", "create", name, "--json", "--data-dir", str(server.data_dir)])
-    assert created.exit_code == 0, created.output
-    return str(json.loads(created.output)["key"])
-
-
 @pytest.mark.parametrize("client_cls", [Rotor, AsyncRotor])
 async def test_every_sdk_method_against_a_real_server(
     shared_server: ServerProcess, receiver: Receiver, exercised: Exercised, client_cls: type[Client]
 ) -> None:
     kind = client_cls.__name__
-    rotor = client_cls(api_key=workspace_key(shared_server, f"sdk-{kind}"), base_url=shared_server.url)
+    key = offline(shared_server.data_dir, "workspaces", "create", f"sdk-{kind}")["key"]
+    rotor = client_cls(api_key=key, base_url=shared_server.url)
     try:
         await queues_and_jobs(rotor, receiver, f"/{kind}")
         await approvals(rotor, receiver, f"/{kind}")
