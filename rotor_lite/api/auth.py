@@ -15,6 +15,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.services.workspaces import Authenticator
 
 _WRITERS = frozenset({Role.ADMIN, Role.DEVELOPER})
+QUEUE_KEY_ROUTE = "queue_key"  # in a handler's opt: a queue-scoped (rt_q_) key may call it, for its own queue
 
 
 class RateLimiter:
@@ -48,6 +49,8 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         request.state.key_refused = refused  # the audit middleware records the refusal
         raise
     request.state.principal = principal  # the audit middleware records who made the call
+    if principal.queue_name is not None and not request.route_handler.opt.get(QUEUE_KEY_ROUTE):
+        raise Forbidden("a queue-scoped key may only enqueue jobs and read its queue's jobs and stats")
     limiter: RateLimiter = state.rate_limiter
     if limiter.per_minute:
         remaining, reset_at = limiter.hit(principal.workspace_id, time.time())

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -156,6 +157,30 @@ def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(
     assert job["state"] == "completed" and job["attempts"] == 1 and job["result"] == {"done": True}
     assert [a["outcome"] for a in job["attemptLog"]] == ["2xx"]
     assert len(receiver.for_path("/slow")) == 1  # recorded before exit, so not delivered again
+
+
+def test_after_sigterm_a_job_that_falls_due_during_the_drain_is_not_claimed(
+    make_server: Callable[..., ServerProcess], receiver: Receiver
+) -> None:
+    receiver.script("/draining", Reply(delay=2.5))  # keeps the server draining until well after the second job is due
+    server = make_server()
+    with server.client() as http:
+        created = http.post("/v1/queues", json={"name": "draining", "concurrency": 5, "callback_url": receiver.url("/draining")})
+        assert created.status_code == 201, created.text
+        in_flight = http.post("/v1/queues/draining/jobs", json={"payload": {"n": 1}}).json()["id"]
+        wait_until(lambda: receiver.for_path("/draining"))
+        due_later = http.post("/v1/queues/draining/jobs", json={"payload": {"n": 2}, "delay": "1s"}).json()["id"]
+
+    assert server.terminate() == 0, server.log()
+    assert [r.headers["x-rotor-job-id"] for r in receiver.for_path("/draining")] == [in_flight]
+    with sqlite3.connect(server.data_dir / "rotor.db") as db:  # the server is gone: read what it left
+        left = dict(db.execute("SELECT id, state FROM job").fetchall())
+    assert left == {in_flight: "completed", due_later: "delayed"}
+
+    restarted = make_server(server.data_dir)
+    with restarted.client() as http:
+        wait_until(lambda: http.get(f"/v1/queues/draining/jobs/{due_later}").json()["state"] == "completed")
+    assert [r.headers["x-rotor-job-id"] for r in receiver.for_path("/draining")] == [in_flight, due_later]
 
 
 def test_a_second_server_on_the_same_data_dir_refuses_to_start(make_server: Callable[..., ServerProcess]) -> None:
