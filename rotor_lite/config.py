@@ -45,9 +45,16 @@ class ServerSettings(_Section):
     port: int = 8080
     drain_timeout: Duration = "30s"
     forwarded_allow_ips: list[str] | str = msgspec.field(default_factory=list)
+    # Incoming connections and the server's log
+    keep_alive_timeout: Duration = "5s"
+    header_timeout: Duration = "10s"
+    max_connections: int = 1024
+    log_format: Literal["text", "json"] = "text"
 
     def __post_init__(self) -> None:
         self.forwarded_allow_ips = _networks(self.forwarded_allow_ips, "server.forwarded_allow_ips")
+        if self.max_connections < 0:
+            raise ValueError("server.max_connections must be 0 (no limit) or more")
 
 
 class StorageSettings(_Section):
@@ -217,7 +224,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 _DURATION_KEYS = {
-    ("server", "drain_timeout"), ("callbacks", "default_timeout"),
+    ("server", "drain_timeout"), ("server", "keep_alive_timeout"), ("server", "header_timeout"),
+    ("callbacks", "default_timeout"),
     ("dispatch", "concurrency_key_recheck"), ("dispatch", "concurrency_key_ttl"),
     ("dispatch", "lease"), ("dispatch", "poll_interval"),
     ("retention", "finished_jobs"), ("retention", "sweep_interval"),

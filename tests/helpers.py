@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -23,6 +25,22 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
+
+
+def api_routes(prefix: str = "/v1/") -> list[tuple[str, str]]:
+    """Every (method, path template) the app serves under `prefix`, path parameters written `{name}`."""
+    from rotor_lite.api.app import create_app  # the server's modules only for the tests that ask
+    from rotor_lite.config import load_settings
+
+    with warnings.catch_warnings():  # Litestar deprecation notices about handler signatures, not about routes
+        warnings.simplefilter("ignore")
+        app = create_app(load_settings(env={}))
+    found = {
+        (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))
+        for route in app.routes for handler in getattr(route, "route_handlers", [])
+        for method in handler.http_methods if method not in ("HEAD", "OPTIONS")
+    }
+    return sorted(route for route in found if route[1].startswith(prefix))
 
 
 def free_port() -> int:
@@ -66,6 +84,7 @@ class ServerProcess:
     api_key: str = "rt_ws_test_bootstrap_key_0000000000000000"
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    log_level: str = "warning"
 
     @property
     def url(self) -> str:
@@ -77,7 +96,7 @@ class ServerProcess:
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rotor_lite", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--log-level", "warning"],
+             "--log-level", self.log_level],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.data_dir.parent,
         )
         deadline = time.monotonic() + timeout
@@ -138,9 +157,14 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    answered_at: float | None = None  # when the handler returned its reply (None while it has not)
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    @property
+    def job_id(self) -> str:
+        return self.headers.get("x-rotor-job-id", "")
 
 
 class Receiver:
@@ -148,6 +172,7 @@ class Receiver:
 
     `script(path, replies)` queues replies for a path; unscripted requests get 200 after
     `default_delay`. It tracks requests in flight per path and per `x-rotor-job-id`.
+    `on_request(received, number)` runs in the handler before it replies (`number` counts from 1).
     """
 
     def __init__(self) -> None:
@@ -161,6 +186,7 @@ class Receiver:
         self.active_keys: dict[str, set[str]] = {}
         self.key_of: Callable[[Received], str | None] = lambda r: None
         self.key_overlaps = 0
+        self.on_request: Callable[[Received, int], None] | None = None
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -212,13 +238,17 @@ class Receiver:
                 holders.add(got.headers.get("x-rotor-job-id", ""))
             queued = self._scripts.get(path)
             reply = queued.pop(0) if queued else Reply(delay=self.default_delay)
+            number = len(self.requests)
         try:
+            if self.on_request is not None:
+                self.on_request(got, number)
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             if reply.chunk:
                 return await self._stream(request, reply)
             return web.Response(status=reply.status, body=reply.body, headers=reply.headers, content_type="application/json")
         finally:
+            got.answered_at = time.time()
             with self._lock:
                 self.in_flight[path] -= 1
                 if key is not None:
@@ -291,3 +321,60 @@ def served(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class KillDuringDelivery:
+    """kill -9 a server from inside the receiver's handler of a chosen request, before it is answered.
+
+    So every kill lands while at least that delivery is in flight. `restart()` waits for the killed
+    server's last requests to arrive, then starts the next server: each request the receiver holds
+    is thereby known to come from one server generation, split at `marks`.
+    """
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.marks: list[int] = []  # receiver.requests before each restart
+        self.killed_at: list[float] = []
+        self._target: tuple[ServerProcess, int] | None = None
+        self._killed = threading.Event()
+        receiver.on_request = self._on_request
+
+    def kill_at(self, server: ServerProcess, number: int) -> None:
+        """Kill `server` in the handler of the receiver's `number`-th request."""
+        self._killed.clear()
+        self._target = (server, number)
+
+    def restart(self, make: Callable[[], ServerProcess], timeout: float = 60) -> ServerProcess:
+        assert self._killed.wait(timeout), "the kill never came: too few deliveries"
+        count = -1
+        while count != len(self.receiver.requests):  # quiet for 100 ms: nothing of the dead server left
+            count = len(self.receiver.requests)
+            time.sleep(0.1)
+        self.marks.append(count)
+        return make()
+
+    def _on_request(self, got: Received, number: int) -> None:
+        if self._target is not None and number >= self._target[1]:
+            server, self._target = self._target[0], None
+            server.kill()  # blocks this handler (and the receiver) until the process is gone
+            self.killed_at.append(time.time())
+            self._killed.set()
+
+    def per_kill(self) -> list[tuple[set[str], set[str]]]:
+        """For each kill: the jobs in flight when it landed, and the jobs it made the receiver get again.
+
+        In flight: delivered by the killed server and not answered before it died. Got again: delivered
+        by the killed server and again by a later one. A job delivered twice by one server is an error.
+        """
+        requests = list(self.receiver.requests)
+        bounds = [0, *self.marks, len(requests)]
+        generations = [requests[start:end] for start, end in zip(bounds, bounds[1:])]
+        for generation in generations:
+            ids = [got.job_id for got in generation]
+            assert len(ids) == len(set(ids)), "a job was delivered twice by one server, with no kill between"
+        result = []
+        for k, (killed, killed_at) in enumerate(zip(generations, self.killed_at)):
+            later = {got.job_id for generation in generations[k + 1:] for got in generation}
+            in_flight = {got.job_id for got in killed if got.answered_at is None or got.answered_at >= killed_at}
+            result.append((in_flight, {got.job_id for got in killed} & later))
+        return result

@@ -6,7 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import IO, Any
 
 from litestar import Litestar
 from litestar.datastructures import MutableScopeHeaders
@@ -49,13 +49,15 @@ ROUTES: list[ControllerRouterHandler] = [
 ]
 
 
-def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = None) -> Litestar:
-    """The app; the runtime (storage and engine) starts in its lifespan."""
+def create_app(
+    settings: Settings, clock: Clock | None = None, on_ready: Any = None, data_lock: IO[str] | None = None
+) -> Litestar:
+    """The app; the runtime (storage and engine) starts in its lifespan, under `data_lock` when one is given."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         try:
-            runtime = Runtime(settings, clock)
+            runtime = Runtime(settings, clock, data_lock)
             await runtime.__aenter__()
         except ConfigError as exc:
             log.error("cannot start: %s", exc.message)
@@ -86,6 +88,7 @@ def create_app(settings: Settings, clock: Clock | None = None, on_ready: Any = N
         exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},
         before_send=[_add_rate_limit_headers] if settings.limits.rate_limit_per_minute else [],  # a hook wraps every send
         lifespan=[lifespan],
+        logging_config=None,  # `rotor-lite serve` configures logging (rotor_lite.logs)
         request_max_body_size=settings.limits.max_request_bytes,
         openapi_config=OpenAPIConfig(
             title="rotor-lite", version=__version__, path="/schema",

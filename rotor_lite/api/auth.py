@@ -16,6 +16,7 @@ from rotor_lite.services.workspaces import Authenticator
 
 _WRITERS = frozenset({Role.ADMIN, Role.DEVELOPER})
 _DECIDERS = frozenset({Role.ADMIN, Role.DEVELOPER, Role.APPROVER})
+QUEUE_KEY_ROUTE = "queue_key"  # in a handler's opt: a queue-scoped (rt_q_) key may call it, for its own queue
 
 
 class RateLimiter:
@@ -49,6 +50,8 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         request.state.key_refused = refused  # the audit middleware records the refusal
         raise
     request.state.principal = principal  # the audit middleware records who made the call
+    if principal.queue_name is not None and not request.route_handler.opt.get(QUEUE_KEY_ROUTE):
+        raise Forbidden("a queue-scoped key may only enqueue jobs and read its queue's jobs and stats")
     limiter: RateLimiter = state.rate_limiter
     if limiter.per_minute:
         remaining, reset_at = limiter.hit(principal.workspace_id, time.time())
@@ -66,12 +69,6 @@ def require_decider(principal: Principal) -> None:
     """Admin, developer and approver keys may decide approvals and complete signals."""
     if principal.role not in _DECIDERS:
         raise Forbidden(f"a {principal.role.value} key may not do this", {"role": principal.role.value})
-
-
-def require_workspace_scope(principal: Principal) -> None:
-    """A queue-scoped key reaches its queue's jobs and nothing else."""
-    if principal.queue_name is not None:
-        raise Forbidden("a queue-scoped key may not do this", {"queue": principal.queue_name})
 
 
 def require_admin(principal: Principal) -> None:

@@ -1,29 +1,73 @@
-"""The `rotor-lite` / `rotor` command: `serve`, offline admin commands, and the API client commands."""
+"""The `rotor-lite` / `rotor` command: `serve`, offline admin commands, and the API client commands.
+
+A command's module is imported when that command runs or shows its own help, never before: the
+server's imports (Litestar, uvicorn, aiosqlite, aiohttp) take half a second, which `rotor --help`
+and the client commands must not pay. `rotor --help` lists the commands from `COMMANDS` alone.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from rotor_lite import __version__
-from rotor_lite.cli.admin import admin, keys, workspaces
-from rotor_lite.cli.client import register_client_commands
-from rotor_lite.cli.importers import import_group
-from rotor_lite.cli.serve import serve
-from rotor_lite.cli.workflows_app import workflows as workflows_app
+
+__all__ = ["COMMANDS", "main"]
+
+# name: (module:attribute, the first sentence of the command's help, shown by `rotor --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "admin": ("rotor_lite.cli.admin:admin",
+              "Server administration (offline: works on the data directory directly; stop the server first)."),
+    "alerts": ("rotor_lite.cli.client.alerts:alerts", "Show or set the workspace's failure alerts (email, Slack)."),
+    "approvals": ("rotor_lite.cli.client.approvals:approvals",
+                  "Review, approve and reject jobs of queues that require approval."),
+    "audit": ("rotor_lite.cli.client.audit:audit", "Show the audit log, newest first."),
+    "events": ("rotor_lite.cli.client.workflows:events",
+               "Send events: they start the functions they trigger and resume the runs waiting for them."),
+    "functions": ("rotor_lite.cli.client.workflows:functions",
+                  "Workflow functions: where each is served and what starts its runs."),
+    "guardrails": ("rotor_lite.cli.client.guardrails:guardrails",
+                   "Show and change the guardrails every job passes before it is dispatched."),
+    "import": ("rotor_lite.cli.importers:import_group", "Import cron jobs from other services as queues and schedules."),
+    "jobs": ("rotor_lite.cli.client.jobs:jobs", "Enqueue, inspect and manage jobs."),
+    "keys": ("rotor_lite.cli.admin:keys", "Manage API keys (offline: works on the database file directly)."),
+    "login": ("rotor_lite.cli.client.login:login", "Save an API key (and server URL) to ~/.rotor/config.json, mode 0600."),
+    "queues": ("rotor_lite.cli.client.queues:queues", "Create, inspect and manage queues."),
+    "runs": ("rotor_lite.cli.client.workflows:runs", "Workflow runs: list them, see a run's steps, cancel, replay."),
+    "schedules": ("rotor_lite.cli.client.schedules:schedules", "Create, inspect and manage cron schedules."),
+    "secrets": ("rotor_lite.cli.client.secrets:secrets",
+                "Create, list, rotate and delete secrets referenced as ${{ secrets.NAME }}."),
+    "serve": ("rotor_lite.cli.serve:serve", "Run the rotor-lite server (API, dispatcher, sweeper) in this process."),
+    "signals": ("rotor_lite.cli.client.workflows:signals", "Resume runs waiting in step.wait_for_signal."),
+    "status": ("rotor_lite.cli.client.status:status", "Show API and database health, version, plan and quota."),
+    "usage": ("rotor_lite.cli.client.status:usage", "Show this period's accepted jobs, in total and per queue."),
+    "webhooks": ("rotor_lite.cli.client.webhooks:webhooks", "Create, inspect, test and delete webhook endpoints."),
+    "workflows": ("rotor_lite.cli.workflows_app:workflows",
+                  "Serve durable workflow functions from your own code (manage runs with `rotor runs ...`)."),
+    "workspaces": ("rotor_lite.cli.admin:workspaces", "Manage workspaces (offline: works on the database file directly)."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Imports a subcommand when it is used; lists them all without importing any."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, _, attribute = COMMANDS[cmd_name][0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in sorted(COMMANDS.items())])
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rotor-lite")
 def main() -> None:
     """rotor-lite: Rotor's durable job queues as one self-hosted process on SQLite."""
-
-
-main.add_command(serve)
-main.add_command(workspaces)
-main.add_command(keys)
-main.add_command(admin)
-register_client_commands(main)
-main.add_command(import_group)
-main.add_command(workflows_app)
-
-__all__ = ["main"]

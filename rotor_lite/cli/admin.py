@@ -55,11 +55,12 @@ def _print_key(created: CreatedKey, as_json: bool, *, with_workspace: bool) -> N
             click.echo(json.dumps({"id": created.workspace_id, "name": created.workspace_name, "key": created.key}))
         else:
             click.echo(json.dumps({"id": created.id, "workspace": created.workspace_name, "label": created.label,
-                                   "role": created.role, "key": created.key}))
+                                   "role": created.role, "queue": created.queue, "key": created.key}))
         return
     if with_workspace:
         click.echo(f"Workspace: {created.workspace_name} ({created.workspace_id})")
-    click.echo(f"API key ({created.role}, shown once): {created.key}")
+    scope = f", queue {created.queue} only" if created.queue else ""
+    click.echo(f"API key ({created.role}{scope}, shown once): {created.key}")
 
 
 _config = click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Path to rotor.toml.")
@@ -92,13 +93,17 @@ def keys() -> None:
 @click.option("--workspace", required=True, help="Workspace name or id.")
 @click.option("--label", default="", help="A label to recognise the key by.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default="admin", show_default=True, help="What the key may do.")
+@click.option("--queue", help="Limit the key to this queue (an rt_q_ key): enqueue and read its jobs and stats, nothing else.")
 @_config
 @_data_dir
 @_json
-def create_key(*, workspace: str, label: str, role: str, config_file: str | None, data_dir: str | None, as_json: bool) -> None:
+def create_key(
+    *, workspace: str, label: str, role: str, queue: str | None, config_file: str | None, data_dir: str | None,
+    as_json: bool,
+) -> None:
     """Create an API key for a workspace and print it once."""
     created = _run_offline(
-        config_file, data_dir, lambda conn, now: service.create_key(conn, workspace, label, Role(role), now)
+        config_file, data_dir, lambda conn, now: service.create_key(conn, workspace, label, Role(role), now, queue)
     )
     _print_key(created, as_json, with_workspace=False)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from collections.abc import Iterator
@@ -12,9 +11,12 @@ import click
 import uvicorn
 
 from rotor_lite.api.app import create_app
+from rotor_lite.api.request_log import log_requests
+from rotor_lite.api.server import listening_socket, uvicorn_config
 from rotor_lite.config import Settings, load_settings
-from rotor_lite.engine.runtime import Runtime
+from rotor_lite.engine.runtime import Runtime, claim_data_dir
 from rotor_lite.errors import ConfigError
+from rotor_lite.logs import configure_logging
 
 
 @click.command()
@@ -29,27 +31,26 @@ def serve(*, config_file: str | None, host: str | None, port: int | None, data_d
         settings = load_settings(
             config_file, overrides={("server", "host"): host, ("server", "port"): port, ("storage", "data_dir"): data_dir}
         )
+        configure_logging(log_level, settings.server.log_format)
+        code = run_server(settings, log_level)
     except ConfigError as exc:
-        raise click.ClickException(exc.message) from exc
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.exit(run_server(settings, log_level))
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    sys.exit(code)
 
 
 def run_server(settings: Settings, log_level: str = "info") -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit code."""
-    app = create_app(settings, on_ready=_announce)
-    config = uvicorn.Config(
-        app, host=settings.server.host, port=settings.server.port, log_level=log_level, access_log=False,
-        loop="auto", http="httptools", lifespan="on",
-        timeout_graceful_shutdown=int(settings.server.ms("drain_timeout") / 1000) or 1, backlog=4096,
-        # X-Forwarded-For is believed only from the configured proxies; none by default (uvicorn's default
-        # trusts 127.0.0.1, so any local caller could choose the address the audit log records).
-        proxy_headers=bool(settings.server.forwarded_allow_ips),
-        forwarded_allow_ips=settings.server.forwarded_allow_ips,
-    )
-    server = uvicorn.Server(config)
+    """Serve until SIGTERM/SIGINT; returns the exit code.
+
+    The data directory's lock and the port are taken before the database is opened, so a busy one
+    ends the start with a ConfigError before the admin key of a first start is made (and shown once).
+    """
+    data_lock = claim_data_dir(settings.data_path)
+    sock = listening_socket(settings.server.host, settings.server.port)
+    app = log_requests(create_app(settings, on_ready=_announce, data_lock=data_lock))
+    server = uvicorn.Server(uvicorn_config(app, settings.server, log_level=log_level))
     with _exit_normally_on_signals():
-        server.run()
+        server.run(sockets=[sock])
     return 0 if server.started else 1
 
 

@@ -289,10 +289,25 @@ class Dispatcher:
 
     def _after_settled(self, conn: sqlite3.Connection, queue: Queue, s: Settlement) -> None:
         terminal = s.state in (JobState.COMPLETED, JobState.FAILED)
+        if s.state != JobState.COMPLETED:
+            _log_failed_attempt(queue, s)
         for observer in self._core.attempt_observers:
             observer(conn, queue, s.claimed, s.attempt, terminal)
         if terminal and self._core.events.wants(queue.workspace_id, _EVENT_OF_STATE[s.state]):
             self._core.events.emit(conn, queue.workspace_id, _EVENT_OF_STATE[s.state], _event_data(queue, s))
+
+
+def _log_failed_attempt(queue: Queue, s: Settlement) -> None:
+    """One line per failed attempt: the last one says the job failed (it is in the DLQ), the others when it is retried."""
+    fields = {
+        "job_id": s.claimed.id, "queue": queue.name, "workspace": queue.workspace_id, "attempt": s.attempt.attempt,
+        "max_attempts": s.claimed.max_attempts, "outcome": s.attempt.outcome, "status": s.attempt.status,
+        "error": s.attempt.error,  # secret values the endpoint echoed are scrubbed by the deliverer
+    }
+    if s.state == JobState.FAILED:
+        log.warning("job failed, moved to the DLQ", extra=fields)
+    else:
+        log.info("job attempt failed, retry scheduled", extra={**fields, "retry_at": iso_from_ms(s.retry_at)})
 
 
 def _event_data(queue: Queue, s: Settlement) -> dict[str, Any]:

@@ -36,19 +36,20 @@ _KEY_CHECK = "master_key_check"
 class Runtime:
     """Everything the server runs, entered and left as one async context manager."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None, data_lock: IO[str] | None = None) -> None:
+        """`data_lock`: the data directory's lock when the caller took it already (`claim_data_dir`)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self._stack = AsyncExitStack()
-        self._lock_file: IO[str] | None = None
+        self._lock_file = data_lock
         self.core: Core | None = None
         self.dispatcher: Dispatcher | None = None
         self.bootstrap_key: CreatedKey | None = None
 
     async def __aenter__(self) -> Runtime:
         data_dir = self.settings.data_path
-        make_data_dir(data_dir)
-        self._lock_file = _lock_data_dir(data_dir)
+        if self._lock_file is None:
+            self._lock_file = claim_data_dir(data_dir)
         vault = Vault(load_master_key(self.settings.security.master_key, data_dir))
         db = await self._stack.enter_async_context(Database(self.settings.db_path, self.settings.storage.synchronous))
         core = self.core = Core(self.settings, self.clock, db, vault)
@@ -95,14 +96,20 @@ def _check_master_key(conn: sqlite3.Connection, vault: Vault) -> None:
         )
 
 
-def _lock_data_dir(data_dir: Path) -> IO[str]:
-    """One server per data directory: a second one would deliver every job twice."""
-    handle = os.fdopen(open_private(data_dir / "server.lock", os.O_WRONLY | os.O_TRUNC), "w")  # held until exit
+def claim_data_dir(data_dir: Path) -> IO[str]:
+    """Create the data directory and lock it for this process (the lock holds while the file stays open).
+
+    One server per data directory: a second one would deliver every job twice.
+    """
+    make_data_dir(data_dir)
+    # No O_TRUNC: a refused second server must not wipe the pid the running one wrote
+    handle = os.fdopen(open_private(data_dir / "server.lock", os.O_WRONLY | os.O_APPEND), "a")  # held until exit
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
         handle.close()
         raise ConfigError(f"another rotor-lite server is already using {data_dir}") from exc
+    handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
     return handle

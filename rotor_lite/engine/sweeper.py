@@ -8,6 +8,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 
+from rotor_lite.models import Queue
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import runs as run_store
@@ -48,17 +49,20 @@ class Sweeper:
         stalled = await self._core.db.write(lambda conn: self._reap(conn, now))
         if stalled:
             self._core.metrics.stalled.inc(len(stalled))
-            log.warning("stalled jobs requeued", extra={"count": len(stalled)})
+            for job_id, queue in stalled:
+                log.warning("job stalled: its lease ran out, it waits to be delivered again", extra={
+                    "job_id": job_id, "queue": queue.name if queue else None,
+                    "workspace": queue.workspace_id if queue else None,
+                })
             self._on_requeued()
         retention = self._core.settings.retention
         if now - self._last_prune >= retention.ms("sweep_interval"):
             self._last_prune = now
             await self._prune(now - retention.ms("finished_jobs"))
 
-    def _reap(self, conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
-        stalled = job_store.reap_expired(conn, now)
-        for job_id, queue_rowid in stalled:
-            queue = self._core.queues.by_rowid(queue_rowid)
+    def _reap(self, conn: sqlite3.Connection, now: int) -> list[tuple[str, Queue | None]]:
+        stalled = [(job_id, self._core.queues.by_rowid(rowid)) for job_id, rowid in job_store.reap_expired(conn, now)]
+        for job_id, queue in stalled:
             if queue is not None:
                 self._core.events.emit(conn, queue.workspace_id, "job.stalled", {"jobId": job_id, "queueName": queue.name})
         return stalled

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from rotor_lite.clock import iso
 from rotor_lite.cron import CronSchedule, compile_schedule, describe, parse_cron, resolve_timezone
 from rotor_lite.errors import Conflict, NotFound, PayloadTooLarge, QuotaExceeded, RotorError, ValidationError
 from rotor_lite.ids import is_valid_id, new_id
@@ -254,7 +255,7 @@ async def apply_ticks(core: Core, plans: list[TickPlan]) -> list[ScheduleRun | N
             raise
         log.exception("a batch of ticks failed; trying each alone")
         runs = [await _apply_alone(core, plan) for plan in ready]
-    _after_enqueue(core, [plan.schedule for plan, run in zip(ready, runs) if run is not None])
+    _after_enqueue(core, [(plan.schedule, run) for plan, run in zip(ready, runs) if run is not None])
     return runs
 
 
@@ -290,7 +291,7 @@ async def fire_now(core: Core, principal: Principal, key: str) -> ScheduleRun:
     except QuotaExceeded:
         core.quota.forget()  # the reservation may not have been committed
         raise
-    _after_enqueue(core, [schedule])
+    _after_enqueue(core, [(schedule, run)])
     return run
 
 
@@ -301,10 +302,17 @@ async def _tick_job(core: Core, queue: Queue, schedule: Schedule, at: int) -> Jo
     return screened
 
 
-def _after_enqueue(core: Core, fired: list[Schedule]) -> None:
-    for schedule in fired:
+def _after_enqueue(core: Core, fired: list[tuple[Schedule, ScheduleRun]]) -> None:
+    for schedule, run in fired:
+        queue_name = queue_name_of(core, schedule)
         if schedule.function_id is None:  # a cron function's tick started a run, not a job
-            core.metrics.enqueued.labels(schedule.workspace_id, queue_name_of(core, schedule)).inc()
+            core.metrics.enqueued.labels(schedule.workspace_id, queue_name).inc()
+        log.info("schedule fired", extra={
+            "schedule_id": schedule.id, "run_id": run.id, "job_id": run.job_id, "queue": queue_name,
+            "function_id": schedule.function_id, "workspace": schedule.workspace_id,
+            "scheduled_for": iso(run.scheduled_for),
+            "lateness_ms": (run.fired_at or run.scheduled_for) - run.scheduled_for, "manual": run.manual,
+        })
     if fired:
         core.on_jobs_ready()
 

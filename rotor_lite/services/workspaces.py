@@ -9,9 +9,10 @@ from typing import Any
 
 import msgspec
 
-from rotor_lite.errors import Conflict, KeyRefused, ValidationError, WorkspaceNotFound
+from rotor_lite.errors import Conflict, KeyRefused, QueueNotFound, ValidationError, WorkspaceNotFound
 from rotor_lite.ids import new_api_key, new_id
 from rotor_lite.models import Principal, Role
+from rotor_lite.store import queues as queue_store
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.db import Database
 
@@ -30,6 +31,7 @@ class CreatedKey(msgspec.Struct, kw_only=True):
     key: str
     label: str
     role: str
+    queue: str | None = None
 
 
 def hash_key(key: str) -> str:
@@ -56,24 +58,33 @@ def create_workspace(conn: sqlite3.Connection, name: str, now: int, *, key: str 
     return _insert_key(conn, ws_id, name, "initial admin key", Role.ADMIN, now, key)
 
 
-def create_key(conn: sqlite3.Connection, workspace: str, label: str, role: Role, now: int) -> CreatedKey:
-    """A new API key for an existing workspace (by name or id)."""
+def create_key(
+    conn: sqlite3.Connection, workspace: str, label: str, role: Role, now: int, queue: str | None = None
+) -> CreatedKey:
+    """A new API key for an existing workspace (by name or id); with `queue`, an `rt_q_` key for that queue only."""
     found = ws_store.workspace_by_name(conn, workspace)
     if found is None:
         raise WorkspaceNotFound(workspace)
-    return _insert_key(conn, found[0], found[1], label, role, now, None)
+    if queue is not None and not any(
+        row.queue.workspace_id == found[0] and row.queue.name == queue for row in queue_store.all_queues(conn)
+    ):
+        raise QueueNotFound(queue)
+    return _insert_key(conn, found[0], found[1], label, role, now, None, queue)
 
 
 def _insert_key(
-    conn: sqlite3.Connection, ws_id: str, ws_name: str, label: str, role: Role, now: int, key: str | None
+    conn: sqlite3.Connection, ws_id: str, ws_name: str, label: str, role: Role, now: int, key: str | None,
+    queue: str | None = None,
 ) -> CreatedKey:
-    key = key or new_api_key("ws")
+    key = key or new_api_key("ws" if queue is None else "q")
     key_id = new_id("key", now)
     ws_store.insert_api_key(
         conn, id=key_id, workspace_id=ws_id, key_hash=hash_key(key), key_prefix=key[:KEY_PREFIX_LENGTH],
-        label=label, role=role.value, queue_name=None, created_at=now, expires_at=None,
+        label=label, role=role.value, queue_name=queue, created_at=now, expires_at=None,
     )
-    return CreatedKey(id=key_id, workspace_id=ws_id, workspace_name=ws_name, key=key, label=label, role=role.value)
+    return CreatedKey(
+        id=key_id, workspace_id=ws_id, workspace_name=ws_name, key=key, label=label, role=role.value, queue=queue
+    )
 
 
 class Authenticator:

@@ -8,13 +8,14 @@ import io
 import json
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
-from tests.helpers import Receiver, ServerProcess, offline
+from tests.helpers import Receiver, ServerProcess, api_routes, offline, wait_until
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -159,3 +160,95 @@ def test_refused_keys_and_roles_are_audited(server: ServerProcess) -> None:
     assert not any(key in recorded for key in (revoked["key"], expired["key"], forged, unknown))
     log = server.log()  # the refusals no workspace can be told of are logged, without the key
     assert "API key refused (invalid)" in log and "API key refused (missing)" in log and unknown[6:] not in log
+
+
+# Every mutating route of the app, called once in an order that makes each call valid, with the event
+# it must leave in the audit log (None: the data plane, never audited). The routes come from the app
+# itself: a new POST/PUT/PATCH/DELETE route fails `test_every_mutating_route_is_audited` until it is
+# added here, with the event it records.
+Step = tuple[str, str, str, Any, str | None]  # method, route template, path, body, event type
+
+
+def _steps(receiver: Receiver) -> list[Step]:
+    return [
+        ("POST", "/v1/queues", "/v1/queues", {"name": "aq", "callback_url": receiver.url("/aq")}, "queue.created"),
+        ("PATCH", "/v1/queues/{name}", "/v1/queues/aq", {"concurrency": 2}, "queue.updated"),
+        ("POST", "/v1/queues/{name}/pause", "/v1/queues/aq/pause", None, "queue.paused"),
+        ("POST", "/v1/queues/{name}/jobs", "/v1/queues/aq/jobs", {"jobId": "j1"}, None),
+        ("POST", "/v1/queues/{name}/jobs/batch", "/v1/queues/aq/jobs/batch", {"jobs": [{"jobId": "j2"}]}, None),
+        ("DELETE", "/v1/queues/{name}/jobs/{job_id}", "/v1/queues/aq/jobs/j1", None, "job.cancelled"),
+        ("POST", "/v1/queues/{name}/jobs/{job_id}/retry", "/v1/queues/aq/jobs/j1/retry", None, "job.retried"),
+        ("POST", "/v1/queues/{name}/drain", "/v1/queues/aq/drain", {"confirm": True}, "queue.drained"),
+        ("POST", "/v1/queues/{name}/retry-all", "/v1/queues/aq/retry-all", None, "queue.retried_all"),
+        ("POST", "/v1/dlq/replay", "/v1/dlq/replay", {"queue": "aq"}, "job.retried"),
+        ("POST", "/v1/queues/{name}/resume", "/v1/queues/aq/resume", None, "queue.resumed"),
+        ("POST", "/v1/schedules", "/v1/schedules", {"queue": "aq", "name": "s", "cron": "0 0 1 1 *", "timezone": "UTC"},
+         "schedule.created"),
+        ("POST", "/v1/schedules/preview", "/v1/schedules/preview", {"cron": "0 9 * * *", "timezone": "UTC"}, None),
+        ("PATCH", "/v1/schedules/{schedule_id}", "/v1/schedules/s", {"payload": {"a": 1}}, "schedule.updated"),
+        ("POST", "/v1/schedules/{schedule_id}/pause", "/v1/schedules/s/pause", None, "schedule.paused"),
+        ("POST", "/v1/schedules/{schedule_id}/resume", "/v1/schedules/s/resume", None, "schedule.resumed"),
+        ("PATCH", "/v1/schedules/{schedule_id}/pause", "/v1/schedules/s/pause", None, "schedule.paused"),
+        ("PATCH", "/v1/schedules/{schedule_id}/resume", "/v1/schedules/s/resume", None, "schedule.resumed"),
+        ("POST", "/v1/schedules/{schedule_id}/fire-now", "/v1/schedules/s/fire-now", None, "schedule.fired"),
+        ("DELETE", "/v1/schedules/{schedule_id}", "/v1/schedules/s", None, "schedule.deleted"),
+        ("POST", "/v1/webhooks", "/v1/webhooks", {"url": receiver.url("/wh"), "eventTypes": ["job.completed"]},
+         "webhook.created"),
+        ("PATCH", "/v1/webhooks/{webhook_id}", "/v1/webhooks/{webhook}", {"enabled": True}, "webhook.updated"),
+        ("POST", "/v1/webhooks/{webhook_id}/test", "/v1/webhooks/{webhook}/test", None, "webhook.tested"),
+        ("POST", "/v1/webhooks/{webhook_id}/deliveries/{message_id}/redeliver",
+         "/v1/webhooks/{webhook}/deliveries/{message}/redeliver", None, "delivery.redelivered"),
+        ("POST", "/v1/webhooks/{webhook_id}/rotate-secret", "/v1/webhooks/{webhook}/rotate-secret", None,
+         "webhook.secret_rotated"),
+        ("DELETE", "/v1/webhooks/{webhook_id}", "/v1/webhooks/{webhook}", None, "webhook.deleted"),
+        ("POST", "/v1/secrets", "/v1/secrets", {"name": "TOKEN", "value": "first-value"}, "secret.created"),
+        ("PATCH", "/v1/secrets/{name}", "/v1/secrets/TOKEN", {"value": "second-value"}, "secret.rotated"),
+        ("DELETE", "/v1/secrets/{name}", "/v1/secrets/TOKEN", None, "secret.deleted"),
+        ("PUT", "/v1/alerts", "/v1/alerts", {"email": "ops@example.com"}, "alert.updated"),
+        ("PATCH", "/v1/guardrails", "/v1/guardrails", {"piiRedactionEnabled": False}, "guardrail.updated"),
+        ("POST", "/v1/guardrails/dnc", "/v1/guardrails/dnc", {"emails": ["a@example.com"], "domains": ["example.org"]},
+         "guardrail.dnc_added"),
+        ("DELETE", "/v1/guardrails/dnc/emails/{email}", "/v1/guardrails/dnc/emails/a@example.com", None,
+         "guardrail.dnc_removed"),
+        ("DELETE", "/v1/guardrails/dnc/domains/{domain}", "/v1/guardrails/dnc/domains/example.org", None,
+         "guardrail.dnc_removed"),
+        ("POST", "/v1/approvals/{approval_id}/approve", "/v1/approvals/{first_approval}/approve", None,
+         "approval.approved"),
+        ("POST", "/v1/approvals/{approval_id}/reject", "/v1/approvals/{second_approval}/reject", {"reason": "no"},
+         "approval.rejected"),
+        ("DELETE", "/v1/queues/{name}", "/v1/queues/aq", None, "queue.deleted"),
+    ]
+
+
+def test_every_mutating_route_is_audited(server: ServerProcess, receiver: Receiver) -> None:
+    ids: dict[str, str] = {}
+    steps = _steps(receiver)
+    mutating = {route for route in api_routes() if route[0] in ("POST", "PUT", "PATCH", "DELETE")}
+    assert {(method, template) for method, template, *_ in steps} == mutating
+    with server.client() as http:
+        for method, template, path, body, event_type in steps:
+            _prepare(http, template, ids)
+            seen = {event["id"] for event in http.get("/v1/audit", params={"limit": 500}).json()["data"]}
+            response = http.request(method, path.format(**ids), json=body)
+            assert response.status_code < 300, (method, template, response.text)
+            _remember(response, template, ids)
+            new = [e for e in http.get("/v1/audit", params={"limit": 500}).json()["data"] if e["id"] not in seen]
+            assert [e["event_type"] for e in new] == ([] if event_type is None else [event_type]), (method, template)
+
+
+def _prepare(http: httpx.Client, template: str, ids: dict[str, str]) -> None:
+    """What a step needs that an earlier step does not leave: a delivery to redeliver, approvals to decide."""
+    if template.endswith("/redeliver"):
+        deliveries = wait_until(lambda: http.get(f"/v1/webhooks/{ids['webhook']}/deliveries").json()["data"])
+        ids["message"] = deliveries[0]["id"]
+    if template == "/v1/approvals/{approval_id}/approve":
+        assert http.patch("/v1/queues/aq", json={"approval_required": True}).status_code == 200
+        for n in (1, 2):
+            assert http.post("/v1/queues/aq/jobs", json={"payload": {"n": n}}).status_code == 201
+        pending = http.get("/v1/approvals", params={"status": "pending"}).json()["approvals"]
+        ids["first_approval"], ids["second_approval"] = (a["id"] for a in pending)
+
+
+def _remember(response: httpx.Response, template: str, ids: dict[str, str]) -> None:
+    if template == "/v1/webhooks":
+        ids["webhook"] = response.json()["id"]

@@ -134,29 +134,39 @@ def test_a_delay_holds_the_job_until_it_is_due(http: httpx.Client, receiver: Rec
     name = make_queue(receiver.url("/later"))
     before = time.time()
     job = enqueue(http, name, {"when": "later"}, delay="500ms")
-    assert job["state"] == "delayed"
-    listed = http.get(f"/v1/queues/{name}/jobs", params={"state": "delayed"}).json()["data"]
-    if time.time() < before + 0.45:  # on a very slow machine the job may already be due
-        assert [j["id"] for j in listed] == [job["id"]] and receiver.for_path("/later") == []
+    held = enqueue(http, name, {"when": "much later"}, delay="1h")  # a machine is never that slow
+    assert job["state"] == held["state"] == "delayed"
+    assert _ms_between(job["createdAt"], job["runAt"]) == 500
 
     [got] = wait_until(lambda: receiver.for_path("/later"), timeout=5)
-    assert got.at - before >= 0.499  # the server keeps times in whole milliseconds
-    wait_until(lambda: get_job(http, name, job["id"])["state"] == "completed")
+    assert got.json() == {"when": "later"} and got.at - before >= 0.499  # the server keeps whole milliseconds
+    done = wait_until(lambda: _in_state(http, name, job["id"], "completed"))
+    assert datetime.fromisoformat(done["startedAt"]) >= datetime.fromisoformat(job["runAt"])
+    listed = http.get(f"/v1/queues/{name}/jobs", params={"state": "delayed"}).json()["data"]
+    assert [j["id"] for j in listed] == [held["id"]] and len(receiver.for_path("/later")) == 1
 
 
 def test_run_at_holds_the_job_until_that_moment(http: httpx.Client, receiver: Receiver, make_queue: QueueMaker) -> None:
     name = make_queue(receiver.url("/at"))
     due = datetime.now(UTC) + timedelta(milliseconds=800)
     job = enqueue(http, name, run_at=due.isoformat())
-    assert job["state"] == "delayed"
+    held = enqueue(http, name, run_at=(due + timedelta(hours=1)).isoformat())
+    assert job["state"] == held["state"] == "delayed"
     assert abs(datetime.fromisoformat(job["runAt"]) - due) < timedelta(milliseconds=2)
 
-    time.sleep(0.3)
-    meanwhile = get_job(http, name, job["id"])
-    if datetime.now(UTC) < due - timedelta(milliseconds=50):  # on a very slow machine it may already be due
-        assert meanwhile["state"] == "delayed" and receiver.for_path("/at") == []
     [got] = wait_until(lambda: receiver.for_path("/at"), timeout=5)
-    assert got.at >= due.timestamp() - 0.002
+    assert got.headers["x-rotor-job-id"] == job["id"] and got.at >= due.timestamp() - 0.002
+    wait_until(lambda: _in_state(http, name, job["id"], "completed"))
+    assert get_job(http, name, held["id"])["state"] == "delayed" and len(receiver.for_path("/at")) == 1
+
+
+def _ms_between(earlier: str, later: str) -> int:
+    return round((datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds() * 1000)
+
+
+def _in_state(http: httpx.Client, queue: str, job_id: str, state: str) -> dict[str, Any] | None:
+    job = get_job(http, queue, job_id)
+    return job if job["state"] == state else None
 
 
 def test_lower_priority_number_runs_first(http: httpx.Client, receiver: Receiver, make_queue: QueueMaker) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -157,6 +159,30 @@ def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(
     assert len(receiver.for_path("/slow")) == 1  # recorded before exit, so not delivered again
 
 
+def test_after_sigterm_a_job_that_falls_due_during_the_drain_is_not_claimed(
+    make_server: Callable[..., ServerProcess], receiver: Receiver
+) -> None:
+    receiver.script("/draining", Reply(delay=2.5))  # keeps the server draining until well after the second job is due
+    server = make_server()
+    with server.client() as http:
+        created = http.post("/v1/queues", json={"name": "draining", "concurrency": 5, "callback_url": receiver.url("/draining")})
+        assert created.status_code == 201, created.text
+        in_flight = http.post("/v1/queues/draining/jobs", json={"payload": {"n": 1}}).json()["id"]
+        wait_until(lambda: receiver.for_path("/draining"))
+        due_later = http.post("/v1/queues/draining/jobs", json={"payload": {"n": 2}, "delay": "1s"}).json()["id"]
+
+    assert server.terminate() == 0, server.log()
+    assert [r.headers["x-rotor-job-id"] for r in receiver.for_path("/draining")] == [in_flight]
+    with sqlite3.connect(server.data_dir / "rotor.db") as db:  # the server is gone: read what it left
+        left = dict(db.execute("SELECT id, state FROM job").fetchall())
+    assert left == {in_flight: "completed", due_later: "delayed"}
+
+    restarted = make_server(server.data_dir)
+    with restarted.client() as http:
+        wait_until(lambda: http.get(f"/v1/queues/draining/jobs/{due_later}").json()["state"] == "completed")
+    assert [r.headers["x-rotor-job-id"] for r in receiver.for_path("/draining")] == [in_flight, due_later]
+
+
 def test_a_second_server_on_the_same_data_dir_refuses_to_start(make_server: Callable[..., ServerProcess]) -> None:
     first = make_server()
     second = ServerProcess(data_dir=first.data_dir)
@@ -166,8 +192,22 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(make_server: Call
     finally:
         second.kill()
     assert second.process is not None and second.process.returncode not in (0, None)
-    assert "already using" in str(info.value) and str(first.data_dir) in str(info.value)
+    assert second.log().splitlines() == [f"error: another rotor-lite server is already using {first.data_dir}"]
     assert healthy(first.port)
+
+
+def test_a_busy_port_stops_the_start_in_one_line_before_the_admin_key_is_made(tmp_path: Path, spawn: Spawn) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        refused = spawn("serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), env=clean_env())
+        assert refused.wait(30) == 1
+    assert output_of(tmp_path, 0).splitlines() == [f"error: port {port} is in use"]
+
+    started = spawn("serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), env=clean_env())
+    wait_until(partial(started_or_exited, started, port), timeout=20)
+    assert len(GENERATED_KEY.findall(output_of(tmp_path, 1))) == 1  # the first start that got the port made the key
 
 
 # Offline admin commands ---------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 A producer enqueues 10,000 jobs in batches of 100 with idempotency keys, retrying a batch on the
 current server until it is acknowledged (a 201 means committed). Meanwhile the server is killed
-with SIGKILL at a random moment five times and restarted on the same data directory. In the end
-every acknowledged job must be completed, and the duplicate deliveries (at least once) are counted
-and bounded by the jobs that can be in flight when each kill lands.
+with SIGKILL five times, each time while the receiver holds a delivery of it unanswered (at a random
+delivery), and restarted on the same data directory. In the end every acknowledged job must be
+completed; the deliveries a kill repeats (at least once) must include every delivery in flight at
+that kill and be no more than the jobs one server can have in flight.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.helpers import Receiver, ServerProcess, wait_until
+from tests.helpers import KillDuringDelivery, Receiver, ServerProcess, wait_until
 
 JOBS = 10_000
 BATCH = 100
@@ -98,12 +99,11 @@ def test_five_kill_9s_during_10000_jobs_lose_no_acknowledged_job(
         assert created.status_code == 201, created.text
     producer = Producer(server)
     producer.start()
-    kill_marks = []
-    for _ in range(KILLS):
-        time.sleep(rng.uniform(0.3, 1.5))
-        kill_marks.append((len(producer.acked), len(receiver.for_path("/cb"))))
-        server.kill()
-        server = make_server(data_dir=server.data_dir)
+    killer = KillDuringDelivery(receiver)
+    kill_at = sorted(rng.sample(range(500, JOBS - 1000), KILLS))
+    for number in kill_at:
+        killer.kill_at(server, number)
+        server = killer.restart(lambda: make_server(data_dir=server.data_dir))
         producer.server = server
     producer.join(120)
     assert not producer.is_alive() and producer.error is None, f"the producer did not finish: {producer.error!r}"
@@ -111,14 +111,19 @@ def test_five_kill_9s_during_10000_jobs_lose_no_acknowledged_job(
 
     stats = _stats(server)
     completed = _completed_ids(server)
-    deliveries = Counter(r.headers["x-rotor-job-id"] for r in receiver.for_path("/cb"))
+    deliveries = Counter(r.job_id for r in receiver.for_path("/cb"))
     duplicates = sum(count - 1 for count in deliveries.values())
+    per_kill = killer.per_kill()
     with capsys.disabled():
-        print(f"\nkill -9 ×{KILLS} (seed {seed}; acknowledged/delivered at each kill: {kill_marks}): "
-              f"{len(producer.acked)} acknowledged, {stats['completed']} completed, {duplicates} duplicate "
-              f"deliveries (bound {KILLS * CONCURRENCY}), {producer.retries} enqueue retries")
+        print(f"\nkill -9 ×{KILLS} (seed {seed}; at deliveries {kill_at}; in flight/delivered again per kill: "
+              f"{[(len(flying), len(again)) for flying, again in per_kill]}): {len(producer.acked)} acknowledged, "
+              f"{stats['completed']} completed, {duplicates} duplicate deliveries, {producer.retries} enqueue retries")
     assert len(producer.acked) == JOBS
     assert producer.acked <= completed, f"acknowledged but not completed: {sorted(producer.acked - completed)[:5]}"
     assert stats["completed"] == JOBS and stats["failed"] == stats["waiting"] == stats["active"] == 0, stats
     assert set(deliveries) == producer.acked, "a job was delivered that nobody enqueued, or one was never delivered"
-    assert duplicates <= KILLS * CONCURRENCY, "more redeliveries than jobs that can be in flight"
+    for in_flight, again in per_kill:
+        assert in_flight, "a kill landed while no delivery was in flight"
+        assert in_flight <= again, "a delivery cut off by a kill was never made again"
+        assert len(again) <= CONCURRENCY, "a kill repeated more deliveries than one server can have in flight"
+    assert duplicates == sum(len(again) for _, again in per_kill)

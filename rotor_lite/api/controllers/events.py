@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 
-from rotor_lite.api.auth import require_workspace_scope, require_write
+from rotor_lite.api.auth import require_write
 from rotor_lite.api.http import core_of, json_response, read_body
 from rotor_lite.models import Principal
 from rotor_lite.schemas import EventSend
@@ -17,7 +17,6 @@ from rotor_lite.services import workflow_events as service
 async def send_event(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
     """`{id, runIds, resumed}`; with a known `idempotencyKey`, `{duplicate: true, runIds}` of the first runs."""
     require_write(principal)
-    require_workspace_scope(principal)
     spec = await read_body(request, EventSend)
     published = await service.send_event(core_of(request), principal, spec)
     body: dict[str, Any] = {"id": published.id, "runIds": published.run_ids, "resumed": published.resumed}

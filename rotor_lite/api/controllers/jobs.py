@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import Parameter
 from litestar.types import ASGIApp
 
-from rotor_lite.api.auth import provide_principal, require_write
+from rotor_lite.api.auth import QUEUE_KEY_ROUTE, provide_principal, require_write
 from rotor_lite.api.http import JsonBody, core_of, header, json_response, page_limit, read_body
 from rotor_lite.api.render import job_out
 from rotor_lite.models import Principal
@@ -22,7 +22,7 @@ class JobController(Controller):
 
     # The enqueue routes take only the request: Litestar's parameter and dependency resolution
     # costs more per call than the rest of a single enqueue's work on the event loop.
-    @post("/", status_code=201, opt={"body": JobCreate, "returns": JobOut})
+    @post("/", status_code=201, opt={"body": JobCreate, "returns": JobOut, QUEUE_KEY_ROUTE: True})
     async def enqueue(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Enqueue a job; a known `jobId` answers 200 with `duplicate: true` (409 with `strict`)."""
         principal = await provide_principal(request)
@@ -34,7 +34,7 @@ class JobController(Controller):
         )
         return JsonBody(job_out(done.job, duplicate=done.duplicate), 200 if done.duplicate else 201)
 
-    @post("/batch", status_code=201, opt={"body": BatchCreate, "returns": JobList})
+    @post("/batch", status_code=201, opt={"body": BatchCreate, "returns": JobList, QUEUE_KEY_ROUTE: True})
     async def enqueue_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Enqueue up to 1000 jobs, all or none."""
         principal = await provide_principal(request)
@@ -43,7 +43,7 @@ class JobController(Controller):
         done = await service.enqueue_batch(core_of(request), principal, request.path_params["name"], spec)
         return JsonBody(JobList(data=[job_out(d.job, duplicate=d.duplicate) for d in done]), 201)
 
-    @get("/", opt={"returns": JobPage})
+    @get("/", opt={"returns": JobPage, QUEUE_KEY_ROUTE: True})
     async def list_jobs(
         self, request: Request[Any, Any, Any], principal: Principal, name: str,
         job_state: Annotated[str | None, Parameter(query="state")] = None,
@@ -55,7 +55,7 @@ class JobController(Controller):
         )
         return json_response(JobPage(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
 
-    @get("/{job_id:str}", opt={"returns": JobOut})
+    @get("/{job_id:str}", opt={"returns": JobOut, QUEUE_KEY_ROUTE: True})
     async def get_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
         """The job with its attempt log."""
         job, attempts = await service.get_job(core_of(request), principal, name, job_id)

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 
-from rotor_lite.api.auth import require_write
+from rotor_lite.api.auth import QUEUE_KEY_ROUTE, require_write
 from rotor_lite.api.http import core_of, json_response, read_body
 from rotor_lite.api.render import queue_out
 from rotor_lite.models import Principal, QueueState
@@ -43,7 +43,7 @@ class QueueController(Controller):
         queue = core.queue_for(principal, name)
         return json_response(queue_out(queue, await service.queue_counts(core, queue)))
 
-    @get("/{name:str}/stats", opt={"returns": Counts})
+    @get("/{name:str}/stats", opt={"returns": Counts, QUEUE_KEY_ROUTE: True})
     async def queue_stats(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Job counts per state."""
         core = core_of(request)

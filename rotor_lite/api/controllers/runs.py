@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
-from rotor_lite.api.auth import require_workspace_scope, require_write
+from rotor_lite.api.auth import require_write
 from rotor_lite.api.http import core_of, json_response, page_limit
 from rotor_lite.errors import ValidationError
 from rotor_lite.models import Principal, RunStatus
@@ -31,7 +31,6 @@ class RunController(Controller):
         limit: int | None = None, cursor: str | None = None,
     ) -> Response[bytes]:
         """Runs, newest first; filter by `function`, `status` and creation time (`from`, `to`)."""
-        require_workspace_scope(principal)
         if status is not None and status not in _STATUSES:
             raise ValidationError(f"status must be one of {', '.join(sorted(_STATUSES))}", field="status")
         runs, next_cursor = await service.list_runs(
@@ -44,7 +43,6 @@ class RunController(Controller):
     @get("/{run_id:str}")
     async def get_run(self, request: Request[Any, Any, Any], principal: Principal, run_id: str) -> Response[bytes]:
         """The run with its steps (status, timing, attempts, output preview), children and hook errors."""
-        require_workspace_scope(principal)
         core = core_of(request)
         run = await service.get_run(core, principal, run_id)
         steps, children = await store.fetch_steps(core.db, run.rowid), await store.fetch_children(core.db, run.id)
@@ -54,12 +52,10 @@ class RunController(Controller):
     async def cancel_run(self, request: Request[Any, Any, Any], principal: Principal, run_id: str) -> Response[bytes]:
         """Cancel the run and its children (an ended run is returned unchanged)."""
         require_write(principal)
-        require_workspace_scope(principal)
         return json_response(service.run_out(await service.cancel_run(core_of(request), principal, run_id)))
 
     @post("/{run_id:str}/replay", status_code=201, opt={"audit": "run.replayed"})
     async def replay_run(self, request: Request[Any, Any, Any], principal: Principal, run_id: str) -> Response[bytes]:
         """Start a failed or cancelled run again as a new run that keeps its completed steps' outcomes."""
         require_write(principal)
-        require_workspace_scope(principal)
         return json_response(service.run_out(await service.replay_run(core_of(request), principal, run_id)), 201)

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 
-from rotor_lite.api.auth import require_decider, require_workspace_scope
+from rotor_lite.api.auth import require_decider
 from rotor_lite.api.http import core_of, json_response, read_body
 from rotor_lite.models import Principal
 from rotor_lite.schemas import SignalComplete
@@ -17,7 +17,6 @@ from rotor_lite.services import signals as service
 async def complete_signal(request: Request[Any, Any, Any], principal: Principal, signal_id: str) -> Response[bytes]:
     """Resume with `{data}`: 404 unknown, 409 held by another run than `runId`, 410 resolved or timed out."""
     require_decider(principal)
-    require_workspace_scope(principal)
     spec = await read_body(request, SignalComplete)
     run_id = await service.complete_signal(core_of(request), principal, signal_id, spec)
     return json_response({"runId": run_id})

@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 import click
 
 from rotor_lite.cli.client.output import Output
-from rotor_lite.sdk import Rotor, RotorAPIError, RotorError
+
+if TYPE_CHECKING:
+    from rotor_lite.sdk import Rotor, RotorAPIError
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -38,11 +40,13 @@ __all__ = [
 P = ParamSpec("P")
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
-ClientFactory = Callable[[str | None, str], Rotor]
+ClientFactory = Callable[[str | None, str], "Rotor"]
 
 
 def default_client_factory(api_key: str | None, api_url: str) -> Rotor:
     """A real SDK client; tests swap `client_factory` for one over an httpx.MockTransport."""
+    from rotor_lite.sdk import Rotor  # the SDK loads httpx: only a command that calls the API needs it
+
     return Rotor(api_key=api_key, base_url=api_url)
 
 
@@ -159,6 +163,8 @@ def client_command(func: Callable[Concatenate[Session, P], None]) -> Callable[..
 @contextmanager
 def api_errors(output: Output) -> Iterator[None]:
     """Print SDK errors as `Error [CODE]: message` on stderr and exit 1."""
+    from rotor_lite.sdk import RotorAPIError, RotorError
+
     try:
         yield
     except RotorAPIError as exc:

@@ -14,6 +14,7 @@ __all__ = ["queues"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+MAX_BACKOFF_DELAY_MS = 86_400_000  # the API's bound
 COUNT_STATES = ("waiting", "delayed", "active", "completed", "failed", "pending_approval", "blocked", "cancelled")
 
 
@@ -32,11 +33,23 @@ def _parse_headers(ctx: click.Context, param: click.Parameter, values: tuple[str
     return headers or None
 
 
-def queue_settings(func: F) -> F:
-    """The settings options shared by `create` and `update`."""
+def queue_settings(*, on_create: bool) -> Callable[[F], F]:
+    """The settings options of `create` and `update`; only `create` names the defaults (on update, unset is unchanged)."""
+
+    def default(value: str) -> str:
+        return f" (default {value})" if on_create else ""
+
     options = (
-        click.option("--concurrency", type=click.IntRange(min=1), help="Max jobs delivered in parallel (default 1)."),
-        click.option("--retry-attempts", type=click.IntRange(min=1), help="Attempts before the DLQ (default 3)."),
+        click.option("--concurrency", type=click.IntRange(min=1), help=f"Max jobs delivered in parallel{default('1')}."),
+        click.option("--retry-attempts", type=click.IntRange(min=1), help=f"Attempts before the DLQ{default('3')}."),
+        click.option(
+            "--backoff-type", type=click.Choice(["exponential", "fixed"]),
+            help=f"How the wait before each retry grows{default('exponential')}.",
+        ),
+        click.option(
+            "--backoff-delay", type=click.IntRange(min=0, max=MAX_BACKOFF_DELAY_MS), metavar="MS",
+            help=f"Wait before the first retry, in milliseconds{default('2000')}.",
+        ),
         click.option("--callback-url", metavar="URL", help="URL Rotor POSTs each job to."),
         click.option(
             "--callback-header",
@@ -44,7 +57,7 @@ def queue_settings(func: F) -> F:
             multiple=True,
             metavar="NAME=VALUE",
             callback=_parse_headers,
-            help="Header sent with every callback; repeat for several.",
+            help="Header sent with every callback; repeat for several." + (" Replaces all of them." if not on_create else ""),
         ),
         click.option(
             "--rotate-callback-secret",
@@ -55,23 +68,31 @@ def queue_settings(func: F) -> F:
         click.option(
             "--approval-required/--no-approval-required",
             default=None,
-            help="Hold every new job for human approval.",
+            help=f"Hold every new job for human approval{default('no')}.",
         ),
-        click.option("--timeout-seconds", type=click.IntRange(min=1), help="Callback deadline, seconds (default 30)."),
+        click.option("--timeout-seconds", type=click.IntRange(min=1), help=f"Callback deadline, seconds{default('30')}."),
     )
-    for option in reversed(options):
-        func = option(func)
-    return func
+
+    def add(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return add
 
 
 @queues.command("create")
 @click.argument("name")
-@queue_settings
+@queue_settings(on_create=True)
 @client_command
-def create_queue(session: Session, /, *, name: str, **settings: Any) -> None:
+def create_queue(
+    session: Session, /, *, name: str, backoff_type: str | None, backoff_delay: int | None, **settings: Any
+) -> None:
     """Create queue NAME."""
+    given = {"type": backoff_type, "delay": backoff_delay}
+    backoff = {key: value for key, value in given.items() if value is not None}  # the server fills in the rest
     with session.client() as rotor:
-        queue = rotor.queues.create(name, **settings)
+        queue = rotor.queues.create(name, default_job_options={"backoff": backoff} if backoff else None, **settings)
     session.output.emit(queue, _render_saved("Created"))
 
 
@@ -96,15 +117,23 @@ def get_queue(session: Session, /, *, name: str) -> None:
 
 @queues.command("update")
 @click.argument("name")
-@queue_settings
+@queue_settings(on_create=False)
 @click.option("--state", type=click.Choice(["active", "paused"]), help="Pause or resume dispatching.")
 @client_command
-def update_queue(session: Session, /, *, name: str, **settings: Any) -> None:
+def update_queue(
+    session: Session, /, *, name: str, backoff_type: str | None, backoff_delay: int | None, **settings: Any
+) -> None:
     """Change settings of queue NAME (options not given are left as they are)."""
-    if not any(value is not None for value in settings.values()):
+    if backoff_type is None and backoff_delay is None and all(value is None for value in settings.values()):
         raise click.UsageError("Nothing to update: pass at least one option.")
     with session.client() as rotor:
-        queue = rotor.queues.update(name, **settings)
+        options = None
+        if backoff_type is not None or backoff_delay is not None:
+            # The API sets type and delay together: the half not given keeps its current value.
+            current = rotor.queues.get(name)["defaultJobOptions"]["backoff"]
+            options = {"backoff": {"type": backoff_type or current["type"],
+                                   "delay": current["delay"] if backoff_delay is None else backoff_delay}}
+        queue = rotor.queues.update(name, default_job_options=options, **settings)
     session.output.emit(queue, _render_saved("Updated"))
 
 
