@@ -26,7 +26,9 @@ from rotor_lite.sdk import (
 from rotor_lite.sdk._request import APIRequest
 from rotor_lite.sdk._resources import _Resource
 from rotor_lite.sdk._schedules import ScheduleRuns
-from tests.helpers import Receiver, Reply, ServerProcess, offline
+from rotor_lite.sdk import create_function, serve_workflow
+from rotor_lite.sdk.workflows import Context, Step
+from tests.helpers import Receiver, Reply, ServerProcess, offline, served
 
 Client = Rotor | AsyncRotor
 Exercised = set[tuple[str, Any]]  # (client class name, function)
@@ -102,6 +104,7 @@ async def test_every_sdk_method_against_a_real_server(
         await webhooks(rotor, receiver, f"/{kind}")
         await secrets_alerts_audit_status(rotor)
         await guardrails(rotor)
+        await workflows(rotor)
         if isinstance(rotor, Rotor):
             csv_text = "".join(rotor.iter_text(APIRequest("GET", "/v1/audit", params={"format": "csv"}, raw=True)))
             assert csv_text.startswith("id,workspace_id,event_type")
@@ -265,3 +268,42 @@ async def guardrails(rotor: Client) -> None:
     assert await run(rotor.guardrails.remove_dnc_email("no@dnc.example")) is None
     assert await run(rotor.guardrails.remove_dnc_domain("blocked.example")) is None
     assert (await run(rotor.guardrails.get()))["dncEmails"] == []
+
+
+@create_function(id="sdk-gate", trigger={"event": "sdk.gate"}, retries=0)
+async def gate(ctx: Context, step: Step) -> Any:
+    answer = await step.wait_for_signal("gate", signal=f"gate-{ctx.run_id}", timeout="1h")
+    return {"answer": answer}
+
+
+async def workflows(rotor: Client) -> None:
+    key = (await run(rotor.functions.signing_key()))["signingKey"]
+    rotated = await run(rotor.functions.rotate_signing_key())
+    assert rotated["previousSigningKey"] == key  # the old key keeps signing while apps move to the new one
+    with served(serve_workflow(functions=[gate], signing_key=rotated["signingKey"])) as url:
+        assert (await run(rotor.functions.register("sdk-gate", serve_url=url + "/", event="sdk.gate")))["id"] == "sdk-gate"
+        assert [f["id"] for f in (await run(rotor.functions.list()))["data"]] == ["sdk-gate"]
+        assert (await run(rotor.functions.get("sdk-gate")))["trigger_event"] == "sdk.gate"
+        [first] = (await run(rotor.send("sdk.gate", {"n": 1})))["runIds"]
+        [second] = (await run(rotor.workflow.trigger("sdk.gate", {"n": 2}, idempotency_key="k2")))["runIds"]
+        assert (await run(rotor.workflow.trigger("sdk.gate", {"n": 2}, idempotency_key="k2")))["duplicate"] is True
+        await until(lambda: _waiting(rotor, first))
+        assert (await run(rotor.signals.complete(f"gate-{first}", {"ok": True})))["runId"] == first
+        done = await until(lambda: _ended(rotor, first))
+        assert done["output"] == {"answer": {"ok": True}}
+        assert (await run(rotor.runs.cancel(second)))["status"] == "cancelled"
+        replayed = await run(rotor.runs.replay(second))
+        assert replayed["id"] != second and replayed["replayOf"] == second
+        listed = await run(rotor.runs.list(function="sdk-gate", status="completed"))
+        assert [r["id"] for r in listed["data"]] == [first]
+        await run(rotor.runs.cancel(replayed["id"]))
+        assert await run(rotor.functions.delete("sdk-gate")) is None
+
+
+async def _waiting(rotor: Client, run_id: str) -> bool:
+    return bool((await run(rotor.runs.get(run_id)))["status"] == "waiting")
+
+
+async def _ended(rotor: Client, run_id: str) -> Any:
+    found = await run(rotor.runs.get(run_id))
+    return found if found["status"] == "completed" else None
