@@ -176,3 +176,39 @@ def _listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+RUN_ID = re.compile(r"^\s+(run_[0-9a-f]{32})$", re.MULTILINE)
+
+
+def test_the_readme_workflow_quickstart_runs_as_written(quickstart: Quickstart) -> None:
+    """The app block saved as app.py and served as its first line says; the shell block with the run's id."""
+    guide = quickstart
+    markdown = README.read_text(encoding="utf-8")
+    workflows = section(markdown, "## Durable workflows")
+    [app] = code_blocks(workflows, "python")
+    [commands] = code_blocks(workflows, "bash")
+    register, send, show, signal_ = shell_commands(commands)
+    serve_app = app.splitlines()[0].split("run it with: ", 1)[1]
+    assert serve_app == "ROTOR_SIGNING_KEY=$(rotor functions signing-key) rotor-lite workflows serve app:app --port 3000"
+
+    key = "rt_ws_readme_workflows_key_000000000000"
+    guide.env.update(ROTOR_API_KEY=key, ROTOR_API_URL=f"http://127.0.0.1:{guide.api_port}")
+    server = guide.start("ROTOR_CALLBACKS_ALLOW_PRIVATE_NETWORKS=true rotor-lite serve", "serve.log",
+                         ROTOR_AUTH_BOOTSTRAP_API_KEY=key)
+    wait_until(lambda: _listening(guide.api_port) or server.poll() is not None, timeout=30)
+    (guide.cwd / "app.py").write_text(app)
+    served_app = guide.start(serve_app.replace("--port 3000", f"--port {guide.handler_port}"), "app.log")
+    wait_until(lambda: _listening(guide.handler_port) or served_app.poll() is not None, timeout=30)
+    assert served_app.poll() is None, guide.output("app.log")
+
+    guide.run(guide.ported(register))
+    [run_id] = RUN_ID.findall(guide.run(send))
+    with api(guide, key) as http:
+        wait_until(lambda: http.get(f"/v1/runs/{run_id}").json()["status"] == "waiting", timeout=20)
+        tree = guide.run(show.replace("run_…", run_id))
+        assert "fetch-profile:1 (run) completed" in tree and "approve:1 (wait_for_signal) waiting" in tree
+        guide.run(signal_.replace("run_…", run_id))
+        wait_until(lambda: http.get(f"/v1/runs/{run_id}").json()["status"] == "completed", timeout=20)
+        assert http.get(f"/v1/runs/{run_id}").json()["output"] == {"sent": True}
+    assert "welcome u_1@example.com" in guide.output("app.log")
