@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
-from tests.helpers import Receiver, ServerProcess, api_routes, offline, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, api_routes, offline, wait_until
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -217,6 +217,16 @@ def _steps(receiver: Receiver) -> list[Step]:
         ("POST", "/v1/approvals/{approval_id}/reject", "/v1/approvals/{second_approval}/reject", {"reason": "no"},
          "approval.rejected"),
         ("DELETE", "/v1/queues/{name}", "/v1/queues/aq", None, "queue.deleted"),
+        ("POST", "/v1/functions", "/v1/functions",
+         {"id": "af", "serve_url": receiver.url("/wf"), "trigger_event": "audit.go", "retries": 0}, "function.registered"),
+        ("POST", "/v1/functions/signing-key/rotate", "/v1/functions/signing-key/rotate", None,
+         "function.signing_key_rotated"),
+        ("POST", "/v1/events", "/v1/events", {"name": "audit.go"}, None),
+        ("POST", "/v1/signals/{signal_id}/complete", "/v1/signals/audit-signal/complete", {"data": {"ok": True}},
+         "signal.completed"),
+        ("POST", "/v1/runs/{run_id}/cancel", "/v1/runs/{run}/cancel", None, "run.cancelled"),
+        ("POST", "/v1/runs/{run_id}/replay", "/v1/runs/{run}/replay", None, "run.replayed"),
+        ("DELETE", "/v1/functions/{function_id}", "/v1/functions/af", None, "function.deleted"),
     ]
 
 
@@ -227,7 +237,7 @@ def test_every_mutating_route_is_audited(server: ServerProcess, receiver: Receiv
     assert {(method, template) for method, template, *_ in steps} == mutating
     with server.client() as http:
         for method, template, path, body, event_type in steps:
-            _prepare(http, template, ids)
+            _prepare(http, template, ids, receiver)
             seen = {event["id"] for event in http.get("/v1/audit", params={"limit": 500}).json()["data"]}
             response = http.request(method, path.format(**ids), json=body)
             assert response.status_code < 300, (method, template, response.text)
@@ -236,11 +246,16 @@ def test_every_mutating_route_is_audited(server: ServerProcess, receiver: Receiv
             assert [e["event_type"] for e in new] == ([] if event_type is None else [event_type]), (method, template)
 
 
-def _prepare(http: httpx.Client, template: str, ids: dict[str, str]) -> None:
+def _prepare(http: httpx.Client, template: str, ids: dict[str, str], receiver: Receiver) -> None:
     """What a step needs that an earlier step does not leave: a delivery to redeliver, approvals to decide."""
     if template.endswith("/redeliver"):
         deliveries = wait_until(lambda: http.get(f"/v1/webhooks/{ids['webhook']}/deliveries").json()["data"])
         ids["message"] = deliveries[0]["id"]
+    if template == "/v1/events":  # the run it starts waits on a signal (the receiver speaks the protocol once)
+        plan = {"key": "gate:1", "id": "gate", "type": "wait_for_signal", "opts": {"signal": "audit-signal", "timeoutMs": 60_000}}
+        receiver.script("/wf", Reply(body=json.dumps({"type": "plan", "steps": [plan]}).encode()))
+    if template == "/v1/signals/{signal_id}/complete":
+        wait_until(lambda: http.get(f"/v1/runs/{ids['run']}").json()["status"] == "waiting")
     if template == "/v1/approvals/{approval_id}/approve":
         assert http.patch("/v1/queues/aq", json={"approval_required": True}).status_code == 200
         for n in (1, 2):
@@ -252,3 +267,5 @@ def _prepare(http: httpx.Client, template: str, ids: dict[str, str]) -> None:
 def _remember(response: httpx.Response, template: str, ids: dict[str, str]) -> None:
     if template == "/v1/webhooks":
         ids["webhook"] = response.json()["id"]
+    if template == "/v1/events":
+        [ids["run"]] = response.json()["runIds"]
