@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
-from rotor_lite.sdk import AsyncRotor, Rotor, RotorValidationError
+from rotor_lite.sdk import AsyncRotor, Rotor, RotorUnauthorized, RotorValidationError
 from tests.helpers import Receiver, Reply, ServerProcess, wait_until
 
 SCHED_ID = re.compile(r"^sched_[0-9a-f]{32}$")
@@ -92,6 +93,8 @@ def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(server: ServerP
         ({**base, "cron": "61 * * * *"}, "cron", "minute"),
         ({**base, "cron": "* * *"}, "cron", "5 fields"),
         ({**base, "cron": "0 0 30 2 *"}, "cron", "never fires"),
+        ({**base, "cron": "0" * 250 + " * * * *"}, "cron", "the limit is 256"),
+        ({**base, "cron": ",".join(["0"] * 61) + " * * * *"}, "cron", "the limit is 60"),
         ({k: v for k, v in base.items() if k != "cron"}, "cron", "cron is required"),
         ({k: v for k, v in base.items() if k != "queue"}, "queue", "queue is required"),
         ({**base, "name": "has space"}, "name", "name must match"),
@@ -114,6 +117,7 @@ def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(server: ServerP
         assert error_of(http.post("/v1/schedules", json={**base, "name": "daily"}), 409)["code"] == "CONFLICT"
         assert error_of(http.patch("/v1/schedules/daily", json={"timezone": "+01:00"}), 422)["details"]["field"] == "timezone"
         assert error_of(http.patch("/v1/schedules/daily", json={"cron": "bad"}), 422)["details"]["field"] == "cron"
+        assert error_of(http.patch("/v1/schedules/daily", json={"cron": "0" * 250 + " * * * *"}), 422)["details"]["limit"] == 256
         assert error_of(http.patch("/v1/schedules/daily", json={"queue": "q"}), 422)["details"]["field"] == "queue"
         assert http.get("/v1/schedules/daily").json()["cron"] == made["cron"]
         assert error_of(http.get("/v1/schedules/daily/runs?limit=501"), 422)["details"]["field"] == "limit"
@@ -137,6 +141,95 @@ def test_preview_lists_fire_times_across_a_dst_change(server: ServerProcess) -> 
                             ({"cron": "* * * * *", "timezone": "UTC", "count": 0}, "count"),
                             ({"cron": "* * * * *"}, "timezone"), ({"cron": "* * * * *", "timezone": "UTC", "from": "soon"}, "from")]:
             assert error_of(http.post("/v1/schedules/preview", json=body), 422)["details"]["field"] == field
+
+
+class HealthWatch:
+    """Polls `/healthz` from a thread while a test runs; `slowest` is the longest answer it waited for."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.slowest = 0.0
+        self._url = f"{server.url}/healthz"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _watch(self) -> None:
+        with httpx.Client(timeout=60) as probe:
+            while not self._stop.wait(0.02):
+                started = time.monotonic()
+                assert probe.get(self._url).status_code == 200
+                self.slowest = max(self.slowest, time.monotonic() - started)
+
+
+def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def test_a_2_mb_cron_is_a_fast_422_and_the_server_stays_responsive(server: ServerProcess) -> None:
+    huge = ",".join(["1-59/1"] * 300_000) + " * * * *"  # the field report's cron: it held the event loop 17-25 s
+    with server.client() as http, HealthWatch(server) as health:
+        http.post("/v1/queues", json={"name": "q"})
+        daily = http.post("/v1/schedules", json={"queue": "q", "cron": "0 9 * * *", "timezone": "UTC"}).json()
+        for call in (
+            lambda: http.post("/v1/schedules/preview", json={"cron": huge, "timezone": "UTC"}),
+            lambda: http.post("/v1/schedules", json={"queue": "q", "cron": huge, "timezone": "UTC"}),
+            lambda: http.patch(f"/v1/schedules/{daily['id']}", json={"cron": huge}),
+        ):
+            response, seconds = timed(call)
+            error = error_of(response, 422)
+            assert error["code"] == "VALIDATION_ERROR" and error["details"] == {"field": "cron", "limit": 256}
+            assert error["message"] == f"cron is {len(huge)} characters long; the limit is 256"
+            assert seconds < 5, f"a refused cron took {seconds:.1f} s"
+        [kept] = http.get("/v1/schedules").json()["data"]  # nothing was created or changed
+        assert (kept["id"], kept["cron"]) == (daily["id"], "0 9 * * *")
+    assert health.slowest < 5, f"/healthz waited {health.slowest:.1f} s"
+
+
+def test_previews_of_crons_that_never_or_rarely_fire_answer_within_a_bound(server: ServerProcess) -> None:
+    with server.client() as http, HealthWatch(server) as health:
+        never, seconds = timed(lambda: http.post("/v1/schedules/preview", json={"cron": "0 0 30 2 *", "timezone": "UTC"}))
+        assert "never fires" in error_of(never, 422)["message"] and seconds < 5
+        # The Mondays of February (the 31st never comes): 50 of them.
+        mondays, seconds = timed(lambda: http.post("/v1/schedules/preview", json={
+            "cron": "0 0 31 2 1", "timezone": "UTC", "from": "2026-01-01T00:00:00Z", "count": 50}))
+        assert mondays.status_code == 200 and len(mondays.json()["next"]) == 50 and seconds < 5
+        # From inside São Paulo's repeated hour on 2019-02-17: 3,600 past candidates to walk.
+        repeated, seconds = timed(lambda: http.post("/v1/schedules/preview", json={
+            "cron": "* * 23 31 2 6", "timezone": "America/Sao_Paulo", "from": "2019-02-17T02:00:00Z", "count": 1}))
+        assert repeated.json()["next"] == ["2019-02-24T02:00:00.000Z"] and seconds < 5
+    assert health.slowest < 5, f"/healthz waited {health.slowest:.1f} s"
+
+
+def test_sdk_and_cli_show_the_cron_limit(server: ServerProcess) -> None:
+    long_cron = "0" * 291 + " * * * *"  # 299 characters
+    with Rotor(api_key=server.api_key, base_url=server.url) as rotor, pytest.raises(RotorValidationError) as info:
+        rotor.schedules.preview(long_cron, "UTC")
+    assert (info.value.status, info.value.details) == (422, {"field": "cron", "limit": 256})
+    assert str(info.value) == "[VALIDATION_ERROR] cron is 299 characters long; the limit is 256 (HTTP 422)"
+    result = CliRunner().invoke(main, ["schedules", "preview", "--cron", long_cron, "--timezone", "UTC",
+                                       "--api-url", server.url, "--api-key", server.api_key])
+    assert result.exit_code == 1
+    assert "Error [VALIDATION_ERROR]: cron is 299 characters long; the limit is 256" in result.output
+    assert '"limit": 256' in result.output
+
+
+def test_preview_needs_a_key_like_reading_schedules(server: ServerProcess) -> None:
+    body = {"cron": "0 9 * * *", "timezone": "UTC"}
+    with httpx.Client(base_url=server.url) as anonymous:
+        for headers in ({}, {"Authorization": "Bearer rt_ws_not_a_key"}):
+            assert error_of(anonymous.post("/v1/schedules/preview", json=body, headers=headers), 401)["code"] == "UNAUTHORIZED"
+            assert error_of(anonymous.get("/v1/schedules", headers=headers), 401)["code"] == "UNAUTHORIZED"
+    with Rotor(api_key="rt_ws_not_a_key", base_url=server.url) as rotor, pytest.raises(RotorUnauthorized):
+        rotor.schedules.preview("0 9 * * *", "UTC")
 
 
 def test_deleting_a_queue_deletes_its_schedules(server: ServerProcess) -> None:
