@@ -246,6 +246,12 @@ def test_deleting_a_queue_deletes_its_schedules(server: ServerProcess) -> None:
 # Ticks delivered -------------------------------------------------------------------------------
 
 
+def settled_runs(http: httpx.Client, schedule_id: str) -> list[dict[str, Any]] | None:
+    """The schedule's runs once none waits for its delivery (None while one does)."""
+    runs: list[dict[str, Any]] = http.get(f"/v1/schedules/{schedule_id}/runs?limit=500").json()["runs"]
+    return runs if runs and all(r["callback_status"] not in (None, "pending") for r in runs) else None
+
+
 def test_a_per_second_schedule_delivers_each_tick_once_with_its_run_status(server: ServerProcess, receiver: Receiver) -> None:
     receiver.script("/fail", *[Reply(status=500, body=b'{"error":"boom"}')] * 50)
     with server.client() as http:
@@ -254,12 +260,12 @@ def test_a_per_second_schedule_delivers_each_tick_once_with_its_run_status(serve
         ok = http.post("/v1/schedules", json={"queue": "ticks", "cron": "* * * * * *", "timezone": "UTC",
                                               "payload": {"report": "daily"}}).json()
         bad = http.post("/v1/schedules", json={"queue": "broken", "cron": "* * * * * *", "timezone": "UTC"}).json()
-        wait_until(lambda: len(receiver.for_path("/tick")) >= 4 and len(receiver.for_path("/fail")) >= 2, timeout=15)
+        wait_until(lambda: len(receiver.for_path("/tick")) >= 4 and len(receiver.for_path("/fail")) >= 2, timeout=60)
         http.post(f"/v1/schedules/{ok['id']}/pause")
         http.post(f"/v1/schedules/{bad['id']}/pause")
-        time.sleep(0.3)  # deliveries in flight finish
-        runs = http.get(f"/v1/schedules/{ok['id']}/runs?limit=500").json()["runs"]
-        bad_runs = http.get(f"/v1/schedules/{bad['id']}/runs").json()["runs"]
+        # Paused, the schedules write no more runs; the jobs of those they wrote are delivered, however slowly.
+        runs = wait_until(lambda: settled_runs(http, ok["id"]), timeout=60)
+        bad_runs = wait_until(lambda: settled_runs(http, bad["id"]), timeout=60)
         job = http.get(f"/v1/queues/ticks/jobs/{runs[-1]['job_id']}").json()
 
     delivered = receiver.for_path("/tick")
@@ -269,7 +275,10 @@ def test_a_per_second_schedule_delivers_each_tick_once_with_its_run_status(serve
     assert ticks == [ticks[0] + i for i in range(len(ticks))], "a second was skipped or fired twice"
     assert all(RUN_ID.match(r["id"]) and r["manual"] is False and r["schedule_id"] == ok["id"] for r in runs)
     assert {r["callback_status"] for r in runs} == {"2xx"} and all(r["error"] is None for r in runs)
-    assert max(parse(r["fired_at"]) - parse(r["scheduled_for"]) for r in runs) < 0.5
+    # Never early, and on time as a rule: a loaded machine may delay a tick, not all of them (bench/schedules.py
+    # measures the lateness itself; the fake-clock tests in tests/unit/schedules fire each tick at its moment).
+    lateness = sorted(parse(r["fired_at"]) - parse(r["scheduled_for"]) for r in runs)
+    assert lateness[0] >= 0 and lateness[len(lateness) // 2] < 1, lateness
     assert job["scheduleId"] == ok["id"]
     assert {r["callback_status"] for r in bad_runs} == {"5xx"}
     assert all("500" in (r["error"] or "") for r in bad_runs)
@@ -283,8 +292,9 @@ def test_fire_now_and_get_show_runs_and_leave_the_next_fire_alone(server: Server
         fired = http.post(f"/v1/schedules/{schedule['id']}/fire-now")
         assert fired.status_code == 201, fired.text
         job_id, run_id = fired.json()["jobId"], fired.json()["runId"]
-        wait_until(lambda: receiver.for_path("/manual"))
-        wait_until(lambda: http.get(f"/v1/schedules/{schedule['id']}").json()["runs"][0]["callback_status"] == "2xx")
+        wait_until(lambda: receiver.for_path("/manual"), timeout=60)
+        wait_until(lambda: http.get(f"/v1/schedules/{schedule['id']}").json()["runs"][0]["callback_status"] == "2xx",
+                   timeout=60)
         after = http.get(f"/v1/schedules/{schedule['id']}").json()
     assert receiver.for_path("/manual")[0].headers["x-rotor-job-id"] == job_id
     assert after["next_fire_at"] == schedule["next_fire_at"] and after["last_fired_at"] is not None
@@ -295,30 +305,35 @@ def test_fire_now_and_get_show_runs_and_leave_the_next_fire_alone(server: Server
 def test_missed_ticks_on_restart_fire_once_within_the_grace_and_are_skipped_outside_it(
     make_server: Callable[..., ServerProcess], receiver: Receiver
 ) -> None:
-    grace = {"ROTOR_SCHEDULES_MISFIRE_GRACE": "5s"}
+    # Tick `old` comes 3-4 s after the schedules are made, `new` 12 s later: more than the 10 s grace apart,
+    # so `old` is outside the grace however long the restart takes, and `new` inside it for a restart of up to 10 s.
+    grace = {"ROTOR_SCHEDULES_MISFIRE_GRACE": "10s"}
     server = make_server(**grace)
-    now = time.time()
-    due = int(now) + 3  # a tick three seconds from now, and one eight seconds later
     with server.client() as http:
         http.post("/v1/queues", json={"name": "late", "callback_url": receiver.url("/late")})
-        old = http.post("/v1/schedules", json={"queue": "late", "cron": f"{due % 60} * * * * *", "timezone": "UTC"}).json()
-        new = http.post("/v1/schedules", json={"queue": "late", "cron": f"{(due + 8) % 60} * * * * *",
+        old_tick = int(time.time()) + 4
+        new_tick = old_tick + 12
+        old = http.post("/v1/schedules", json={"queue": "late", "cron": f"{old_tick % 60} * * * * *",
+                                               "timezone": "UTC"}).json()
+        new = http.post("/v1/schedules", json={"queue": "late", "cron": f"{new_tick % 60} * * * * *",
                                                "timezone": "UTC"}).json()
         steady = http.post("/v1/schedules", json={"queue": "late", "cron": "0 0 1 1 *", "timezone": "UTC"}).json()
     server.kill()  # a crash: both ticks pass while the server is down
-    time.sleep(max(0.0, due + 10 - time.time()))
+    assert time.time() < old_tick, "the server was not down before the first tick"
+    time.sleep(max(0.0, new_tick + 0.5 - time.time()))
+    restarting_at = time.time()
     restarted = make_server(data_dir=server.data_dir, **grace)
     with restarted.client() as http:
         schedules = {s["id"]: s for s in http.get("/v1/schedules").json()["data"]}
         assert set(schedules) == {old["id"], new["id"], steady["id"]}  # nothing lost
         assert schedules[steady["id"]]["next_fire_at"] == steady["next_fire_at"]
-        wait_until(lambda: receiver.for_path("/late"))
+        wait_until(lambda: receiver.for_path("/late"), timeout=60)
         [skipped] = http.get(f"/v1/schedules/{old['id']}/runs").json()["runs"]
         [caught_up] = http.get(f"/v1/schedules/{new['id']}/runs").json()["runs"]
-    assert parse(skipped["scheduled_for"]) == due
-    assert skipped["job_id"] is None and skipped["fired_at"] is None and "misfire grace (5s)" in skipped["error"]
-    assert parse(caught_up["scheduled_for"]) == due + 8 and caught_up["job_id"] is not None
-    assert parse(caught_up["fired_at"]) >= due + 10
+    assert parse(skipped["scheduled_for"]) == old_tick
+    assert skipped["job_id"] is None and skipped["fired_at"] is None and "misfire grace (10s)" in skipped["error"]
+    assert parse(caught_up["scheduled_for"]) == new_tick and caught_up["job_id"] is not None
+    assert parse(caught_up["fired_at"]) >= restarting_at - 0.001  # fired by the restarted server (ms resolution)
     [delivery] = receiver.for_path("/late")
     assert delivery.headers["x-rotor-job-id"] == caught_up["job_id"]
 
