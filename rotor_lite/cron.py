@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
@@ -29,7 +30,13 @@ from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options  # typ
 
 from rotor_lite.errors import ValidationError
 
-__all__ = ["CronSchedule", "CronSpec", "compile_schedule", "describe", "parse_cron", "resolve_timezone"]
+__all__ = [
+    "MAX_CRON_LENGTH", "MAX_FIELD_ITEMS", "CronSchedule", "CronSpec", "compile_schedule", "describe", "parse_cron",
+    "resolve_timezone", "validate_cron",
+]
+
+MAX_CRON_LENGTH = 256
+MAX_FIELD_ITEMS = 60
 
 _FIELDS = ("second", "minute", "hour", "day", "month", "day_of_week")
 _LIMITS = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day": (1, 31), "month": (1, 12), "day_of_week": (0, 7)}
@@ -46,6 +53,8 @@ _ALIASES = {
 _TOKEN = re.compile(r"^(?:\*|(?P<first>[a-z0-9]+)(?:-(?P<last>[a-z0-9]+))?)(?:/(?P<step>\d+))?$")
 _OFFSET = re.compile(r"^(?:utc|gmt)?\s*[+-]\d{1,2}(?::?\d{2})?$", re.IGNORECASE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The Gregorian calendar repeats every 400 years (146,097 days): a date missing from one cycle never comes.
+_CYCLE_END = _EPOCH + timedelta(days=146_097)
 # Walking past a repeated hour of a per-second cron takes up to 3,600 candidates.
 _MAX_CANDIDATES = 20_000
 
@@ -65,8 +74,41 @@ class CronSpec:
     weekday_restricted: bool
 
 
+def validate_cron(text: object) -> CronSpec:
+    """`parse_cron` for a cron that comes in (create, update, preview): also bounded in size.
+
+    A megabyte of `1-59/1,...` would hold the event loop for seconds. Stored crons are parsed
+    without the bounds, so a schedule saved before them still fires and can be edited.
+    """
+    if isinstance(text, str) and len(text) > MAX_CRON_LENGTH:
+        raise ValidationError(
+            f"cron is {len(text)} characters long; the limit is {MAX_CRON_LENGTH}", field="cron", limit=MAX_CRON_LENGTH
+        )
+    for name, value in _fields_of(text)[1].items():
+        items = value.count(",") + 1
+        if items > MAX_FIELD_ITEMS:
+            raise ValidationError(
+                f"invalid cron: the {_LABELS[name]} field has {items} comma-separated items; the limit is {MAX_FIELD_ITEMS}",
+                field="cron", cronField=_LABELS[name], limit=MAX_FIELD_ITEMS,
+            )
+    return parse_cron(text)
+
+
 def parse_cron(text: object) -> CronSpec:
     """Validate a 5-field cron (or 6 with seconds first); raises ValidationError naming `cron`."""
+    normalized, values = _fields_of(text)
+    for name, value in values.items():
+        _check_field(name, value)
+    weekdays = _weekday_names(values["day_of_week"])
+    return CronSpec(
+        text=normalized, second=values["second"], minute=values["minute"], hour=values["hour"],
+        day=values["day"], month=values["month"], day_of_week=weekdays,
+        day_restricted=not values["day"].startswith("*"), weekday_restricted=not values["day_of_week"].startswith("*"),
+    )
+
+
+def _fields_of(text: object) -> tuple[str, dict[str, str]]:
+    """The cron with its whitespace normalized, and its six fields by name (aliases expanded, seconds 0 if absent)."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("cron is required", field="cron")
     normalized = " ".join(text.split())
@@ -78,15 +120,7 @@ def parse_cron(text: object) -> CronSpec:
             f"cron must have 5 fields (minute hour day month weekday) or 6 with seconds first; got {len(parts)}",
             field="cron",
         )
-    values = dict(zip(_FIELDS, parts))
-    for name, value in values.items():
-        _check_field(name, value)
-    weekdays = _weekday_names(values["day_of_week"])
-    return CronSpec(
-        text=normalized, second=values["second"], minute=values["minute"], hour=values["hour"],
-        day=values["day"], month=values["month"], day_of_week=weekdays,
-        day_restricted=not values["day"].startswith("*"), weekday_restricted=not values["day_of_week"].startswith("*"),
-    )
+    return normalized, dict(zip(_FIELDS, parts))
 
 
 def _check_field(name: str, value: str) -> None:
@@ -191,6 +225,8 @@ class CronSchedule:
 
     def next_after(self, after_ms: int) -> int | None:
         """The first fire instant strictly after `after_ms`, or None if the cron never fires again."""
+        if self._trigger is None:
+            return None
         after = _EPOCH + timedelta(milliseconds=after_ms)
         cursor = after.astimezone(self.zone).replace(tzinfo=UTC, fold=0)
         for _ in range(_MAX_CANDIDATES):
@@ -240,14 +276,26 @@ class CronSchedule:
         return (_EPOCH + timedelta(seconds=epoch_s)).astimezone(self.zone).utcoffset()
 
 
-def _wall_trigger(spec: CronSpec) -> BaseTrigger:
+def _wall_trigger(spec: CronSpec) -> BaseTrigger | None:
+    """The trigger on the naive wall clock, or None if the cron never fires.
+
+    With both day fields restricted a day matching either fires, so the trigger is the OR of two;
+    a half that never fires (`0 0 31 2 mon`: the 31st of February) is left out, because APScheduler
+    would search it up to the year 9999 on every call (0.1 s each).
+    """
     common = {"second": spec.second, "minute": spec.minute, "hour": spec.hour, "month": spec.month, "timezone": UTC}
     if spec.day_restricted and spec.weekday_restricted:
-        return OrTrigger([
-            CronTrigger(day=spec.day, day_of_week="*", **common),
-            CronTrigger(day="*", day_of_week=spec.day_of_week, **common),
-        ])
-    return CronTrigger(day=spec.day, day_of_week=spec.day_of_week, **common)
+        halves = [{"day": spec.day, "day_of_week": "*"}, {"day": "*", "day_of_week": spec.day_of_week}]
+    else:
+        halves = [{"day": spec.day, "day_of_week": spec.day_of_week}]
+    triggers = [CronTrigger(**days, **common) for days in halves if _ever_fires({**days, **common})]
+    if len(triggers) > 1:
+        return OrTrigger(triggers)
+    return triggers[0] if triggers else None
+
+
+def _ever_fires(fields: dict[str, Any]) -> bool:
+    return CronTrigger(**fields, end_date=_CYCLE_END).get_next_fire_time(None, _EPOCH) is not None
 
 
 @lru_cache(maxsize=16384)

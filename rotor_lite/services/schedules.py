@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.clock import iso
-from rotor_lite.cron import CronSchedule, compile_schedule, describe, parse_cron, resolve_timezone
+from rotor_lite.cron import CronSchedule, compile_schedule, describe, resolve_timezone, validate_cron
 from rotor_lite.errors import Conflict, NotFound, PayloadTooLarge, QuotaExceeded, RotorError, ValidationError
 from rotor_lite.ids import is_valid_id, new_id
 from rotor_lite.models import Attempt, Claimed, Job, JobState, Principal, Queue, Schedule, ScheduleRun
@@ -398,7 +398,7 @@ def record_delivery(conn: sqlite3.Connection, queue: Queue, job: Claimed, attemp
 
 
 def check_cron_and_zone(cron: str | None, zone: str | None) -> tuple[str, str]:
-    spec = parse_cron(cron)
+    spec = validate_cron(cron)
     canonical = resolve_timezone(zone)
     if CronSchedule(spec, canonical).next_after(0) is None:
         raise ValidationError(f"cron '{spec.text}' never fires (no such date)", field="cron")

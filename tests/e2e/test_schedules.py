@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
-from rotor_lite.sdk import AsyncRotor, Rotor, RotorValidationError
+from rotor_lite.sdk import AsyncRotor, Rotor, RotorUnauthorized, RotorValidationError
 from tests.helpers import Receiver, Reply, ServerProcess, wait_until
 
 SCHED_ID = re.compile(r"^sched_[0-9a-f]{32}$")
@@ -92,6 +93,8 @@ def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(server: ServerP
         ({**base, "cron": "61 * * * *"}, "cron", "minute"),
         ({**base, "cron": "* * *"}, "cron", "5 fields"),
         ({**base, "cron": "0 0 30 2 *"}, "cron", "never fires"),
+        ({**base, "cron": "0" * 250 + " * * * *"}, "cron", "the limit is 256"),
+        ({**base, "cron": ",".join(["0"] * 61) + " * * * *"}, "cron", "the limit is 60"),
         ({k: v for k, v in base.items() if k != "cron"}, "cron", "cron is required"),
         ({k: v for k, v in base.items() if k != "queue"}, "queue", "queue is required"),
         ({**base, "name": "has space"}, "name", "name must match"),
@@ -114,6 +117,7 @@ def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(server: ServerP
         assert error_of(http.post("/v1/schedules", json={**base, "name": "daily"}), 409)["code"] == "CONFLICT"
         assert error_of(http.patch("/v1/schedules/daily", json={"timezone": "+01:00"}), 422)["details"]["field"] == "timezone"
         assert error_of(http.patch("/v1/schedules/daily", json={"cron": "bad"}), 422)["details"]["field"] == "cron"
+        assert error_of(http.patch("/v1/schedules/daily", json={"cron": "0" * 250 + " * * * *"}), 422)["details"]["limit"] == 256
         assert error_of(http.patch("/v1/schedules/daily", json={"queue": "q"}), 422)["details"]["field"] == "queue"
         assert http.get("/v1/schedules/daily").json()["cron"] == made["cron"]
         assert error_of(http.get("/v1/schedules/daily/runs?limit=501"), 422)["details"]["field"] == "limit"
@@ -139,6 +143,95 @@ def test_preview_lists_fire_times_across_a_dst_change(server: ServerProcess) -> 
             assert error_of(http.post("/v1/schedules/preview", json=body), 422)["details"]["field"] == field
 
 
+class HealthWatch:
+    """Polls `/healthz` from a thread while a test runs; `slowest` is the longest answer it waited for."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.slowest = 0.0
+        self._url = f"{server.url}/healthz"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _watch(self) -> None:
+        with httpx.Client(timeout=60) as probe:
+            while not self._stop.wait(0.02):
+                started = time.monotonic()
+                assert probe.get(self._url).status_code == 200
+                self.slowest = max(self.slowest, time.monotonic() - started)
+
+
+def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def test_a_2_mb_cron_is_a_fast_422_and_the_server_stays_responsive(server: ServerProcess) -> None:
+    huge = ",".join(["1-59/1"] * 300_000) + " * * * *"  # the field report's cron: it held the event loop 17-25 s
+    with server.client() as http, HealthWatch(server) as health:
+        http.post("/v1/queues", json={"name": "q"})
+        daily = http.post("/v1/schedules", json={"queue": "q", "cron": "0 9 * * *", "timezone": "UTC"}).json()
+        for call in (
+            lambda: http.post("/v1/schedules/preview", json={"cron": huge, "timezone": "UTC"}),
+            lambda: http.post("/v1/schedules", json={"queue": "q", "cron": huge, "timezone": "UTC"}),
+            lambda: http.patch(f"/v1/schedules/{daily['id']}", json={"cron": huge}),
+        ):
+            response, seconds = timed(call)
+            error = error_of(response, 422)
+            assert error["code"] == "VALIDATION_ERROR" and error["details"] == {"field": "cron", "limit": 256}
+            assert error["message"] == f"cron is {len(huge)} characters long; the limit is 256"
+            assert seconds < 5, f"a refused cron took {seconds:.1f} s"
+        [kept] = http.get("/v1/schedules").json()["data"]  # nothing was created or changed
+        assert (kept["id"], kept["cron"]) == (daily["id"], "0 9 * * *")
+    assert health.slowest < 5, f"/healthz waited {health.slowest:.1f} s"
+
+
+def test_previews_of_crons_that_never_or_rarely_fire_answer_within_a_bound(server: ServerProcess) -> None:
+    with server.client() as http, HealthWatch(server) as health:
+        never, seconds = timed(lambda: http.post("/v1/schedules/preview", json={"cron": "0 0 30 2 *", "timezone": "UTC"}))
+        assert "never fires" in error_of(never, 422)["message"] and seconds < 5
+        # The Mondays of February (the 31st never comes): 50 of them.
+        mondays, seconds = timed(lambda: http.post("/v1/schedules/preview", json={
+            "cron": "0 0 31 2 1", "timezone": "UTC", "from": "2026-01-01T00:00:00Z", "count": 50}))
+        assert mondays.status_code == 200 and len(mondays.json()["next"]) == 50 and seconds < 5
+        # From inside São Paulo's repeated hour on 2019-02-17: 3,600 past candidates to walk.
+        repeated, seconds = timed(lambda: http.post("/v1/schedules/preview", json={
+            "cron": "* * 23 31 2 6", "timezone": "America/Sao_Paulo", "from": "2019-02-17T02:00:00Z", "count": 1}))
+        assert repeated.json()["next"] == ["2019-02-24T02:00:00.000Z"] and seconds < 5
+    assert health.slowest < 5, f"/healthz waited {health.slowest:.1f} s"
+
+
+def test_sdk_and_cli_show_the_cron_limit(server: ServerProcess) -> None:
+    long_cron = "0" * 291 + " * * * *"  # 299 characters
+    with Rotor(api_key=server.api_key, base_url=server.url) as rotor, pytest.raises(RotorValidationError) as info:
+        rotor.schedules.preview(long_cron, "UTC")
+    assert (info.value.status, info.value.details) == (422, {"field": "cron", "limit": 256})
+    assert str(info.value) == "[VALIDATION_ERROR] cron is 299 characters long; the limit is 256 (HTTP 422)"
+    result = CliRunner().invoke(main, ["schedules", "preview", "--cron", long_cron, "--timezone", "UTC",
+                                       "--api-url", server.url, "--api-key", server.api_key])
+    assert result.exit_code == 1
+    assert "Error [VALIDATION_ERROR]: cron is 299 characters long; the limit is 256" in result.output
+    assert '"limit": 256' in result.output
+
+
+def test_preview_needs_a_key_like_reading_schedules(server: ServerProcess) -> None:
+    body = {"cron": "0 9 * * *", "timezone": "UTC"}
+    with httpx.Client(base_url=server.url) as anonymous:
+        for headers in ({}, {"Authorization": "Bearer rt_ws_not_a_key"}):
+            assert error_of(anonymous.post("/v1/schedules/preview", json=body, headers=headers), 401)["code"] == "UNAUTHORIZED"
+            assert error_of(anonymous.get("/v1/schedules", headers=headers), 401)["code"] == "UNAUTHORIZED"
+    with Rotor(api_key="rt_ws_not_a_key", base_url=server.url) as rotor, pytest.raises(RotorUnauthorized):
+        rotor.schedules.preview("0 9 * * *", "UTC")
+
+
 def test_deleting_a_queue_deletes_its_schedules(server: ServerProcess) -> None:
     with server.client() as http:
         http.post("/v1/queues", json={"name": "doomed"})
@@ -153,6 +246,12 @@ def test_deleting_a_queue_deletes_its_schedules(server: ServerProcess) -> None:
 # Ticks delivered -------------------------------------------------------------------------------
 
 
+def settled_runs(http: httpx.Client, schedule_id: str) -> list[dict[str, Any]] | None:
+    """The schedule's runs once none waits for its delivery (None while one does)."""
+    runs: list[dict[str, Any]] = http.get(f"/v1/schedules/{schedule_id}/runs?limit=500").json()["runs"]
+    return runs if runs and all(r["callback_status"] not in (None, "pending") for r in runs) else None
+
+
 def test_a_per_second_schedule_delivers_each_tick_once_with_its_run_status(server: ServerProcess, receiver: Receiver) -> None:
     receiver.script("/fail", *[Reply(status=500, body=b'{"error":"boom"}')] * 50)
     with server.client() as http:
@@ -161,12 +260,12 @@ def test_a_per_second_schedule_delivers_each_tick_once_with_its_run_status(serve
         ok = http.post("/v1/schedules", json={"queue": "ticks", "cron": "* * * * * *", "timezone": "UTC",
                                               "payload": {"report": "daily"}}).json()
         bad = http.post("/v1/schedules", json={"queue": "broken", "cron": "* * * * * *", "timezone": "UTC"}).json()
-        wait_until(lambda: len(receiver.for_path("/tick")) >= 4 and len(receiver.for_path("/fail")) >= 2, timeout=15)
+        wait_until(lambda: len(receiver.for_path("/tick")) >= 4 and len(receiver.for_path("/fail")) >= 2, timeout=60)
         http.post(f"/v1/schedules/{ok['id']}/pause")
         http.post(f"/v1/schedules/{bad['id']}/pause")
-        time.sleep(0.3)  # deliveries in flight finish
-        runs = http.get(f"/v1/schedules/{ok['id']}/runs?limit=500").json()["runs"]
-        bad_runs = http.get(f"/v1/schedules/{bad['id']}/runs").json()["runs"]
+        # Paused, the schedules write no more runs; the jobs of those they wrote are delivered, however slowly.
+        runs = wait_until(lambda: settled_runs(http, ok["id"]), timeout=60)
+        bad_runs = wait_until(lambda: settled_runs(http, bad["id"]), timeout=60)
         job = http.get(f"/v1/queues/ticks/jobs/{runs[-1]['job_id']}").json()
 
     delivered = receiver.for_path("/tick")
@@ -176,7 +275,10 @@ def test_a_per_second_schedule_delivers_each_tick_once_with_its_run_status(serve
     assert ticks == [ticks[0] + i for i in range(len(ticks))], "a second was skipped or fired twice"
     assert all(RUN_ID.match(r["id"]) and r["manual"] is False and r["schedule_id"] == ok["id"] for r in runs)
     assert {r["callback_status"] for r in runs} == {"2xx"} and all(r["error"] is None for r in runs)
-    assert max(parse(r["fired_at"]) - parse(r["scheduled_for"]) for r in runs) < 0.5
+    # Never early, and on time as a rule: a loaded machine may delay a tick, not all of them (bench/schedules.py
+    # measures the lateness itself; the fake-clock tests in tests/unit/schedules fire each tick at its moment).
+    lateness = sorted(parse(r["fired_at"]) - parse(r["scheduled_for"]) for r in runs)
+    assert lateness[0] >= 0 and lateness[len(lateness) // 2] < 1, lateness
     assert job["scheduleId"] == ok["id"]
     assert {r["callback_status"] for r in bad_runs} == {"5xx"}
     assert all("500" in (r["error"] or "") for r in bad_runs)
@@ -190,8 +292,9 @@ def test_fire_now_and_get_show_runs_and_leave_the_next_fire_alone(server: Server
         fired = http.post(f"/v1/schedules/{schedule['id']}/fire-now")
         assert fired.status_code == 201, fired.text
         job_id, run_id = fired.json()["jobId"], fired.json()["runId"]
-        wait_until(lambda: receiver.for_path("/manual"))
-        wait_until(lambda: http.get(f"/v1/schedules/{schedule['id']}").json()["runs"][0]["callback_status"] == "2xx")
+        wait_until(lambda: receiver.for_path("/manual"), timeout=60)
+        wait_until(lambda: http.get(f"/v1/schedules/{schedule['id']}").json()["runs"][0]["callback_status"] == "2xx",
+                   timeout=60)
         after = http.get(f"/v1/schedules/{schedule['id']}").json()
     assert receiver.for_path("/manual")[0].headers["x-rotor-job-id"] == job_id
     assert after["next_fire_at"] == schedule["next_fire_at"] and after["last_fired_at"] is not None
@@ -202,30 +305,35 @@ def test_fire_now_and_get_show_runs_and_leave_the_next_fire_alone(server: Server
 def test_missed_ticks_on_restart_fire_once_within_the_grace_and_are_skipped_outside_it(
     make_server: Callable[..., ServerProcess], receiver: Receiver
 ) -> None:
-    grace = {"ROTOR_SCHEDULES_MISFIRE_GRACE": "5s"}
+    # Tick `old` comes 3-4 s after the schedules are made, `new` 12 s later: more than the 10 s grace apart,
+    # so `old` is outside the grace however long the restart takes, and `new` inside it for a restart of up to 10 s.
+    grace = {"ROTOR_SCHEDULES_MISFIRE_GRACE": "10s"}
     server = make_server(**grace)
-    now = time.time()
-    due = int(now) + 3  # a tick three seconds from now, and one eight seconds later
     with server.client() as http:
         http.post("/v1/queues", json={"name": "late", "callback_url": receiver.url("/late")})
-        old = http.post("/v1/schedules", json={"queue": "late", "cron": f"{due % 60} * * * * *", "timezone": "UTC"}).json()
-        new = http.post("/v1/schedules", json={"queue": "late", "cron": f"{(due + 8) % 60} * * * * *",
+        old_tick = int(time.time()) + 4
+        new_tick = old_tick + 12
+        old = http.post("/v1/schedules", json={"queue": "late", "cron": f"{old_tick % 60} * * * * *",
+                                               "timezone": "UTC"}).json()
+        new = http.post("/v1/schedules", json={"queue": "late", "cron": f"{new_tick % 60} * * * * *",
                                                "timezone": "UTC"}).json()
         steady = http.post("/v1/schedules", json={"queue": "late", "cron": "0 0 1 1 *", "timezone": "UTC"}).json()
     server.kill()  # a crash: both ticks pass while the server is down
-    time.sleep(max(0.0, due + 10 - time.time()))
+    assert time.time() < old_tick, "the server was not down before the first tick"
+    time.sleep(max(0.0, new_tick + 0.5 - time.time()))
+    restarting_at = time.time()
     restarted = make_server(data_dir=server.data_dir, **grace)
     with restarted.client() as http:
         schedules = {s["id"]: s for s in http.get("/v1/schedules").json()["data"]}
         assert set(schedules) == {old["id"], new["id"], steady["id"]}  # nothing lost
         assert schedules[steady["id"]]["next_fire_at"] == steady["next_fire_at"]
-        wait_until(lambda: receiver.for_path("/late"))
+        wait_until(lambda: receiver.for_path("/late"), timeout=60)
         [skipped] = http.get(f"/v1/schedules/{old['id']}/runs").json()["runs"]
         [caught_up] = http.get(f"/v1/schedules/{new['id']}/runs").json()["runs"]
-    assert parse(skipped["scheduled_for"]) == due
-    assert skipped["job_id"] is None and skipped["fired_at"] is None and "misfire grace (5s)" in skipped["error"]
-    assert parse(caught_up["scheduled_for"]) == due + 8 and caught_up["job_id"] is not None
-    assert parse(caught_up["fired_at"]) >= due + 10
+    assert parse(skipped["scheduled_for"]) == old_tick
+    assert skipped["job_id"] is None and skipped["fired_at"] is None and "misfire grace (10s)" in skipped["error"]
+    assert parse(caught_up["scheduled_for"]) == new_tick and caught_up["job_id"] is not None
+    assert parse(caught_up["fired_at"]) >= restarting_at - 0.001  # fired by the restarted server (ms resolution)
     [delivery] = receiver.for_path("/late")
     assert delivery.headers["x-rotor-job-id"] == caught_up["job_id"]
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import time
+
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from rotor_lite.cron import CronSchedule, describe, parse_cron, resolve_timezone
+from rotor_lite.cron import MAX_CRON_LENGTH, MAX_FIELD_ITEMS, CronSchedule, describe, parse_cron, resolve_timezone
 from rotor_lite.errors import ValidationError
+from rotor_lite.schemas import SchedulePreview
+from rotor_lite.services.schedules import preview
 
 
 def ms(text: str) -> int:
@@ -196,6 +200,76 @@ def test_iana_names_are_accepted_and_canonicalised() -> None:
     assert resolve_timezone("america/new_york") == "America/New_York"
     assert resolve_timezone("Etc/GMT+5") == "Etc/GMT+5"
     assert resolve_timezone("UTC") == "UTC"
+
+
+# Bounds on the input and on the work ----------------------------------------------------------
+
+# 60 distinct minutes (170 characters) and 24 hours: a long cron that is within both bounds.
+EVERY_MINUTE_LISTED = ",".join(str(m) for m in range(60)) + " " + ",".join(str(h) for h in range(24)) + " * * *"
+
+
+def preview_error(cron: str) -> ValidationError:
+    with pytest.raises(ValidationError) as info:
+        preview(SchedulePreview(cron=cron, timezone="UTC"), 0)
+    return info.value
+
+
+def test_a_cron_over_256_characters_is_refused_naming_the_limit() -> None:
+    at_limit = EVERY_MINUTE_LISTED.ljust(MAX_CRON_LENGTH)
+    assert len(preview(SchedulePreview(cron=at_limit, timezone="UTC", count=3), 0)[0]) == 3
+    error = preview_error(at_limit + " ")
+    assert error.details == {"field": "cron", "limit": 256}
+    assert error.message == "cron is 257 characters long; the limit is 256"
+
+
+def test_the_length_is_checked_before_the_cron_is_parsed() -> None:
+    huge = ",".join(["1-59/1"] * 300_000) + " * * * *"  # the 2 MB cron of the field report
+    started = time.monotonic()
+    error = preview_error(huge)
+    assert time.monotonic() - started < 0.5
+    assert error.details["limit"] == MAX_CRON_LENGTH and len(error.message) < 100  # the cron is not echoed
+
+
+@pytest.mark.parametrize(("template", "item", "label"), [
+    ("{} * * * *", "0", "minute"), ("0 {} * * *", "1", "hour"), ("0 0 * * {}", "mon", "day-of-week"),
+    ("{} * * * * *", "5", "second"),
+])
+def test_a_field_of_more_than_60_items_is_refused_naming_the_field_and_the_limit(
+    template: str, item: str, label: str
+) -> None:
+    error = preview_error(template.format(",".join([item] * 61)))
+    assert error.details == {"field": "cron", "cronField": label, "limit": MAX_FIELD_ITEMS}
+    assert f"the {label} field has 61 comma-separated items; the limit is 60" in error.message
+    assert preview(SchedulePreview(cron=template.format(",".join([item] * 60)), timezone="UTC"), 0)[0]
+
+
+def test_stored_crons_are_parsed_without_the_bounds_so_older_schedules_keep_firing() -> None:
+    legacy = ",".join(["0"] * 200) + " * * * *"
+    assert fires(legacy, "UTC", "2026-06-01T00:00:30+00:00", 1) == ["2026-06-01T01:00:00Z"]
+
+
+def test_a_never_firing_half_of_a_day_or_weekday_cron_costs_nothing() -> None:
+    # The 31st of February never comes: the Mondays of February fire, and 50 of them are quick to list.
+    started = time.monotonic()
+    got = fires("0 0 31 2 1", "UTC", "2026-01-01T00:00:00+00:00", 50)
+    assert time.monotonic() - started < 1.0  # 0.1 s per fire time before (a search to the year 9999)
+    assert got[:3] == ["2026-02-02T00:00:00Z", "2026-02-09T00:00:00Z", "2026-02-16T00:00:00Z"] and len(got) == 50
+
+
+def test_a_preview_from_inside_a_repeated_hour_is_bounded() -> None:
+    # São Paulo went back from 00:00 to 23:00 on 2019-02-17: in the repeated hour the 3,600 candidates of a
+    # per-second cron already fired. Each cost 0.1 s while the 31st-of-February half was searched (six minutes).
+    started = time.monotonic()
+    got = fires("* * 23 31 2 6", "America/Sao_Paulo", "2019-02-17T02:00:00+00:00", 2)
+    assert time.monotonic() - started < 2.0
+    assert got == ["2019-02-24T02:00:00Z", "2019-02-24T02:00:01Z"]  # the next Saturday
+
+
+def test_a_cron_that_never_fires_is_refused_quickly() -> None:
+    started = time.monotonic()
+    for cron in ("0 0 30 2 *", "0 0 31 4,6,9,11 *", "* * * 31 2 *"):
+        assert "never fires" in preview_error(cron).message
+    assert time.monotonic() - started < 1.0
 
 
 # Descriptions ------------------------------------------------------------------------

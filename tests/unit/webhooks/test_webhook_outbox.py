@@ -9,7 +9,7 @@ from standardwebhooks import Webhook as StandardWebhook
 
 from rotor_lite.schemas import WebhookCreate, WebhookUpdate
 from rotor_lite.services import webhooks
-from tests.helpers import Receiver, Reply
+from tests.helpers import Received, Receiver, Reply
 from tests.notify_helpers import notify_env
 
 DAY_MS = 86_400_000
@@ -104,3 +104,26 @@ async def test_events_survive_until_fanned_out(tmp_path: Path, receiver: Receive
         await env.run()
     [got] = receiver.for_path("/later")
     assert got.json()["data"] == {"queueName": "q"}
+
+
+def _signatures_by(secrets_: list[str], got: Received) -> list[str]:
+    moment = datetime.fromtimestamp(int(got.headers["webhook-timestamp"]), tz=timezone.utc)
+    return [StandardWebhook(secret).sign(got.headers["webhook-id"], moment, got.body.decode()) for secret in secrets_]
+
+
+async def test_the_old_secret_signs_alongside_the_new_one_until_its_ttl_ends_and_never_after(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    async with notify_env(tmp_path, webhooks__previous_secret_ttl="24h") as env:
+        hook, old = await webhooks.create_webhook(env.core, env.principal, WebhookCreate(
+            url=receiver.url("/rotated"), event_types=["job.completed"]))
+        rotated, new = await webhooks.rotate_secret(env.core, env.principal, hook.id)
+        assert rotated.previous_expires_at == env.clock.now + DAY_MS
+        for step in (DAY_MS - 1, 1, 365 * DAY_MS):  # the TTL's last millisecond, its end, a year on
+            env.clock.advance(step)
+            await _emit(env, "job.completed", {"jobId": f"job_{step}"})
+            await env.run()
+    within, ended, later = receiver.for_path("/rotated")
+    assert within.headers["webhook-signature"].split(" ") == _signatures_by([new, old], within)
+    assert ended.headers["webhook-signature"] == " ".join(_signatures_by([new], ended))
+    assert later.headers["webhook-signature"] == " ".join(_signatures_by([new], later))
