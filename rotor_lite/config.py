@@ -196,6 +196,10 @@ class MetricsSettings(_Section):
     token: str = ""
 
 
+class McpSettings(_Section):
+    admin_token: str = ""
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Every setting of the server; `rotor.toml.example` documents each key."""
 
@@ -213,6 +217,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    mcp: McpSettings = msgspec.field(default_factory=McpSettings)
 
     @property
     def data_path(self) -> Path:
@@ -235,7 +240,7 @@ _DURATION_KEYS = {
 }
 _NESTED_SECTIONS: dict[tuple[str, str], type[_Section]] = {("alerts", "smtp"): SmtpSettings}
 _NESTED_SECTIONS[("guardrails", "brand_tone")] = BrandToneSettings
-_ENV_ALIASES = {"ROTOR_BOOTSTRAP_API_KEY": ("auth", "bootstrap_api_key")}
+_ENV_ALIASES = {"ROTOR_BOOTSTRAP_API_KEY": ("auth", "bootstrap_api_key"), "ROTOR_ADMIN_TOKEN": ("mcp", "admin_token")}
 
 
 def load_settings(
