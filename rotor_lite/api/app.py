@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from rotor_lite import __version__
 from rotor_lite.api.auth import RateLimiter, provide_principal
+from rotor_lite.api.controllers.admin import AdminController
 from rotor_lite.api.controllers.jobs import DlqController, JobController
 from rotor_lite.api.controllers.queues import QueueController
 from rotor_lite.api.controllers.schedules import ScheduleController
@@ -46,6 +47,7 @@ ROUTES: list[ControllerRouterHandler] = [
     QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document,
     ScheduleController, WebhookController, get_alerts, put_alerts, SecretController, list_audit,
     ApprovalController, GuardrailController, FunctionController, RunController, send_event, complete_signal,
+    AdminController,
 ]
 
 

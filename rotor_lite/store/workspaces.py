@@ -64,3 +64,17 @@ async def workspace_plan(db: Database, workspace_id: str) -> str:
 
 def workspace_ids(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT id FROM workspace ORDER BY id")]
+
+
+async def find_workspace(db: Database, id_or_name: str) -> tuple[str, str, str, int] | None:
+    """(id, name, plan, created_at) of the workspace with that id or name."""
+    row = await db.fetchone(
+        "SELECT id, name, plan, created_at FROM workspace WHERE id = ? OR name = ?", (id_or_name, id_or_name)
+    )
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+async def all_workspaces(db: Database) -> list[tuple[str, str, str, int]]:
+    """(id, name, plan, created_at) of every workspace, oldest first."""
+    rows = await db.fetchall("SELECT id, name, plan, created_at FROM workspace ORDER BY created_at, id")
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
