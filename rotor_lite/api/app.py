@@ -35,6 +35,7 @@ from rotor_lite.api.controllers.functions import FunctionController
 from rotor_lite.api.controllers.runs import RunController
 from rotor_lite.api.controllers.signals import complete_signal
 from rotor_lite.api.errors import http_error_handler, internal_error_handler, rate_limit_headers, rotor_error_handler
+from rotor_lite.api.mcp_endpoint import McpEndpoint
 from rotor_lite.clock import Clock
 from rotor_lite.config import Settings
 from rotor_lite.engine.runtime import Runtime
@@ -83,13 +84,14 @@ def create_app(
         finally:
             await runtime.__aexit__(None, None, None)
 
+    mcp = McpEndpoint()
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, mcp.route],
         middleware=[audit_middleware],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},
         before_send=[_add_rate_limit_headers] if settings.limits.rate_limit_per_minute else [],  # a hook wraps every send
-        lifespan=[lifespan],
+        lifespan=[lifespan, mcp.lifespan],
         logging_config=None,  # `rotor-lite serve` configures logging (rotor_lite.logs)
         request_max_body_size=settings.limits.max_request_bytes,
         openapi_config=OpenAPIConfig(
