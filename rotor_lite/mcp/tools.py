@@ -122,7 +122,7 @@ def rest(
     """A tool that is one API call: `{placeholders}` of `template` and the `query` parameters are
     arguments; so are the fields of `body` (the route's request Struct), sent as given.
 
-    `wrap` renames a list response's `data` (`{queues: [...]}`); `done` names what a response without
+    `wrap` names a list response's items (`{queues: [...]}` for `{data: [...]}`); `done` names what a response without
     a body means (`{"deleted": true, "name": …}`).
     """
     query = dict(query or {})
@@ -139,6 +139,8 @@ def rest(
         response = await client.request(method, path, json=json, params=params or None)
         if response is None and done is not None:
             return {done: True} | {key: getattr(call.args, key) for key in placeholders}
+        if wrap is not None and isinstance(response, list):
+            return {wrap: response}
         if wrap is not None and isinstance(response, dict) and "data" in response:
             return {wrap: response.pop("data")} | response
         return response

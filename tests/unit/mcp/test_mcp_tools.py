@@ -130,6 +130,13 @@ async def test_failures_are_tool_errors_with_the_api_code(
     assert result.is_error and result.value["error"]["code"] == code and result.value["error"]["message"]
 
 
+async def test_a_list_answered_bare_is_wrapped_too() -> None:
+    async with Recorder(lambda r: httpx.Response(200, json=[{"id": "ws_1"}])).client() as client:
+        result = await tool("rotor_list_workspaces").call(client, {})
+
+    assert result.value == {"workspaces": [{"id": "ws_1"}]}
+
+
 async def test_an_unexpected_failure_is_an_internal_tool_error() -> None:
     async with Recorder(lambda r: httpx.Response(200, json=[1, 2])).client() as client:
         result = await tool("list_runs").call(client, {})  # a list where a page was expected
