@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("rotor_lite.cli.serve:serve", "Run the rotor-lite server (API, dispatcher, sweeper) in this process."),
     "signals": ("rotor_lite.cli.client.workflows:signals", "Resume runs waiting in step.wait_for_signal."),
     "status": ("rotor_lite.cli.client.status:status", "Show API and database health, version, plan and quota."),
+    "template": ("rotor_lite.cli.templates:template", "Scaffold a runnable starter project (workflows or callbacks) from a template."),
     "usage": ("rotor_lite.cli.client.status:usage", "Show this period's accepted jobs, in total and per queue."),
     "webhooks": ("rotor_lite.cli.client.webhooks:webhooks", "Create, inspect, test and delete webhook endpoints."),
     "workflows": ("rotor_lite.cli.workflows_app:workflows",
