@@ -6,6 +6,9 @@ declares with literals: its id, event and cron triggers, retries and concurrency
 each shape it cannot read (a computed id, a spread of options, a trigger held in a variable, an
 option with no rotor-lite counterpart). Both call shapes are read: `createFunction(options, trigger,
 handler)` (Inngest v3) and `createFunction({..., triggers}, handler)` (v4). Nothing is evaluated.
+
+`inngest_plan(found, ...)` maps them to the import's JSON lines: queues and schedules, or workflow
+function registrations (docs/import-inngest.md).
 """
 
 from __future__ import annotations
@@ -253,7 +256,7 @@ class _FileReader:
     def concurrency_entry(self, node: Node) -> int | None:
         try:
             if node.type == "number":
-                return _integer(node)
+                return self.positive_limit(node)
             if node.type != "object":
                 raise _Unreadable(_snippet(node))
             pairs = self.read_object(node, "concurrency")
@@ -266,10 +269,17 @@ class _FileReader:
                 return None
             if "limit" not in pairs:
                 raise _Unreadable("no `limit`")
-            return _integer(pairs["limit"])
+            return self.positive_limit(pairs["limit"])
         except _Unreadable as exc:
             self.warn(node, f"concurrency is not a literal ({exc}): not imported")
             return None
+
+    def positive_limit(self, node: Node) -> int | None:
+        limit = _integer(node)
+        if limit < 1:
+            self.warn(node, f"concurrency limit {limit} is below 1: not imported")
+            return None
+        return limit
 
     def warn_unread_options(self, options: Node, pairs: dict[str, Node]) -> None:
         unread = sorted(set(pairs) - _READ_OPTIONS)

@@ -139,7 +139,7 @@ def test_literals_are_read_as_javascript_reads_them(tmp_path: Path) -> None:
     source = tmp_path / "escapes.ts"
     source.write_text(
         "inngest.createFunction({ id: 'caf\\u00e9-\\x41' }, { event: `orders/\\u{63}reated` }, async () => 1);\n"
-        "inngest.createFunction({ id: \"twice\", retries: 0x3 }, { event: \"a.b\" }, async () => 1);\n"
+        "inngest.createFunction({ id: \"twice\", retries: 0x3, concurrency: 0 }, { event: \"a.b\" }, async () => 1);\n"
         "inngest.createFunction({ id: \"twice\" }, { event: \"c.d\" }, async () => 1);\n"
         "inngest.createFunction({ id: \"bad id/x\", retries: 25 }, { event: \"bad event!\" }, async () => 1);\n"
         "inngest.createFunction({ id: \"renamed/x\", retries: 2.5 }, { cron: \"0 1 * * *\" }, async () => 1);\n"
@@ -153,6 +153,7 @@ def test_literals_are_read_as_javascript_reads_them(tmp_path: Path) -> None:
         '{"type":"schedule","config":{"queue":"renamed-x","cron":"0 1 * * *","timezone":"UTC"}}',
     ]
     assert result.stderr.splitlines() == [
+        f"warning: {source}:2:66: concurrency limit 0 is below 1: not imported",
         f"warning: {source}:4:51: retries 25 is outside 0..20: not imported",
         f"warning: {source}:5:52: retries is not an integer literal (2.5 is not an integer): not imported",
         f"warning: {source}:3:1: function id 'twice' is also defined at {source}:2:1: skipped",
