@@ -214,7 +214,7 @@ class RunDriver:
         store.reap_expired(conn, now)
         op.more = run_progress.wake_due(core, conn, now, _BATCH) == _BATCH
         op.more |= deliver_due_events(core, conn, now, _BATCH) == _BATCH
-        store.clear_blocked_due(conn, now)
+        store.clear_blocked_due(conn, now, _BATCH)
         if op.claim:
             op.calls = self._claim(conn, now)
             op.more |= len(op.calls) == _BATCH

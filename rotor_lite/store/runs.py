@@ -184,12 +184,17 @@ def claim_due_runs(
     return calls
 
 
-def clear_blocked_due(conn: sqlite3.Connection, now: int) -> None:
-    """Runs that are due but wait for their step calls: not due until those end (keeps the due index honest)."""
+def clear_blocked_due(conn: sqlite3.Connection, now: int, limit: int) -> None:
+    """Runs that are due but wait for their step calls: not due until those end (keeps the due index honest).
+
+    Only the `limit` runs due first are looked at: a pass must not read a whole backlog of due runs,
+    and blocked runs further back come to the front as the runs before them are called.
+    """
     conn.execute(
-        "UPDATE run SET due_at = NULL WHERE due_at <= ? AND lease_owner IS NULL AND EXISTS (SELECT 1 FROM run_step s"
-        " WHERE s.run_rowid = run.rowid AND s.status IN ('scheduled', 'running') AND s.type != 'hook')",
-        (now,),
+        "UPDATE run SET due_at = NULL WHERE rowid IN (SELECT rowid FROM run WHERE due_at <= ? AND lease_owner IS NULL"
+        " ORDER BY due_at LIMIT ?) AND EXISTS (SELECT 1 FROM run_step s WHERE s.run_rowid = run.rowid"
+        " AND s.status IN ('scheduled', 'running') AND s.type != 'hook')",
+        (now, limit),
     )
 
 
