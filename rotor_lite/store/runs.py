@@ -336,6 +336,11 @@ def prune_finished(conn: sqlite3.Connection, before: int, limit: int = 500) -> i
 # Steps ---------------------------------------------------------------------------------------
 
 
+def steps_of(conn: sqlite3.Connection, run_rowid: int) -> list[Step]:
+    rows = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE run_rowid = ? ORDER BY rowid", (run_rowid,))
+    return [step_from_row(row) for row in rows]
+
+
 def step_row(conn: sqlite3.Connection, step_rowid: int) -> Step | None:
     row = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE rowid = ?", (step_rowid,)).fetchone()
     return None if row is None else step_from_row(row)
@@ -575,11 +580,6 @@ def take_due_events(conn: sqlite3.Connection, now: int, limit: int) -> list[Defe
 
 async def fetch_run(db: Database, workspace_id: str, run_id: str) -> Run | None:
     row = await db.fetchone(f"SELECT {_RUN_COLUMNS} FROM run WHERE id = ? AND workspace_id = ?", (run_id, workspace_id))
-    return None if row is None else run_from_row(row)
-
-
-async def fetch_run_by_rowid(db: Database, rowid: int) -> Run | None:
-    row = await db.fetchone(f"SELECT {_RUN_COLUMNS} FROM run WHERE rowid = ?", (rowid,))
     return None if row is None else run_from_row(row)
 
 

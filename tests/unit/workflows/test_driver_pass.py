@@ -1,4 +1,4 @@
-"""The run driver's pass: its work is bounded by its batch, not by the backlog of due runs.
+"""The run driver's pass: work bounded by its batch, not by the backlog of due runs; calls built without reads.
 
 A real SQLite file and Core under a fake clock; the driver's pass runs as it does in the server, and
 a stub stands in for the delivery engine (no HTTP).
@@ -6,6 +6,7 @@ a stub stands in for the delivery engine (no HTTP).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -108,6 +109,28 @@ async def test_a_due_run_whose_step_call_is_open_is_not_called_and_stops_being_d
         await core.db.write(schedule_step)
         op = _Op([], claim=True)
         await core.db.write(partial(driver._run_op, op=op))
-        assert [call.run_rowid for call in op.calls] == [free[0]]
+        assert [call.run_rowid for call, _ in op.calls] == [free[0]]
         row = await core.db.fetchone("SELECT due_at FROM run WHERE rowid = ?", (blocked[0],))
         assert row[0] is None  # not due until its step call ends
+
+
+async def test_a_call_is_built_in_the_pass_that_leased_it_without_reads(tmp_path: Path) -> None:
+    async with driver_env(tmp_path) as (core, driver, deliverer, principal):
+        await trigger(core, principal, 3)
+        reads = [0]
+        fetchone, fetchall = core.db.fetchone, core.db.fetchall
+
+        async def counted_one(*args: Any) -> Any:
+            reads[0] += 1
+            return await fetchone(*args)
+
+        async def counted_all(*args: Any) -> Any:
+            reads[0] += 1
+            return await fetchall(*args)
+
+        core.db.fetchone, core.db.fetchall = counted_one, counted_all  # type: ignore[method-assign]
+        await driver._pass()
+        await asyncio.gather(*driver._tasks)
+        assert reads[0] == 0  # each call used to read its run and its steps through the reader first
+        assert sorted(body["event"]["data"]["n"] for body in deliverer.bodies) == [0, 1, 2]
+        assert all(body["steps"] == {} and body["target"] is None for body in deliverer.bodies)
