@@ -116,11 +116,9 @@ class RunDriver:
 
     async def _sleep(self) -> None:
         wait_ms = self._poll_ms
-        now = self._core.clock.now_ms()
-        if self._next_due is not None and self._next_due > now:
-            wait_ms = min(wait_ms, self._next_due - now)
-        # A due time already past with nothing leased means it waits on a free slot: an answer wakes us.
-        if self._requests == self._seen and not self._results:
+        if self._next_due is not None:  # ahead when the pass ended; it may have come since
+            wait_ms = min(wait_ms, self._next_due - self._core.clock.now_ms())
+        if wait_ms > 0 and self._requests == self._seen and not self._results:
             try:
                 async with asyncio.timeout(wait_ms / 1000):
                     await self._wake.wait()
@@ -216,7 +214,9 @@ class RunDriver:
         if op.claim:
             op.calls = [(call, _encoded_request(conn, call)) for call in self._claim(conn, now)]
             op.more |= len(op.calls) == _BATCH
-        op.next_due = store.next_due_at(conn)
+        next_due = store.next_due_at(conn)
+        # A due time already past here waits on a free slot or a concurrency limit: an answer or the poll wakes us.
+        op.next_due = next_due if next_due is not None and next_due > now else None
 
     def _claim(self, conn: sqlite3.Connection, now: int) -> list[RunCall]:
         free = min(_BATCH, self._max_in_flight - sum(self._in_flight.values()))

@@ -1,4 +1,4 @@
-"""The run driver's pass: work bounded by its batch, not by the backlog of due runs; calls built without reads.
+"""The run driver: a pass's work is bounded by its batch, calls are built without reads, due times are kept.
 
 A real SQLite file and Core under a fake clock; the driver's pass runs as it does in the server, and
 a stub stands in for the delivery engine (no HTTP).
@@ -47,7 +47,7 @@ class StubDeliverer:
 async def driver_env(tmp_path: Path) -> AsyncIterator[tuple[Core, RunDriver, StubDeliverer, Principal]]:
     settings = load_settings(env={}, overrides={
         ("storage", "data_dir"): str(tmp_path), ("workflows", "max_in_flight"): SLOTS,
-        ("callbacks", "allow_private_networks"): True,
+        ("callbacks", "allow_private_networks"): True, ("workflows", "poll_interval"): "5s",
     })
     clock = FakeClock("2026-12-01T09:00:00+00:00")
     async with Database(settings.db_path, "OFF") as db:
@@ -134,3 +134,12 @@ async def test_a_call_is_built_in_the_pass_that_leased_it_without_reads(tmp_path
         assert reads[0] == 0  # each call used to read its run and its steps through the reader first
         assert sorted(body["event"]["data"]["n"] for body in deliverer.bodies) == [0, 1, 2]
         assert all(body["steps"] == {} and body["target"] is None for body in deliverer.bodies)
+
+
+async def test_a_due_time_that_comes_between_a_pass_and_its_sleep_is_not_slept_through(tmp_path: Path) -> None:
+    async with driver_env(tmp_path) as (core, driver, _, principal):
+        soon = core.clock.now_ms() + 1
+        await core.db.write(lambda conn: publish(core, conn, principal.workspace_id, "later", {}, ts=soon))
+        await driver._pass()  # the deferred event is the next due time, 1 ms ahead
+        core.clock.advance(2)  # and it comes before the driver goes to sleep
+        await asyncio.wait_for(driver._sleep(), 1)  # it used to sleep through it for the poll interval (5 s)
