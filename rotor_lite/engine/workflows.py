@@ -45,7 +45,7 @@ class _Op:
     def __init__(self, results: list[tuple[RunCall, CallResult]], claim: bool) -> None:
         self.results = results
         self.claim = claim
-        self.calls: list[RunCall] = []
+        self.calls: list[tuple[RunCall, bytes]] = []  # each leased call with its request body
         self.next_due: int | None = None
         self.more = False  # a batch limit was reached: pass again at once
 
@@ -116,11 +116,9 @@ class RunDriver:
 
     async def _sleep(self) -> None:
         wait_ms = self._poll_ms
-        now = self._core.clock.now_ms()
-        if self._next_due is not None and self._next_due > now:
-            wait_ms = min(wait_ms, self._next_due - now)
-        # A due time already past with nothing leased means it waits on a free slot: an answer wakes us.
-        if self._requests == self._seen and not self._results:
+        if self._next_due is not None:  # ahead when the pass ended; it may have come since
+            wait_ms = min(wait_ms, self._next_due - self._core.clock.now_ms())
+        if wait_ms > 0 and self._requests == self._seen and not self._results:
             try:
                 async with asyncio.timeout(wait_ms / 1000):
                     await self._wake.wait()
@@ -140,8 +138,8 @@ class RunDriver:
             await self._record_one_by_one(results)
             return False
         self._next_due = op.next_due
-        for call in op.calls:
-            self._start(call)
+        for call, body in op.calls:
+            self._start(call, body)
         return op.more
 
     async def _record_one_by_one(self, results: list[tuple[RunCall, CallResult]]) -> None:
@@ -154,15 +152,15 @@ class RunDriver:
                 reason = f"recording a call's result failed: {type(exc).__name__}"
                 await self._core.db.write(partial(run_service.fail_broken, self._core, run_rowid=call.run_rowid, reason=reason))
 
-    def _start(self, call: RunCall) -> None:
+    def _start(self, call: RunCall, body: bytes) -> None:
         self._in_flight[(call.workspace_id, call.function_id)] += 1
-        task = asyncio.create_task(self._call(call))
+        task = asyncio.create_task(self._call(call, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _call(self, call: RunCall) -> None:
+    async def _call(self, call: RunCall, body: bytes) -> None:
         try:
-            result = await self._make_call(call)
+            result = await self._make_call(call, body)
         except Exception as exc:  # a bug in building the call must fail the call, not the driver
             log.exception("workflow call crashed", extra={"run_id": call.run_id})
             result = CallResult(answer=None, failure=f"internal error: {type(exc).__name__}")
@@ -171,15 +169,13 @@ class RunDriver:
         self._results.append((call, result))
         self._wake.set()
 
-    async def _make_call(self, call: RunCall) -> CallResult:
+    async def _make_call(self, call: RunCall, body: bytes) -> CallResult:
         fn = self._core.workflows.function(call.workspace_id, call.function_id)
         if fn is None:
             return CallResult(answer=None, failure=f"function '{call.function_id}' is not registered")
         keys = self._core.workflows.signing_keys(call.workspace_id)
-        run = await store.fetch_run_by_rowid(self._core.db, call.run_rowid)
-        if keys is None or run is None:
-            return CallResult(answer=None, failure="the run or the workspace's signing key is gone")
-        body = msgspec.json.encode(_request_body(call, run, await store.fetch_steps(self._core.db, call.run_rowid)))
+        if keys is None:
+            return CallResult(answer=None, failure="the workspace's signing key is gone")
         timestamp = self._core.clock.now_ms() // 1000
         headers = {
             "x-rotor-run-id": call.run_id, "x-rotor-function-id": call.function_id, "x-rotor-attempt": str(call.attempt),
@@ -214,11 +210,13 @@ class RunDriver:
         store.reap_expired(conn, now)
         op.more = run_progress.wake_due(core, conn, now, _BATCH) == _BATCH
         op.more |= deliver_due_events(core, conn, now, _BATCH) == _BATCH
-        store.clear_blocked_due(conn, now)
+        store.clear_blocked_due(conn, now, _BATCH)
         if op.claim:
-            op.calls = self._claim(conn, now)
+            op.calls = [(call, _encoded_request(conn, call)) for call in self._claim(conn, now)]
             op.more |= len(op.calls) == _BATCH
-        op.next_due = store.next_due_at(conn)
+        next_due = store.next_due_at(conn)
+        # A due time already past here waits on a free slot or a concurrency limit: an answer or the poll wakes us.
+        op.next_due = next_due if next_due is not None and next_due > now else None
 
     def _claim(self, conn: sqlite3.Connection, now: int) -> list[RunCall]:
         free = min(_BATCH, self._max_in_flight - sum(self._in_flight.values()))
@@ -238,6 +236,13 @@ class RunDriver:
         calls = store.claim_due_steps(conn, now, free, self._owner, lease, allowed, hook_lease_ms=hook_lease)
         calls += store.claim_due_runs(conn, now, free - len(calls), self._owner, lease, allowed)
         return calls
+
+
+def _encoded_request(conn: sqlite3.Connection, call: RunCall) -> bytes:
+    """The body of a call just leased, read in the transaction that leased it (no reader round trips)."""
+    run = store.run_row(conn, call.run_rowid)
+    assert run is not None, "a leased run exists"
+    return msgspec.json.encode(_request_body(call, run, store.steps_of(conn, call.run_rowid)))
 
 
 def _request_body(call: RunCall, run: Run, steps: list[Step]) -> dict[str, Any]:

@@ -184,12 +184,17 @@ def claim_due_runs(
     return calls
 
 
-def clear_blocked_due(conn: sqlite3.Connection, now: int) -> None:
-    """Runs that are due but wait for their step calls: not due until those end (keeps the due index honest)."""
+def clear_blocked_due(conn: sqlite3.Connection, now: int, limit: int) -> None:
+    """Runs that are due but wait for their step calls: not due until those end (keeps the due index honest).
+
+    Only the `limit` runs due first are looked at: a pass must not read a whole backlog of due runs,
+    and blocked runs further back come to the front as the runs before them are called.
+    """
     conn.execute(
-        "UPDATE run SET due_at = NULL WHERE due_at <= ? AND lease_owner IS NULL AND EXISTS (SELECT 1 FROM run_step s"
-        " WHERE s.run_rowid = run.rowid AND s.status IN ('scheduled', 'running') AND s.type != 'hook')",
-        (now,),
+        "UPDATE run SET due_at = NULL WHERE rowid IN (SELECT rowid FROM run WHERE due_at <= ? AND lease_owner IS NULL"
+        " ORDER BY due_at LIMIT ?) AND EXISTS (SELECT 1 FROM run_step s WHERE s.run_rowid = run.rowid"
+        " AND s.status IN ('scheduled', 'running') AND s.type != 'hook')",
+        (now, limit),
     )
 
 
@@ -329,6 +334,11 @@ def prune_finished(conn: sqlite3.Connection, before: int, limit: int = 500) -> i
 
 
 # Steps ---------------------------------------------------------------------------------------
+
+
+def steps_of(conn: sqlite3.Connection, run_rowid: int) -> list[Step]:
+    rows = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE run_rowid = ? ORDER BY rowid", (run_rowid,))
+    return [step_from_row(row) for row in rows]
 
 
 def step_row(conn: sqlite3.Connection, step_rowid: int) -> Step | None:
@@ -570,11 +580,6 @@ def take_due_events(conn: sqlite3.Connection, now: int, limit: int) -> list[Defe
 
 async def fetch_run(db: Database, workspace_id: str, run_id: str) -> Run | None:
     row = await db.fetchone(f"SELECT {_RUN_COLUMNS} FROM run WHERE id = ? AND workspace_id = ?", (run_id, workspace_id))
-    return None if row is None else run_from_row(row)
-
-
-async def fetch_run_by_rowid(db: Database, rowid: int) -> Run | None:
-    row = await db.fetchone(f"SELECT {_RUN_COLUMNS} FROM run WHERE rowid = ?", (rowid,))
     return None if row is None else run_from_row(row)
 
 

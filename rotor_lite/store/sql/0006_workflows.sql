@@ -97,6 +97,8 @@ CREATE TABLE run_waiter (
     pin_value     TEXT,
     created_at    INTEGER NOT NULL
 );
+-- A run that ends drops its waiters, whatever it waited on.
+CREATE INDEX run_waiter_run ON run_waiter (run_rowid);
 CREATE UNIQUE INDEX run_waiter_signal ON run_waiter (workspace_id, signal) WHERE signal IS NOT NULL;
 CREATE INDEX run_waiter_event ON run_waiter (workspace_id, event_name, pin_path, pin_value)
     WHERE event_name IS NOT NULL;
