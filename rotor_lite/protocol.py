@@ -26,13 +26,6 @@ class Failure(msgspec.Struct, tag="error", kw_only=True):
     retriable: bool = True
 
 
-class StepDone(msgspec.Struct, tag="step", kw_only=True):
-    key: str
-    id: str
-    status: Literal["completed", "failed"]
-    output: Any = None
-    error: ErrorInfo | None = None
-    retriable: bool = True
 
 
 class PlannedStep(msgspec.Struct, kw_only=True):
@@ -48,6 +41,16 @@ class Plan(msgspec.Struct, tag="plan", kw_only=True):
 
 class Waiting(msgspec.Struct, tag="waiting", kw_only=True):
     pass
+
+
+class StepDone(msgspec.Struct, tag="step", kw_only=True):
+    key: str
+    id: str
+    status: Literal["completed", "failed"]
+    output: Any = None
+    error: ErrorInfo | None = None
+    retriable: bool = True
+    then: Complete | Failure | Plan | Waiting | None = None  # what the body did next, for a completed step
 
 
 class HookDone(msgspec.Struct, tag="hook", kw_only=True):

@@ -17,7 +17,7 @@ from rotor_lite.backoff import backoff_ms
 from rotor_lite.ids import new_id
 from rotor_lite.models import BackoffType, Function, Run, RunCall, RunStatus, Step, StepStatus, StepType
 from rotor_lite.protocol import (
-    OPTS_TYPES, CallResult, Complete, ErrorInfo, EventWaitOpts, Failure, HookDone, InvokeOpts, Plan, PlannedStep,
+    OPTS_TYPES, Answer, CallResult, Complete, ErrorInfo, EventWaitOpts, Failure, HookDone, InvokeOpts, Plan, PlannedStep,
     SendEventOpts, SignalOpts, SleepOpts, StepDone, Waiting, error_json,
 )
 from rotor_lite.schemas import EVENT_NAME
@@ -71,12 +71,19 @@ def _apply_body_result(core: Core, conn: sqlite3.Connection, call: RunCall, resu
         return
     if answer is None:
         _body_failed(core, conn, run, ErrorInfo(name="CallFailed", message=result.failure or "the call failed"), True)
-    elif isinstance(answer, Complete):
+    else:
+        _apply_body_answer(core, conn, run, answer)
+
+
+def _apply_body_answer(core: Core, conn: sqlite3.Connection, run: Run, answer: Answer) -> None:
+    if isinstance(answer, Complete):
         _complete(core, conn, run, answer.output)
     elif isinstance(answer, Failure):
         _body_failed(core, conn, run, answer.error, answer.retriable)
     elif isinstance(answer, StepDone):
-        _record_inline_step(core, conn, run, answer)
+        saved = _record_inline_step(core, conn, run, answer, carry_on=answer.then is None)
+        if saved and answer.then is not None:  # what the function did next with the output: no call needed
+            _apply_body_answer(core, conn, run, answer.then)
     elif isinstance(answer, Plan):
         _apply_plan(core, conn, run, answer)
     elif not isinstance(answer, Waiting):
@@ -103,18 +110,18 @@ def _body_failed(core: Core, conn: sqlite3.Connection, run: Run, error: ErrorInf
     run_service.finish(core, conn, run, RunStatus.FAILED, error=(error.name, error.message))
 
 
-def _record_inline_step(core: Core, conn: sqlite3.Connection, run: Run, done: StepDone) -> None:
-    """A `run` step the body call executed itself: store it, then carry on."""
+def _record_inline_step(core: Core, conn: sqlite3.Connection, run: Run, done: StepDone, *, carry_on: bool = True) -> bool:
+    """A `run` step the body call executed itself: store it, then carry on; True when it completed."""
     step = store.step_by_key(conn, run.rowid, done.key)
     if step is None:
         if store.count_steps(conn, run.rowid) >= MAX_STEPS:
             _too_many_steps(core, conn, run)
-            return
+            return False
         now = core.clock.now_ms()
         rowid = store.insert_step(conn, _new_step(run, done.key, done.id, StepType.RUN, StepStatus.RUNNING, now), attempts=1)
         step = store.step_row(conn, rowid)
     assert step is not None
-    _settle_step(core, conn, run, step, done)
+    return _settle_step(core, conn, run, step, done, carry_on=carry_on)
 
 
 def _apply_step_result(core: Core, conn: sqlite3.Connection, call: RunCall, result: CallResult) -> None:
@@ -134,14 +141,22 @@ def _apply_step_result(core: Core, conn: sqlite3.Connection, call: RunCall, resu
     _settle_step(core, conn, run, step, StepDone(key=step.key, id=step.name, status="failed", error=error, retriable=retriable))
 
 
-def _settle_step(core: Core, conn: sqlite3.Connection, run: Run, step: Step, done: StepDone) -> None:
-    """A `run` step's attempt ended: completed, retried after backoff, or failed for good."""
+def _settle_step(
+    core: Core, conn: sqlite3.Connection, run: Run, step: Step, done: StepDone, *, carry_on: bool = True
+) -> bool:
+    """A `run` step's attempt ended: completed, retried after backoff, or failed for good; True when completed.
+
+    Unless `carry_on` is False (the answer says what comes next itself), the run's body is called again.
+    """
     now = core.clock.now_ms()
     if done.status == "completed":
         try:
             store.end_step(conn, step.rowid, StepStatus.COMPLETED, now, output=_encoded_output(done.output))
         except _StepFailure as exc:
             store.end_step(conn, step.rowid, StepStatus.FAILED, now, error=error_json(exc.name, exc.message))
+        else:
+            if not carry_on:
+                return True
     else:
         error = done.error or ErrorInfo(name="StepError", message="the step failed")
         fn = core.workflows.function(run.workspace_id, run.function_id)
@@ -150,9 +165,10 @@ def _settle_step(core: Core, conn: sqlite3.Connection, run: Run, step: Step, don
         if done.retriable and attempts_left > 0 and open_run:
             store.reschedule_step(conn, step.rowid, now + _backoff(core, step.attempts), error_json(error.name, error.message))
             core.workflows.on_ready()
-            return
+            return False
         store.end_step(conn, step.rowid, StepStatus.FAILED, now, error=error_json(error.name, error.message))
     continue_run(core, conn, run.rowid)
+    return False
 
 
 def _apply_hook_result(core: Core, conn: sqlite3.Connection, call: RunCall, result: CallResult) -> None:

@@ -7,6 +7,8 @@ import logging
 import time
 from typing import Any
 
+import msgspec
+
 from rotor_lite.sdk.errors import NonRetriableError, WorkflowError, workflow_error
 from rotor_lite.sdk.workflows._function import Context, WorkflowFunction
 from rotor_lite.sdk.workflows._memo import Memo, Reached
@@ -19,6 +21,7 @@ from rotor_lite.sdk.workflows._protocol import (
     HookDone,
     OutputError,
     Plan,
+    SavedStep,
     StepCompleted,
     StepFailed,
     Waiting,
@@ -44,7 +47,7 @@ async def answer_run(function: WorkflowFunction, call: Call) -> Answer:
             await memo.settled()
         if call.target is not None:
             return await _answer_target(task, memo, call.target)
-        return await _answer_progress(task, memo)
+        return await _answer_progress(function, call, task, memo)
     finally:
         _abandon(task)
 
@@ -82,14 +85,39 @@ async def _first_block_or_end(task: asyncio.Task[Any], memo: Memo) -> None:
         blocked.cancel()
 
 
-async def _answer_progress(task: asyncio.Task[Any], memo: Memo) -> Answer:
+async def _answer_progress(function: WorkflowFunction, call: Call, task: asyncio.Task[Any], memo: Memo) -> Answer:
     if task.done():
         return _finished(task)
     if len(memo.new) == 1 and memo.new[0].type == "run":
-        return await _execute(memo.new[0])
+        done = await _execute(memo.new[0])
+        if isinstance(done, StepCompleted):
+            done.then = await _then(function, call, done)
+        return done
     if memo.new:
         return Plan(steps=[reached.planned() for reached in memo.new])
     return Waiting()
+
+
+async def _then(function: WorkflowFunction, call: Call, done: StepCompleted) -> Complete | Failed | Plan | Waiting | None:
+    """What the function does with the step's output, when that runs nothing: its end, a wait, a plan.
+
+    The function runs again from the top with the output saved. When it next reaches another `run`
+    step, nothing is said: that step may run only once rotor-lite has saved this one's output.
+    """
+    saved = {**call.steps, done.key: SavedStep(status="completed", output=msgspec.json.decode(done.output))}
+    memo = Memo(saved=saved)
+    task = asyncio.create_task(function.handler(context_of(call), Step(memo)))
+    try:
+        await _first_block_or_end(task, memo)
+        if not task.done():
+            await memo.settled()
+        if task.done():
+            return _finished(task)
+        if any(reached.type == "run" for reached in memo.new):
+            return None
+        return Plan(steps=[reached.planned() for reached in memo.new]) if memo.new else Waiting()
+    finally:
+        _abandon(task)
 
 
 async def _answer_target(task: asyncio.Task[Any], memo: Memo, target: str) -> Answer:
@@ -110,7 +138,7 @@ def _not_executable(message: str) -> Failed:
     return Failed(error=ErrorInfo(name="TargetNotReachedError", message=message), retriable=False)
 
 
-def _finished(task: asyncio.Task[Any]) -> Answer:
+def _finished(task: asyncio.Task[Any]) -> Complete | Failed:
     if task.cancelled():
         error = ErrorInfo(name="CancelledError", message="the workflow function was cancelled")
         return Failed(error=error, retriable=True)
@@ -137,7 +165,7 @@ async def _execute(reached: Reached) -> StepCompleted | StepFailed:
     except OutputError as exc:
         error = ErrorInfo(name="OutputError", message=str(exc))
         return StepFailed(key=reached.key, id=reached.id, error=error, retriable=False)
-    return StepCompleted(key=reached.key, id=reached.id, output=output)
+    return StepCompleted(key=reached.key, id=reached.id, output=output, status="completed")
 
 
 async def _run_hook(function: WorkflowFunction, call: Call) -> ErrorInfo | None:

@@ -80,11 +80,14 @@ class Failed(msgspec.Struct, tag_field="type", tag="error"):
     retriable: bool
 
 
-class StepCompleted(msgspec.Struct, tag_field="type", tag="step"):
+class StepCompleted(msgspec.Struct, tag_field="type", tag="step", omit_defaults=True):
     key: str
     id: str
     output: msgspec.Raw
-    status: Literal["completed"] = "completed"
+    status: Literal["completed"]
+    # What the function did next with the output, when that runs nothing: its end, or a plan of steps
+    # rotor-lite carries out (a sleep, a wait…). It spares rotor-lite the call that would ask.
+    then: Complete | Failed | Plan | Waiting | None = None
 
 
 class StepFailed(msgspec.Struct, tag_field="type", tag="step"):

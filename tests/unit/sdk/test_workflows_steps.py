@@ -44,7 +44,8 @@ async def test_a_loop_reusing_an_id_gives_each_use_its_own_key() -> None:
     app = serve(handler)
     saved = {"charge:1": completed(100), "charge:2": completed(101)}
     third = await answer(app, run_call("wf", saved))
-    assert third == {"type": "step", "key": "charge:3", "id": "charge", "status": "completed", "output": 102}
+    then = {"type": "complete", "output": [100, 101, 102]}  # what the function does next runs nothing: said at once
+    assert third == {"type": "step", "key": "charge:3", "id": "charge", "status": "completed", "output": 102, "then": then}
     assert charged == [2]
     done = await answer(app, run_call("wf", {**saved, "charge:3": saved_from(third)}))
     assert done == {"type": "complete", "output": [100, 101, 102]}
@@ -129,7 +130,8 @@ async def test_pending_steps_are_awaited_and_never_planned_again() -> None:
     reply = await answer(app, run_call("wf", {"nap:1": completed(None), "gate:1": PENDING}))
     assert [step["key"] for step in reply["steps"]] == ["x:1", "y:1"]
     lone = await answer(app, run_call("wf", {"nap:1": completed(None), "gate:1": PENDING, "y:1": PENDING}))
-    assert lone == {"type": "step", "key": "x:1", "id": "x", "status": "completed", "output": "x"}
+    then = {"type": "waiting"}  # with x's output the function still waits on gate and y
+    assert lone == {"type": "step", "key": "x:1", "id": "x", "status": "completed", "output": "x", "then": then}
 
 
 ISO = "2026-01-01T00:00:00Z"
@@ -454,3 +456,26 @@ async def test_the_full_primitive_workflow_runs_to_its_end() -> None:
             saved[planned["key"]] = OUTCOMES_BY_TYPE[planned["type"]]
     assert seen == ["run", "sleep", "invoke", "send_event", "wait_for_signal", "wait_for_event"]
     assert reply["output"] == {"status": "complete", "contactId": "u_1", "name": "Ada", "score": 7, "emailOpened": True}
+
+
+async def test_a_step_answer_says_what_the_function_does_next_when_that_runs_nothing() -> None:
+    """One call instead of two: the plan or the end that follows a step comes with its output."""
+    async def handler(ctx: Context, step: Step) -> Any:
+        first = await step.run("first", lambda: 1)
+        await step.sleep("nap", "1h")
+        second = await step.run("second", lambda: 2)
+        third = await step.run("third", lambda: 3)
+        if ctx.event.data.get("fail"):
+            raise ValueError("after the steps")
+        return first + second + third
+
+    app = serve(handler)
+    reply = await answer(app, run_call("wf", {}))
+    assert reply["key"] == "first:1" and reply["then"] == {
+        "type": "plan", "steps": [{"key": "nap:1", "id": "nap", "type": "sleep", "opts": {"ms": 3_600_000}}],
+    }
+    reply = await answer(app, run_call("wf", {"first:1": completed(1), "nap:1": completed(None)}))
+    assert reply["key"] == "second:1" and "then" not in reply  # "third" has a side effect: it waits for the save
+    saved = {"first:1": completed(1), "nap:1": completed(None), "second:1": completed(2)}
+    reply = await answer(app, run_call("wf", saved))
+    assert reply["key"] == "third:1" and reply["then"] == {"type": "complete", "output": 6}
