@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
+from rotor_lite.store import counts
 
 
 def api_routes(prefix: str = "/v1/") -> list[tuple[str, str]]:
@@ -115,18 +117,34 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def kill(self) -> None:
-        """kill -9: no shutdown, no flush."""
+        """kill -9: no shutdown, no flush; then the job counters must still equal a full count."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+        assert_counts_match(self.data_dir)
 
     def terminate(self, timeout: float = 30.0) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        code = self.process.wait(timeout)
+        assert_counts_match(self.data_dir)
+        return code
 
     def client(self, api_key: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {api_key or self.api_key}"}, timeout=30)
+
+
+def assert_counts_match(data_dir: Path) -> None:
+    """The per-queue state counters of a stopped server's database equal a full count of its jobs table."""
+    path = data_dir / "rotor.db"
+    if not path.exists():
+        return
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        drift = counts.drift(conn)
+    finally:
+        conn.close()
+    assert not drift, f"job counters drifted from the jobs table in {path}: {drift}"
 
 
 def offline(data_dir: Path, *args: str) -> dict[str, Any]:

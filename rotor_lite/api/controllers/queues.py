@@ -34,7 +34,8 @@ class QueueController(Controller):
         """Every queue of the workspace with its job counts."""
         core = core_of(request)
         queues = [q for q in core.queues.of_workspace(principal.workspace_id) if principal.queue_name in (None, q.name)]
-        return json_response(QueueList(data=[queue_out(q, await service.queue_counts(core, q)) for q in queues]))
+        counts = await service.counts_of_queues(core, queues)
+        return json_response(QueueList(data=[queue_out(q, counts[q.rowid]) for q in queues]))
 
     @get("/{name:str}", opt={"returns": QueueOut})
     async def get_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
