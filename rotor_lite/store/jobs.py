@@ -121,9 +121,11 @@ async def usage_by_queue(db: Database, workspace_id: str, period: str) -> dict[s
 # Claim and outcome --------------------------------------------------------------
 
 
+# `+queue_id`: grouping by the bare column makes the planner walk the whole job_queue_state index
+# instead of the few due rows of the job_delayed partial index.
 _DUE_PER_QUEUE = (
     "SELECT json_group_array(json_array(queue_id, n)) FROM"
-    " (SELECT queue_id, count(*) AS n FROM job WHERE state = 'delayed' AND run_at <= ? GROUP BY queue_id)"
+    " (SELECT queue_id, count(*) AS n FROM job WHERE state = 'delayed' AND run_at <= ? GROUP BY +queue_id)"
 )
 
 
@@ -274,10 +276,9 @@ def settle_jobs(conn: sqlite3.Connection, settlements: Sequence[Settlement]) -> 
     keyed = [s.claimed.rowid for s in held if s.claimed.concurrency_key is not None]
     if keyed:
         _release_keys(conn, keyed)
-    changes: Counter[tuple[int, str]] = Counter()
-    for s in held:
-        changes[(s.claimed.queue_id, JobState.ACTIVE)] -= 1
-        changes[(s.claimed.queue_id, s.state)] += 1
+    changes = Counter((s.claimed.queue_id, s.state) for s in held)
+    for queue_id, n in Counter(s.claimed.queue_id for s in held).items():
+        changes[(queue_id, JobState.ACTIVE)] -= n
     counts.shift(conn, changes)
     return held
 

@@ -134,3 +134,13 @@ def test_recount_rebuilds_the_counters_and_reports_what_had_drifted(tmp_path: Pa
         {"queueId": 9, "workspace": None, "queue": None, "state": "failed", "counted": 3, "actual": 0},
     ]
     assert offline(tmp_path, "admin", "recount") == {"fixed": []}
+
+
+def test_the_due_jobs_count_and_the_retention_slice_search_their_partial_indexes(conn: sqlite3.Connection) -> None:
+    """Both run inside the writer; a plan that walks a whole index costs seconds at 10M jobs."""
+    for sql, params, index in (
+        (job_store._DUE_PER_QUEUE, (NOW,), "SEARCH job USING INDEX job_delayed"),
+        (job_store._FINISHED_BEFORE, ("ws", NOW, 500), "SEARCH job USING INDEX job_finished"),
+    ):
+        plan = " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert index in plan and "SCAN job" not in plan, plan
