@@ -187,7 +187,7 @@ def backup(*, target: Path, config_file: str | None, data_dir: str | None, as_js
 def recount(*, config_file: str | None, data_dir: str | None, as_json: bool) -> None:
     """Rebuild the per-queue job counters (counts, stats, /metrics) from the jobs table; report any drift fixed.
 
-    One transaction that reads every job: a running server's writes wait for it (about a second at 10M jobs).
+    One transaction that reads every job: a running server's writes wait for it (about 1.5 s at 10M jobs).
     """
     fixed = _run_offline(config_file, data_dir, lambda conn, now: count_store.recount(conn))
     if as_json:
