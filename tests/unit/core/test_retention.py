@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import rotor_lite
 from rotor_lite.engine import sweeper as sweeper_module
 from rotor_lite.engine.sweeper import Sweeper
 from rotor_lite.ids import new_id
@@ -251,3 +252,10 @@ def test_the_audit_table_refuses_to_lose_an_event_younger_than_a_year(conn: sqli
     assert conn.execute("DELETE FROM audit_event WHERE occurred_at < ?", (now - 365 * DAY,)).rowcount == 1
     with pytest.raises(sqlite3.IntegrityError, match="kept 365 days"):
         conn.execute("DELETE FROM audit_event")
+
+
+def test_one_function_decides_a_workspace_s_retention_days_and_the_sweeper_calls_it() -> None:
+    """Plans set the days per workspace: a second definition would leave the sweeper reading the wrong one."""
+    package = Path(rotor_lite.__file__).parent
+    defined = [path for path in package.rglob("*.py") if "def retention_days(" in path.read_text()]
+    assert defined == [Path(sweeper_module.retention_days.__code__.co_filename)]
