@@ -261,6 +261,14 @@ class Api:
                 raise RuntimeError(f"{method} {path}: {resp.status} {text[:300]!r}")
             return json.loads(text) if text else None
 
+    async def text(self, path: str) -> str:
+        """GET `path` and return the body as text (for `/metrics`)."""
+        async with self.session.get(self.url + path, headers=self.headers) as resp:
+            body = await resp.text()
+            if resp.status >= 300:
+                raise RuntimeError(f"GET {path}: {resp.status} {body[:300]!r}")
+            return body
+
     async def create_queue(self, name: str, **fields: Any) -> dict[str, Any]:
         return await self.call("POST", "/v1/queues", {"name": name, **fields})  # type: ignore[no-any-return]
 

@@ -1,4 +1,5 @@
-"""Cost of the hot statements as the jobs table grows: 1,000, 1,000,000 and 10,000,000 rows; server RSS.
+"""Cost of the hot statements and of the count reads as the jobs table grows: 1,000, 1,000,000 and
+10,000,000 rows; server RSS.
 
     python bench/scale.py [--max-rows 10000000] [--synchronous FULL|NORMAL]
 
@@ -6,22 +7,25 @@ One data dir per size is made by a real `rotor-lite serve` (so the schema is the
 then its jobs table is filled with plain SQL, in the shape a busy server leaves it: the first 1,000
 rows are waiting (the backlog claims take from), then per 100 jobs about 97 completed, 1 failed,
 1 waiting, and 1 in 1,000 delayed into the future, all finished within the retention window (so a
-prune pass finds nothing to delete). On each database, with no server running (claims and inserts
+prune pass finds nothing to delete); the per-queue counters are then rebuilt from the table as
+`rotor-lite admin recount` does. On each database, with no server running (claims and inserts
 taking turns across the sizes, so a busy moment of a shared machine hits every size alike):
 
 - claim: the dispatcher's claim transaction (promote due jobs, lease up to 64 waiting jobs, find
   the next delayed one), rolled back so every run claims the same rows; median and p99 of 300;
 - enqueue: the store's insert of 1,000 jobs in one committed transaction, and of 1 job per commit
   (the fsync dominates the latter), medians (the rows are deleted afterwards);
-- prune: one retention pass over the queue that finds nothing to delete (the sweeper runs it
+- prune: one retention pass over the workspace that finds nothing to delete (the sweeper runs it
   every `retention.sweep_interval` inside the writer's transaction);
-- stats: the per-state count query behind `GET /v1/queues/:name/stats` and the queue object.
+- full count: the per-state count of the queue's jobs, which the counts were read with before the
+  counters (and what `rotor-lite admin recount` pays once).
 
 Then a real server is started on each data dir: start-up time, its VmRSS right after start, batch
 enqueues over HTTP every 100 ms for 5 s (p50 and max: the sweeper's first prune pass runs 1 s after
-start, inside the writer), the stats call, and VmRSS / VmHWM from /proc/<pid>/status after that
-work. 10M rows take a few minutes to build and about 2 GB of disk in the temp dir; `--max-rows`
-leaves out the larger sizes.
+start, inside the writer). With all the servers up, the reads of counts take turns across the sizes:
+`GET /v1/queues/:name/stats`, `GET /metrics` and `GET /v1/queues` (p50 and p99 of 300 each); then
+VmRSS / VmHWM from /proc/<pid>/status. 10M rows take a few minutes to build and about 2 GB of disk in
+the temp dir; `--max-rows` leaves out the larger sizes.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +51,15 @@ from _common import (
     pct,
     rss_kb,
     run_event_loop,
+    Server,
     start_server,
 )
 
 SIZES = (1_000, 1_000_000, 10_000_000)
 FILL_CHUNK = 500_000
 RETENTION_MS = 7 * 86_400_000
+READS = ("stats", "metrics", "queues")
+READ_SAMPLES = 300
 
 
 @dataclass
@@ -62,10 +69,10 @@ class Figures:
     batch_ms: float
     single_ms: float
     prune_ms: float
-    stats_ms: float
+    full_count_ms: float
     start_s: float = 0.0
     http_batch_ms: tuple[float, float] = (0.0, 0.0)
-    http_stats_ms: float = 0.0
+    reads_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # READS → (p50, p99)
     rss_start_mb: float = 0.0
     rss_mb: tuple[float, float] = (0.0, 0.0)
 
@@ -92,6 +99,15 @@ def fill(conn: Any, queue_rowid: int, workspace_id: str, start: int, end: int, n
             {"lo": lo, "hi": hi, "base": base, "q": queue_rowid, "ws": workspace_id, "payload": payload, "now": now},
         )
         conn.execute("COMMIT")
+
+
+def recount(conn: Any) -> None:
+    """The counters of the rows `fill` wrote behind the store's back, as `rotor-lite admin recount` rebuilds them."""
+    from rotor_lite.store import counts
+
+    conn.execute("BEGIN IMMEDIATE")
+    counts.recount(conn)
+    conn.execute("COMMIT")
 
 
 def timed(fn: Callable[[], Any], runs: int, warmup: int = 5) -> list[float]:
@@ -150,16 +166,21 @@ class StoreBench:
         from rotor_lite.store import jobs as job_store
 
         self.conn.execute("BEGIN IMMEDIATE")
-        job_store.prune_finished(self.conn, int(time.time() * 1000) - RETENTION_MS)
+        job_store.prune_finished(self.conn, self.workspace_id, int(time.time() * 1000) - RETENTION_MS)
         self.conn.execute("ROLLBACK")
 
-    def stats(self) -> None:
+    def full_count(self) -> None:
         self.conn.execute("SELECT state, count(*) FROM job WHERE queue_id = ? GROUP BY state",
                           (self.queue_rowid,)).fetchall()
 
     def close(self) -> None:
-        """Delete what the measurements inserted, so the table holds what its size says."""
+        """Delete what the measurements inserted (with their counts), so the table holds what its size says."""
+        from rotor_lite.store import counts
+
+        self.conn.execute("BEGIN IMMEDIATE")
         self.conn.execute("DELETE FROM job WHERE rowid > ?", (self.last_rowid,))
+        counts.recount(self.conn)
+        self.conn.execute("COMMIT")
         self.conn.close()
 
 
@@ -182,15 +203,14 @@ def measure_stores(stores: dict[int, StoreBench]) -> dict[int, Figures]:
             rows=n, claim_us=(statistics.median(claims[n]) * 1e6, pct(claims[n], 0.99) * 1e6),
             batch_ms=statistics.median(batches[n]) * 1000, single_ms=statistics.median(singles[n]) * 1000,
             prune_ms=statistics.median(timed(b.prune, 3, 1)) * 1000,
-            stats_ms=statistics.median(timed(b.stats, 3, 1)) * 1000,
+            full_count_ms=statistics.median(timed(b.full_count, 3, 1)) * 1000,
         )
         for n, b in stores.items()
     }
 
 
-async def exercise_server(url: str, queue: str) -> tuple[list[float], float]:
-    """HTTP batch enqueue times (1,000 jobs, every 100 ms for 5 s: the first prune pass runs 1 s after
-    start) and the median of the stats call, in ms, on the running server."""
+async def exercise_server(url: str, queue: str) -> list[float]:
+    """HTTP batch enqueue times in ms (1,000 jobs, every 100 ms for 5 s: the first prune pass runs 1 s after start)."""
     async with client_session() as session:
         api = Api(session, url)
         batch = []
@@ -200,27 +220,41 @@ async def exercise_server(url: str, queue: str) -> tuple[list[float], float]:
             await api.enqueue_backlog(queue, 1000)
             batch.append((time.perf_counter() - t0) * 1000)
             await asyncio.sleep(0.1)
-        stats = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            await api.stats(queue)
-            stats.append((time.perf_counter() - t0) * 1000)
-        await api.call("GET", "/v1/queues")
-        await api.call("GET", f"/v1/queues/{queue}/jobs?limit=100")
-        return batch, statistics.median(stats)
+        return batch
 
 
-def measure_server(procs: Processes, data_dir: Path, synchronous: str, figures: Figures) -> None:
-    started = time.perf_counter()
-    server = start_server(procs, data_dir, synchronous)
-    figures.start_s = time.perf_counter() - started
-    figures.rss_start_mb = rss_kb(server.proc.pid)[0] / 1024
-    batch, figures.http_stats_ms = run_event_loop(exercise_server(server.url, "scale"))
-    figures.http_batch_ms = (statistics.median(batch), max(batch))
-    time.sleep(1)
-    rss, hwm = rss_kb(server.proc.pid)
-    figures.rss_mb = (rss / 1024, hwm / 1024)
-    procs.stop(server.proc)
+async def read_counts(urls: dict[int, str], queue: str) -> dict[int, dict[str, list[float]]]:
+    """Milliseconds per call of each count read on each server, the servers taking turns."""
+    paths = {"stats": f"/v1/queues/{queue}/stats", "metrics": "/metrics", "queues": "/v1/queues"}
+    samples: dict[int, dict[str, list[float]]] = {size: {read: [] for read in READS} for size in urls}
+    async with client_session() as session:
+        apis = {size: Api(session, url) for size, url in urls.items()}
+        for round_ in range(READ_SAMPLES + 10):
+            for size, api in apis.items():
+                for read in READS:
+                    t0 = time.perf_counter()
+                    await api.text(paths[read])
+                    if round_ >= 10:  # the first rounds warm up connections and caches
+                        samples[size][read].append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
+def measure_servers(procs: Processes, made: dict[int, Path], synchronous: str, results: dict[int, Figures]) -> None:
+    servers: dict[int, Server] = {}
+    for size, data_dir in made.items():
+        started = time.perf_counter()
+        servers[size] = start_server(procs, data_dir, synchronous)
+        results[size].start_s = time.perf_counter() - started
+        results[size].rss_start_mb = rss_kb(servers[size].proc.pid)[0] / 1024
+    for size, server in servers.items():
+        batch = run_event_loop(exercise_server(server.url, "scale"))
+        results[size].http_batch_ms = (statistics.median(batch), max(batch))
+    reads = run_event_loop(read_counts({size: server.url for size, server in servers.items()}, "scale"))
+    for size, server in servers.items():
+        results[size].reads_ms = {read: (statistics.median(v), pct(v, 0.99)) for read, v in reads[size].items()}
+        rss, hwm = rss_kb(server.proc.pid)
+        results[size].rss_mb = (rss / 1024, hwm / 1024)
+        procs.stop(server.proc)
 
 
 async def _create_queue(url: str) -> None:
@@ -244,15 +278,22 @@ def prepare(procs: Processes, data_dir: Path, synchronous: str) -> tuple[int, st
 def print_table(results: list[Figures]) -> None:
     base = results[0]
     print("\n| jobs in table | claim (64 jobs) p50 / p99 | vs 1k | store insert 1,000 / 1 (with commit) "
-          "| prune pass (nothing due) | stats query | server start | HTTP batch enqueue p50 / max | HTTP stats "
-          "| RSS at start / after work (peak) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| prune pass (nothing due) | full count (before the counters) | server start "
+          "| HTTP batch enqueue p50 / max | RSS at start / after work (peak) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for f in results:
         print(f"| {f.rows:,} | {f.claim_us[0]:,.0f} / {f.claim_us[1]:,.0f} µs "
               f"| {f.claim_us[0] / base.claim_us[0]:.2f}× | {f.batch_ms:.1f} / {f.single_ms:.2f} ms "
-              f"| {f.prune_ms:,.1f} ms | {f.stats_ms:,.1f} ms | {f.start_s:.1f} s "
-              f"| {f.http_batch_ms[0]:.0f} / {f.http_batch_ms[1]:,.0f} ms | {f.http_stats_ms:,.1f} ms "
+              f"| {f.prune_ms:,.1f} ms | {f.full_count_ms:,.1f} ms | {f.start_s:.1f} s "
+              f"| {f.http_batch_ms[0]:.0f} / {f.http_batch_ms[1]:,.0f} ms "
               f"| {f.rss_start_mb:.0f} / {f.rss_mb[0]:.0f} ({f.rss_mb[1]:.0f}) MB |")
+    print(f"\nCount reads over HTTP, p50 / p99 of {READ_SAMPLES} (the sizes taking turns), and p50 against 1k:\n")
+    print("| jobs in table | GET /v1/queues/:name/stats | vs 1k | GET /metrics | vs 1k | GET /v1/queues | vs 1k |")
+    print("|---|---|---|---|---|---|---|")
+    for f in results:
+        cells = [f"{f.reads_ms[r][0]:.2f} / {f.reads_ms[r][1]:.2f} ms | {f.reads_ms[r][0] / base.reads_ms[r][0]:.2f}×"
+                 for r in READS]
+        print(f"| {f.rows:,} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -271,16 +312,18 @@ def main() -> None:
             conn = connect(data_dir / "rotor.db", args.synchronous)
             started = time.perf_counter()
             fill(conn, queue_rowid, workspace, 0, size, int(time.time() * 1000))
+            built = time.perf_counter()
+            recount(conn)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
-            print(f"built a table of {size:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+            print(f"built a table of {size:,} rows in {built - started:.1f} s, counted it in "
+                  f"{time.perf_counter() - built:.1f} s", flush=True)
             made[size] = (data_dir, queue_rowid, workspace)
         stores = {n: StoreBench(d, args.synchronous, q, ws) for n, (d, q, ws) in made.items()}
         results = measure_stores(stores)
         for store in stores.values():
             store.close()
-        for size, (data_dir, _, _) in made.items():
-            measure_server(procs, data_dir, args.synchronous, results[size])
+        measure_servers(procs, {size: data_dir for size, (data_dir, _, _) in made.items()}, args.synchronous, results)
     print_table(list(results.values()))
 
 

@@ -132,7 +132,6 @@ class WebhookSettings(_Section):
     max_in_flight: int = 64
     max_in_flight_per_endpoint: int = 8
     poll_interval: Duration = "1s"
-    delivery_retention: Duration = "7d"
 
     def __post_init__(self) -> None:
         self.retry_schedule = _duration_list(self.retry_schedule, "webhooks.retry_schedule")
@@ -236,7 +235,7 @@ _DURATION_KEYS = {
     ("retention", "finished_jobs"), ("retention", "sweep_interval"),
     ("schedules", "misfire_grace"),
     ("webhooks", "timeout"), ("webhooks", "disable_after"), ("webhooks", "previous_secret_ttl"),
-    ("webhooks", "poll_interval"), ("webhooks", "delivery_retention"),
+    ("webhooks", "poll_interval"),
 }
 _NESTED_SECTIONS: dict[tuple[str, str], type[_Section]] = {("alerts", "smtp"): SmtpSettings}
 _NESTED_SECTIONS[("guardrails", "brand_tone")] = BrandToneSettings

@@ -35,6 +35,10 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.stalled = Counter("rotor_jobs_stalled", "Jobs whose lease expired", registry=self.registry)
+        self.pruned = Counter(
+            "rotor_pruned_rows", "Rows deleted by retention, by kind (jobs, job_attempts, runs, audit_events…)",
+            ["kind"], registry=self.registry,
+        )
         self.http_requests = Counter(
             "rotor_http_requests", "API requests by status class", ["status"], registry=self.registry
         )

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
+from rotor_lite.store import counts
 
 
 def api_routes(prefix: str = "/v1/") -> list[tuple[str, str]]:
@@ -114,19 +116,36 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
-    def kill(self) -> None:
-        """kill -9: no shutdown, no flush."""
+    def kill(self, *, check_counts: bool = True) -> None:
+        """kill -9: no shutdown, no flush; then the job counters must still equal a full count."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+        if check_counts:
+            assert_counts_match(self.data_dir)
 
     def terminate(self, timeout: float = 30.0) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        code = self.process.wait(timeout)
+        assert_counts_match(self.data_dir)
+        return code
 
     def client(self, api_key: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {api_key or self.api_key}"}, timeout=30)
+
+
+def assert_counts_match(data_dir: Path) -> None:
+    """The per-queue state counters of a stopped server's database equal a full count of its jobs table."""
+    path = data_dir / "rotor.db"
+    if not path.exists():
+        return
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        drift = counts.drift(conn)
+    finally:
+        conn.close()
+    assert not drift, f"job counters drifted from the jobs table in {path}: {drift}"
 
 
 def offline(data_dir: Path, *args: str) -> dict[str, Any]:
@@ -337,6 +356,7 @@ class KillDuringDelivery:
         self.killed_at: list[float] = []
         self._target: tuple[ServerProcess, int] | None = None
         self._killed = threading.Event()
+        self._last_killed: ServerProcess | None = None
         receiver.on_request = self._on_request
 
     def kill_at(self, server: ServerProcess, number: int) -> None:
@@ -346,6 +366,8 @@ class KillDuringDelivery:
 
     def restart(self, make: Callable[[], ServerProcess], timeout: float = 60) -> ServerProcess:
         assert self._killed.wait(timeout), "the kill never came: too few deliveries"
+        assert self._last_killed is not None
+        assert_counts_match(self._last_killed.data_dir)  # here: an assertion in the receiver's handler would be lost
         count = -1
         while count != len(self.receiver.requests):  # quiet for 100 ms: nothing of the dead server left
             count = len(self.receiver.requests)
@@ -356,7 +378,8 @@ class KillDuringDelivery:
     def _on_request(self, got: Received, number: int) -> None:
         if self._target is not None and number >= self._target[1]:
             server, self._target = self._target[0], None
-            server.kill()  # blocks this handler (and the receiver) until the process is gone
+            server.kill(check_counts=False)  # blocks this handler (and the receiver) until the process is gone
+            self._last_killed = server
             self.killed_at.append(time.time())
             self._killed.set()
 

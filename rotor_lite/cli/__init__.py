@@ -18,7 +18,7 @@ __all__ = ["COMMANDS", "main"]
 # name: (module:attribute, the first sentence of the command's help, shown by `rotor --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("rotor_lite.cli.admin:admin",
-              "Server administration: backups (the server may run) and master-key rotation (stop it first)."),
+              "Server administration: backups and counter rebuilds (the server may run), master-key rotation (stop it first)."),
     "alerts": ("rotor_lite.cli.client.alerts:alerts", "Show or set the workspace's failure alerts (email, Slack)."),
     "approvals": ("rotor_lite.cli.client.approvals:approvals",
                   "Review, approve and reject jobs of queues that require approval."),

@@ -32,7 +32,6 @@ from rotor_lite.store.webhooks import WebhookRow
 
 log = logging.getLogger("rotor_lite.outbox")
 _FAN_OUT_BATCH = 500
-_PRUNE_EVERY_MS = 60_000
 _STOP_GRACE_S = 2.0
 _HOOK_CACHE_S = 1.0
 
@@ -72,7 +71,6 @@ class OutboxDelivery:
         self._loop_task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._check_outbox = True
-        self._last_prune = 0
         delays = settings.retry_delays_ms()
         self._probe_ms = next((d for d in delays[1:] if d > 0), self._poll_ms)
         self._down: dict[str, tuple[int, str]] = {}  # unreachable endpoint → (probe it again at, why)
@@ -137,9 +135,6 @@ class OutboxDelivery:
                 pass
         await self._start_due(now)
         await self._short_circuit(now)
-        if now - self._last_prune >= _PRUNE_EVERY_MS:
-            self._last_prune = now
-            await self._prune(now)
         return await outbox_store.next_due_at(self._core.db, sorted(self._probing))
 
     async def settle(self) -> None:
@@ -296,8 +291,3 @@ class OutboxDelivery:
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             return Attempt(ok=False, error=f"SMTP: {exc}" if str(exc) else f"SMTP: {type(exc).__name__}")
         return Attempt(ok=True)
-
-    async def _prune(self, now: int) -> None:
-        before = now - self._core.settings.webhooks.ms("delivery_retention")
-        while await self._core.db.write(lambda conn: outbox_store.prune_finished(conn, before)):
-            await asyncio.sleep(0)

@@ -1,4 +1,4 @@
-"""The sweeper: puts back jobs whose lease expired and prunes finished jobs and runs past retention."""
+"""The sweeper: puts back jobs whose lease expired and prunes each workspace's history past its retention."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from collections.abc import Callable
 
 from rotor_lite.models import Queue
 from rotor_lite.services.core import Core
+from rotor_lite.services.retention import AUDIT_EVENTS_DAYS, DAY_MS, retention_days
+from rotor_lite.store import audit as audit_store
 from rotor_lite.store import jobs as job_store
+from rotor_lite.store import outbox as outbox_store
 from rotor_lite.store import runs as run_store
+from rotor_lite.store import workspaces as ws_store
 
 log = logging.getLogger("rotor_lite.sweeper")
 _REAP_EVERY_S = 1.0
+_WORKSPACE_HISTORY = (job_store.prune_finished, run_store.prune_finished, outbox_store.prune_finished)
+Prune = Callable[[sqlite3.Connection], dict[str, int]]
 
 
 class Sweeper:
@@ -55,10 +61,9 @@ class Sweeper:
                     "workspace": queue.workspace_id if queue else None,
                 })
             self._on_requeued()
-        retention = self._core.settings.retention
-        if now - self._last_prune >= retention.ms("sweep_interval"):
+        if now - self._last_prune >= self._core.settings.retention.ms("sweep_interval"):
             self._last_prune = now
-            await self._prune(now - retention.ms("finished_jobs"))
+            await self._prune(now)
 
     def _reap(self, conn: sqlite3.Connection, now: int) -> list[tuple[str, Queue | None]]:
         stalled = [(job_id, self._core.queues.by_rowid(rowid)) for job_id, rowid in job_store.reap_expired(conn, now)]
@@ -67,7 +72,17 @@ class Sweeper:
                 self._core.events.emit(conn, queue.workspace_id, "job.stalled", {"jobId": job_id, "queueName": queue.name})
         return stalled
 
-    async def _prune(self, before: int) -> None:
-        for prune in (job_store.prune_finished, run_store.prune_finished):
-            while await self._core.db.write(functools.partial(prune, before=before)):
-                await asyncio.sleep(0)
+    async def _prune(self, now: int) -> None:
+        """Each workspace's history older than its retention days, then audit events older than a year."""
+        for workspace_id in await self._core.db.write(ws_store.workspace_ids):
+            before = now - round(retention_days(self._core, workspace_id) * DAY_MS)
+            for prune in _WORKSPACE_HISTORY:
+                await self._prune_in_slices(functools.partial(prune, workspace_id=workspace_id, before=before))
+        await self._prune_in_slices(functools.partial(audit_store.prune, before=now - AUDIT_EVENTS_DAYS * DAY_MS))
+
+    async def _prune_in_slices(self, prune: Prune) -> None:
+        """One small write per slice, so other writes get the writer in between."""
+        while pruned := await self._core.db.write(prune):
+            for kind, rows in pruned.items():
+                self._core.metrics.pruned.labels(kind).inc(rows)
+            await asyncio.sleep(0)

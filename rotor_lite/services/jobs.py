@@ -448,7 +448,7 @@ async def _transition(
         job = job_store.job_from_row(row, queue.name)
         if job.state not in allowed:
             raise InvalidState("job", public_state(job.state), action)
-        job_store.set_state(conn, job.rowid, target, now)
+        job_store.set_state(conn, job, target, now)
         if after is not None:
             after(conn, job)
         return job_store.job_from_row(job_store.job_row(conn, queue.rowid, job_id) or row, queue.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 
 import msgspec
 
@@ -14,6 +15,7 @@ from rotor_lite.netguard import check_callback_url
 from rotor_lite.schemas import QUEUE_NAME, DefaultJobOptions, QueueCreate, QueueUpdate
 from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core
+from rotor_lite.store import counts as count_store
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
 from rotor_lite.store import schedules as schedule_store
@@ -141,7 +143,16 @@ async def retry_all(core: Core, principal: Principal, name: str) -> int:
 
 async def queue_counts(core: Core, queue: Queue) -> dict[str, int]:
     """Jobs of the queue per state, every state present."""
-    raw = await queue_store.state_counts(core.db, queue.rowid)
+    return (await counts_of_queues(core, [queue]))[queue.rowid]
+
+
+async def counts_of_queues(core: Core, queues: Sequence[Queue]) -> dict[int, dict[str, int]]:
+    """Jobs of each queue (by rowid) per state, every state present: read from the counters, not the jobs."""
+    kept = await count_store.counts_of(core.db, [queue.rowid for queue in queues])
+    return {rowid: _public_counts(raw) for rowid, raw in kept.items()}
+
+
+def _public_counts(raw: dict[str, int]) -> dict[str, int]:
     counts = dict.fromkeys(COUNT_KEYS, 0)
     for state, count in raw.items():
         if state == JobState.SCREENING:  # awaiting the brand-tone verdict: shown as waiting

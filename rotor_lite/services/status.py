@@ -9,7 +9,7 @@ from rotor_lite import __version__
 from rotor_lite.clock import iso_from_ms
 from rotor_lite.models import Principal
 from rotor_lite.services.core import Core, billing_period
-from rotor_lite.services.queues import queue_counts
+from rotor_lite.services.queues import counts_of_queues
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import workspaces as ws_store
 
@@ -52,4 +52,5 @@ async def usage(core: Core, principal: Principal) -> dict[str, Any]:
 async def metrics_text(core: Core, workspace_id: str | None) -> bytes:
     """The Prometheus text of one workspace's queues, or of every workspace's (None)."""
     queues = core.queues.all() if workspace_id is None else core.queues.of_workspace(workspace_id)
-    return core.metrics.render({(q.workspace_id, q.name): await queue_counts(core, q) for q in queues}, workspace_id)
+    counts = await counts_of_queues(core, queues)
+    return core.metrics.render({(q.workspace_id, q.name): counts[q.rowid] for q in queues}, workspace_id)

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from rotor_lite.models import JobState
+from rotor_lite.store import counts
 from rotor_lite.store.db import Database, conditions
 
 _COLUMNS = (
@@ -80,20 +82,26 @@ def decide(conn: sqlite3.Connection, rowid: int, status: str, now: int, actor: s
 
 def release_approved_job(conn: sqlite3.Connection, queue_rowid: int, job_id: str, now: int) -> int:
     """pending_approval → waiting (or delayed until its run_at); returns the rows changed."""
-    return conn.execute(
+    row = conn.execute(
         "UPDATE job SET state = CASE WHEN run_at > ? THEN 'delayed' ELSE 'waiting' END"
-        " WHERE queue_id = ? AND id = ? AND state = 'pending_approval'",
+        " WHERE queue_id = ? AND id = ? AND state = 'pending_approval' RETURNING state",
         (now, queue_rowid, job_id),
-    ).rowcount
+    ).fetchone()
+    if row is None:
+        return 0
+    counts.move(conn, queue_rowid, JobState.PENDING_APPROVAL, row[0], 1)
+    return 1
 
 
 def fail_rejected_job(conn: sqlite3.Connection, queue_rowid: int, job_id: str, now: int) -> int:
     """pending_approval → failed with `failReason: "rejected"`; returns the rows changed."""
-    return conn.execute(
+    changed = conn.execute(
         "UPDATE job SET state = 'failed', fail_reason = 'rejected', finished_at = ?"
         " WHERE queue_id = ? AND id = ? AND state = 'pending_approval'",
         (now, queue_rowid, job_id),
     ).rowcount
+    counts.move(conn, queue_rowid, JobState.PENDING_APPROVAL, JobState.FAILED, changed)
+    return changed
 
 
 async def get_approval(db: Database, workspace_id: str, approval_id: str) -> ApprovalRow | None:

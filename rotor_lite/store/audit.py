@@ -67,6 +67,17 @@ def _filters(workspace_id: str, filters: AuditFilter) -> tuple[tuple[str, Any], 
     )
 
 
+def prune(conn: sqlite3.Connection, before: int, limit: int = 500) -> dict[str, int]:
+    """Delete up to `limit` events that occurred before `before`; returns the rows deleted, nothing when none
+    was due. The table's trigger refuses to delete an event younger than 365 days."""
+    deleted = conn.execute(
+        "DELETE FROM audit_event WHERE rowid IN (SELECT rowid FROM audit_event WHERE occurred_at < ?"
+        " ORDER BY occurred_at LIMIT ?)",
+        (before, limit),
+    ).rowcount
+    return {"audit_events": deleted} if deleted else {}
+
+
 async def page(
     db: Database, workspace_id: str, filters: AuditFilter, *, before_rowid: int | None, limit: int
 ) -> list[AuditRow]:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from rotor_lite.models import JobState
+from rotor_lite.store import counts
 from rotor_lite.store.db import Database
 
 DncKind = Literal["emails", "domains"]
@@ -205,25 +207,37 @@ def release_screened(conn: sqlite3.Connection, rowid: int, now: int, *, to_appro
     """screening → pending_approval, or waiting (delayed until its run_at); False if it left screening."""
     state = "'pending_approval'" if to_approval else "CASE WHEN run_at > ? THEN 'delayed' ELSE 'waiting' END"
     params: tuple[Any, ...] = (rowid,) if to_approval else (now, rowid)
-    return conn.execute(f"UPDATE job SET state = {state} WHERE rowid = ? AND state = 'screening'", params).rowcount == 1
+    row = conn.execute(
+        f"UPDATE job SET state = {state} WHERE rowid = ? AND state = 'screening' RETURNING queue_id, state", params
+    ).fetchone()
+    if row is None:
+        return False
+    counts.move(conn, row[0], JobState.SCREENING, row[1], 1)
+    return True
 
 
 def block_screened(conn: sqlite3.Connection, rowid: int, stage: str, reason: str, now: int) -> bool:
     """screening → guardrail.blocked; False if it left screening (cancelled) meanwhile."""
-    return conn.execute(
+    row = conn.execute(
         "UPDATE job SET state = 'guardrail.blocked', blocked_by = ?, block_reason = ?, finished_at = ?"
-        " WHERE rowid = ? AND state = 'screening'",
+        " WHERE rowid = ? AND state = 'screening' RETURNING queue_id",
         (stage, reason, now, rowid),
-    ).rowcount == 1
+    ).fetchone()
+    if row is None:
+        return False
+    counts.move(conn, row[0], JobState.SCREENING, JobState.BLOCKED, 1)
+    return True
 
 
 def readmit_blocked(
     conn: sqlite3.Connection, queue_rowid: int, job_id: str, state: str, payload: bytes, now: int
 ) -> bool:
     """A guardrail.blocked job screened again: its new state and payload, attempts reset."""
-    return conn.execute(
+    changed = conn.execute(
         "UPDATE job SET state = ?, payload = ?, attempts = 0, run_at = ?, started_at = NULL, finished_at = NULL,"
         " fail_reason = NULL, blocked_by = NULL, block_reason = NULL, approval_id = NULL"
         " WHERE queue_id = ? AND id = ? AND state = 'guardrail.blocked'",
         (state, payload, now, queue_rowid, job_id),
-    ).rowcount == 1
+    ).rowcount
+    counts.move(conn, queue_rowid, JobState.BLOCKED, state, changed)
+    return changed == 1

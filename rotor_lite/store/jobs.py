@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from rotor_lite.models import Attempt, Claimed, Job, JobState, Settlement
+from rotor_lite.store import counts
 from rotor_lite.store.db import Database
 
 _JOB_COLUMNS = (
@@ -61,6 +64,7 @@ _INSERT_COLUMNS = (
     " schedule_id"
 )
 _PARAMS_PER_ROW = 12
+_STATE = attrgetter("state")
 _INSERT_TAGS = (
     "INSERT OR IGNORE INTO job_tag (queue_id, tag, job_rowid) SELECT ?1, t.value ->> 1, job.rowid"
     " FROM json_each(?2) AS t JOIN job ON job.queue_id = ?1 AND job.id = t.value ->> 0"
@@ -74,7 +78,7 @@ def _insert_sql(rows: int) -> str:
 
 
 def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job]) -> None:
-    """Insert new jobs of one queue, in the state each one carries."""
+    """Insert new jobs of one queue, in the state each one carries (and count them)."""
     per_statement = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _PARAMS_PER_ROW
     for start in range(0, len(jobs), per_statement):
         chunk = jobs[start:start + per_statement]
@@ -89,6 +93,7 @@ def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job])
     tags = [(job.id, tag) for job in jobs for tag in job.tags]
     if tags:
         conn.execute(_INSERT_TAGS, (queue_rowid, _json(tags)))
+    counts.shift(conn, {(queue_rowid, state): n for state, n in Counter(map(_STATE, jobs)).items()})
 
 
 def add_usage(conn: sqlite3.Connection, workspace_id: str, period: str, queue_name: str, accepted: int) -> None:
@@ -116,9 +121,29 @@ async def usage_by_queue(db: Database, workspace_id: str, period: str) -> dict[s
 # Claim and outcome --------------------------------------------------------------
 
 
+# `+queue_id`: grouping by the bare column makes the planner walk the whole job_queue_state index
+# instead of the few due rows of the job_delayed partial index.
+_DUE_PER_QUEUE = (
+    "SELECT json_group_array(json_array(queue_id, n)) FROM"
+    " (SELECT queue_id, count(*) AS n FROM job WHERE state = 'delayed' AND run_at <= ? GROUP BY +queue_id)"
+)
+
+
 def promote_due(conn: sqlite3.Connection, now: int) -> None:
     """Delayed jobs whose time has come become waiting."""
-    conn.execute("UPDATE job SET state = 'waiting' WHERE state = 'delayed' AND run_at <= ?", (now,))
+    due = _json_rows(conn, _DUE_PER_QUEUE, (now,), list[tuple[int, int]])
+    if due:  # the count comes first: an UPDATE's RETURNING would hand the GIL over once per row
+        conn.execute("UPDATE job SET state = 'waiting' WHERE state = 'delayed' AND run_at <= ?", (now,))
+        counts.shift(conn, _moved_per_queue(due, JobState.DELAYED, JobState.WAITING))
+
+
+def _moved_per_queue(moved: Iterable[tuple[int, int]], source: str, target: str) -> dict[tuple[int, str], int]:
+    """The counter changes of (queue rowid, jobs) that went from `source` to `target`."""
+    changes: Counter[tuple[int, str]] = Counter()
+    for queue_id, n in moved:
+        changes[(queue_id, source)] -= n
+        changes[(queue_id, target)] += n
+    return changes
 
 
 def has_waiting(conn: sqlite3.Connection, queue_rowid: int) -> bool:
@@ -153,10 +178,12 @@ def acquire_jobs(
     """
     token = f"{owner}:{next(_lease_sequence)}"
     claimed: list[Claimed] = []
+    delayed = 0
     while len(claimed) < limit:
         wanted = limit - len(claimed)
         rows = _waiting_rows(conn, queue_rowid, wanted)
         ready = [row for row in rows if row[5] is None or _key_taken(conn, workspace_id, row, now, key_recheck_ms, key_ttl_ms)]
+        delayed += len(rows) - len(ready)
         if ready:
             conn.execute(
                 "UPDATE job SET state = 'active', started_at = ?, lease_owner = ?, lease_expires_at = ?"
@@ -166,6 +193,10 @@ def acquire_jobs(
         claimed += [_claimed(row, queue_rowid, token) for row in ready]
         if len(rows) < wanted:
             break  # the queue has no more waiting jobs
+    counts.shift(conn, {
+        (queue_rowid, JobState.WAITING): -len(claimed) - delayed, (queue_rowid, JobState.ACTIVE): len(claimed),
+        (queue_rowid, JobState.DELAYED): delayed,
+    })
     return claimed
 
 
@@ -237,7 +268,7 @@ def settle_jobs(conn: sqlite3.Connection, settlements: Sequence[Settlement]) -> 
     if not settlements:
         return []
     leases = [(s.claimed.rowid, s.claimed.lease_token) for s in settlements]
-    held = [settlements[i] for i in _json_rows(conn, _HELD, leases, list[int])]
+    held = [settlements[i] for i in _json_rows(conn, _HELD, (_json(leases),), list[int])]
     if not held:
         return []
     conn.execute(_SETTLE, (_json(_settle_row(s) for s in held),))
@@ -245,6 +276,10 @@ def settle_jobs(conn: sqlite3.Connection, settlements: Sequence[Settlement]) -> 
     keyed = [s.claimed.rowid for s in held if s.claimed.concurrency_key is not None]
     if keyed:
         _release_keys(conn, keyed)
+    changes = Counter((s.claimed.queue_id, s.state) for s in held)
+    for queue_id, n in Counter(s.claimed.queue_id for s in held).items():
+        changes[(queue_id, JobState.ACTIVE)] -= n
+    counts.shift(conn, changes)
     return held
 
 
@@ -263,9 +298,9 @@ def _attempt_row(rowid: int, a: Attempt) -> tuple[Any, ...]:
     return (rowid, a.attempt, a.at, a.duration_ms, a.status, a.outcome, a.error)
 
 
-def _json_rows(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], type_: Any) -> Any:
-    """Run a one-row, one-column query over `rows` as a JSON array, returning its JSON value decoded."""
-    return msgspec.json.decode(conn.execute(sql, (_json(rows),)).fetchone()[0], type=type_)
+def _json_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], type_: Any) -> Any:
+    """Run a one-row, one-column query that returns JSON, returning it decoded."""
+    return msgspec.json.decode(conn.execute(sql, params).fetchone()[0], type=type_)
 
 
 def reap_expired(conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
@@ -277,31 +312,39 @@ def reap_expired(conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
     ).fetchall()
     if rows:
         _release_keys(conn, [rowid for rowid, _, _ in rows])
+        _count_requeued(conn, [queue_id for _, _, queue_id in rows])
     return [(job_id, queue_id) for _, job_id, queue_id in rows]
+
+
+def _count_requeued(conn: sqlite3.Connection, queue_ids: Iterable[int]) -> None:
+    counts.shift(conn, _moved_per_queue(Counter(queue_ids).items(), JobState.ACTIVE, JobState.WAITING))
 
 
 def requeue_orphans(conn: sqlite3.Connection) -> int:
     """At start every active job belongs to a process that is gone: put them all back."""
     rows = conn.execute(
         "UPDATE job SET state = 'waiting', stalled = stalled + 1, lease_owner = NULL, lease_expires_at = NULL"
-        " WHERE state = 'active' RETURNING rowid"
+        " WHERE state = 'active' RETURNING queue_id"
     ).fetchall()
     conn.execute("DELETE FROM concurrency_lock")
+    _count_requeued(conn, [queue_id for (queue_id,) in rows])
     return len(rows)
 
 
 # Manual state changes -------------------------------------------------------------
 
 
-def set_state(conn: sqlite3.Connection, rowid: int, state: JobState, now: int) -> None:
+def set_state(conn: sqlite3.Connection, job: Job, state: JobState, now: int) -> None:
+    """Move `job` (as read in this transaction) to `state`: cancelled, or a fresh start in another state."""
     if state == JobState.CANCELLED:
-        conn.execute("UPDATE job SET state = 'cancelled', finished_at = ? WHERE rowid = ?", (now, rowid))
+        conn.execute("UPDATE job SET state = 'cancelled', finished_at = ? WHERE rowid = ?", (now, job.rowid))
     else:
         conn.execute(
             "UPDATE job SET state = ?, attempts = 0, run_at = ?, finished_at = NULL, fail_reason = NULL,"
             " blocked_by = NULL, block_reason = NULL, started_at = NULL WHERE rowid = ?",
-            (state, now, rowid),
+            (state, now, job.rowid),
         )
+    counts.move(conn, job.queue_id, job.state, state, 1)
 
 
 def job_row(conn: sqlite3.Connection, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
@@ -319,35 +362,52 @@ def retry_failed(conn: sqlite3.Connection, queue_rowid: int, job_ids: Sequence[s
         " AND coalesce(fail_reason, '') != 'rejected'"  # a rejected approval is final
     )
     if job_ids is None:
-        return conn.execute(sql, (now, queue_rowid)).rowcount
-    return sum(conn.execute(sql + " AND id = ?", (now, queue_rowid, job_id)).rowcount for job_id in job_ids)
+        retried = conn.execute(sql, (now, queue_rowid)).rowcount
+    else:
+        retried = sum(conn.execute(sql + " AND id = ?", (now, queue_rowid, job_id)).rowcount for job_id in job_ids)
+    counts.move(conn, queue_rowid, JobState.FAILED, JobState.WAITING, retried)
+    return retried
 
 
 def drain_queue(conn: sqlite3.Connection, queue_rowid: int, now: int) -> int:
-    """Waiting and delayed jobs → cancelled."""
-    return conn.execute(
-        "UPDATE job SET state = 'cancelled', finished_at = ? WHERE queue_id = ? AND state IN ('waiting', 'delayed', 'screening')",
-        (now, queue_rowid),
-    ).rowcount
+    """Waiting and delayed jobs (screening ones too: they show as waiting) → cancelled."""
+    drained = 0
+    for state in (JobState.WAITING, JobState.DELAYED, JobState.SCREENING):
+        n = conn.execute(
+            "UPDATE job SET state = 'cancelled', finished_at = ? WHERE queue_id = ? AND state = ?", (now, queue_rowid, state)
+        ).rowcount
+        counts.move(conn, queue_rowid, state, JobState.CANCELLED, n)
+        drained += n
+    return drained
 
 
-def prune_finished(conn: sqlite3.Connection, before: int, limit: int = 500) -> int:
-    """Delete up to `limit` finished jobs older than `before` (retention), with their tags and attempts.
+_FINISHED_BEFORE = (
+    "SELECT json_group_array(json_array(rowid, queue_id, state)) FROM (SELECT rowid, queue_id, state FROM job"
+    " WHERE workspace_id = ? AND state IN ('completed', 'failed', 'cancelled', 'guardrail.blocked')"
+    " AND finished_at < ? ORDER BY finished_at LIMIT ?)"
+)
+
+
+_JOB_PARTS = (("job_tags", "job_tag", "job_rowid"), ("job_attempts", "job_attempt", "job_rowid"), ("jobs", "job", "rowid"))
+
+
+def prune_finished(conn: sqlite3.Connection, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
+    """Delete up to `limit` of the workspace's jobs that finished before `before`, with their tags and
+    attempts (retention); returns the rows deleted per kind, nothing when no job was due.
 
     Small slices: every other write waits while this one holds the writer.
     """
-    rowids = [
-        (row[0],)
-        for row in conn.execute(
-            "SELECT rowid FROM job WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ?"
-            " ORDER BY finished_at LIMIT ?",
-            (before, limit),
-        )
-    ]
-    conn.executemany("DELETE FROM job_tag WHERE job_rowid = ?", rowids)
-    conn.executemany("DELETE FROM job_attempt WHERE job_rowid = ?", rowids)
-    conn.executemany("DELETE FROM job WHERE rowid = ?", rowids)
-    return len(rowids)
+    found = _json_rows(conn, _FINISHED_BEFORE, (workspace_id, before, limit), list[tuple[int, int, str]])
+    if not found:
+        return {}
+    rowids = _json(rowid for rowid, _, _ in found)
+    pruned = {
+        kind: conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))", (rowids,)).rowcount
+        for kind, table, column in _JOB_PARTS
+    }
+    removed = Counter((queue_id, state) for _, queue_id, state in found)
+    counts.shift(conn, {key: -n for key, n in removed.items()})
+    return pruned
 
 
 # Reads ------------------------------------------------------------------------------

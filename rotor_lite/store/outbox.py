@@ -172,10 +172,12 @@ async def list_for_webhook(
     return [_delivery(row) for row in rows]
 
 
-def prune_finished(conn: sqlite3.Connection, before: int, limit: int = 5000) -> int:
-    """Delete succeeded and failed deliveries created before `before` (the log's retention)."""
-    return conn.execute(
-        "DELETE FROM delivery WHERE rowid IN (SELECT rowid FROM delivery WHERE status != 'pending'"
+def prune_finished(conn: sqlite3.Connection, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
+    """Delete up to `limit` of the workspace's succeeded and failed deliveries created before `before`
+    (retention); returns the rows deleted per kind, nothing when none was due."""
+    deleted = conn.execute(
+        "DELETE FROM delivery WHERE rowid IN (SELECT rowid FROM delivery WHERE workspace_id = ? AND status != 'pending'"
         " AND created_at < ? LIMIT ?)",
-        (before, limit),
+        (workspace_id, before, limit),
     ).rowcount
+    return {"webhook_deliveries": deleted} if deleted else {}

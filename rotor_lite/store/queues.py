@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.models import BackoffType, Queue, QueueState
-from rotor_lite.store.db import Database
+from rotor_lite.store import counts
 
 _COLUMNS = (
     "rowid, workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms, callback_url,"
@@ -72,16 +72,12 @@ def delete_queue(conn: sqlite3.Connection, queue_rowid: int) -> None:
         "DELETE FROM concurrency_lock WHERE job_rowid IN (SELECT rowid FROM job WHERE queue_id = ?)", (queue_rowid,)
     )
     conn.execute("DELETE FROM job WHERE queue_id = ?", (queue_rowid,))
+    counts.forget_queue(conn, queue_rowid)
     conn.execute("DELETE FROM queue WHERE rowid = ?", (queue_rowid,))
 
 
 def all_queues(conn: sqlite3.Connection) -> list[QueueRow]:
     return [_from_row(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM queue ORDER BY rowid")]
-
-
-async def state_counts(db: Database, queue_rowid: int) -> dict[str, int]:
-    rows = await db.fetchall("SELECT state, count(*) FROM job WHERE queue_id = ? GROUP BY state", (queue_rowid,))
-    return {row[0]: row[1] for row in rows}
 
 
 def set_callback_secret_blob(conn: sqlite3.Connection, queue_rowid: int, secret_blob: bytes) -> None:

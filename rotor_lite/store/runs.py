@@ -321,16 +321,19 @@ def next_due_at(conn: sqlite3.Connection) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
-def prune_finished(conn: sqlite3.Connection, before: int, limit: int = 500) -> int:
-    """Delete up to `limit` ended runs older than `before`, with their steps (retention)."""
-    rowids = [row[0] for row in conn.execute(
-        "SELECT rowid FROM run WHERE ended_at < ? ORDER BY ended_at LIMIT ?", (before, limit)
-    )]
-    if rowids:
-        marks = ",".join("?" * len(rowids))
-        conn.execute(f"DELETE FROM run_step WHERE run_rowid IN ({marks})", rowids)
-        conn.execute(f"DELETE FROM run WHERE rowid IN ({marks})", rowids)
-    return len(rowids)
+def prune_finished(conn: sqlite3.Connection, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
+    """Delete up to `limit` of the workspace's runs that ended before `before`, with their steps
+    (retention); returns the rows deleted per kind, nothing when no run was due."""
+    rowids = conn.execute(
+        "SELECT json_group_array(rowid) FROM (SELECT rowid FROM run WHERE workspace_id = ? AND ended_at < ?"
+        " ORDER BY ended_at LIMIT ?)",
+        (workspace_id, before, limit),
+    ).fetchone()[0]
+    if rowids == "[]":
+        return {}
+    steps = conn.execute("DELETE FROM run_step WHERE run_rowid IN (SELECT value FROM json_each(?))", (rowids,)).rowcount
+    runs = conn.execute("DELETE FROM run WHERE rowid IN (SELECT value FROM json_each(?))", (rowids,)).rowcount
+    return {"runs": runs, "run_steps": steps}
 
 
 # Steps ---------------------------------------------------------------------------------------

@@ -99,4 +99,5 @@ class QueueController(Controller):
 async def queue_list(core: Core, principal: Principal) -> QueueList:
     """The caller's queues (a queue-scoped key: its own) with their job counts."""
     queues = [q for q in core.queues.of_workspace(principal.workspace_id) if principal.queue_name in (None, q.name)]
-    return QueueList(data=[queue_out(q, await service.queue_counts(core, q)) for q in queues])
+    counts = await service.counts_of_queues(core, queues)
+    return QueueList(data=[queue_out(q, counts[q.rowid]) for q in queues])
