@@ -90,6 +90,55 @@ class LimitSettings(_Section):
     monthly_job_quota: int = 0
 
 
+class PlanSettings(_Section):
+    """A plan's figures (0 = unlimited requests or jobs). The self-hosted plan's unset figures come from
+    `[limits]` (requests and jobs) and 7 days (retention)."""
+
+    requests_per_minute: int | None = None
+    jobs_per_month: int | None = None
+    retention_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if min(self.requests_per_minute or 0, self.jobs_per_month or 0) < 0:
+            raise ValueError("plans: requests_per_minute and jobs_per_month must be 0 (unlimited) or more")
+        if self.retention_days is not None and self.retention_days < 1:
+            raise ValueError("plans: retention_days must be at least 1")
+
+
+# Each named plan's defaults are the reference's: Free 60/min, 10k jobs, 7 d; Pro 300, 100k, 30 d; Team 1,000,
+# 1M, 90 d; Enterprise unlimited ("custom"), 365 d. A table that sets one figure keeps the plan's other defaults.
+class FreePlan(PlanSettings):
+    requests_per_minute: int | None = 60
+    jobs_per_month: int | None = 10_000
+    retention_days: int | None = 7
+
+
+class ProPlan(PlanSettings):
+    requests_per_minute: int | None = 300
+    jobs_per_month: int | None = 100_000
+    retention_days: int | None = 30
+
+
+class TeamPlan(PlanSettings):
+    requests_per_minute: int | None = 1_000
+    jobs_per_month: int | None = 1_000_000
+    retention_days: int | None = 90
+
+
+class EnterprisePlan(PlanSettings):
+    requests_per_minute: int | None = 0
+    jobs_per_month: int | None = 0
+    retention_days: int | None = 365
+
+
+class PlansSettings(_Section):
+    free: FreePlan = msgspec.field(default_factory=FreePlan)
+    pro: ProPlan = msgspec.field(default_factory=ProPlan)
+    team: TeamPlan = msgspec.field(default_factory=TeamPlan)
+    enterprise: EnterprisePlan = msgspec.field(default_factory=EnterprisePlan)
+    self_hosted: PlanSettings = msgspec.field(default_factory=PlanSettings, name="self-hosted")
+
+
 class RetentionSettings(_Section):
     finished_jobs: Duration = "7d"
     sweep_interval: Duration = "1m"
@@ -213,6 +262,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    plans: PlansSettings = msgspec.field(default_factory=PlansSettings)
 
     @property
     def data_path(self) -> Path:
@@ -235,6 +285,7 @@ _DURATION_KEYS = {
 }
 _NESTED_SECTIONS: dict[tuple[str, str], type[_Section]] = {("alerts", "smtp"): SmtpSettings}
 _NESTED_SECTIONS[("guardrails", "brand_tone")] = BrandToneSettings
+_NESTED_SECTIONS.update({("plans", field.encode_name): field.type for field in msgspec.structs.fields(PlansSettings)})
 _ENV_ALIASES = {"ROTOR_BOOTSTRAP_API_KEY": ("auth", "bootstrap_api_key")}
 
 
@@ -291,7 +342,7 @@ def _env_overrides(env: dict[str, str] | os._Environ[str]) -> dict[tuple[str, st
 def _apply_nested_env(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) -> None:
     """`ROTOR_ALERTS_SMTP_HOST` and the like: environment overrides of keys in sub-tables."""
     for (section, sub), struct in _NESTED_SECTIONS.items():
-        prefix = f"ROTOR_{section}_{sub}_".upper()
+        prefix = f"ROTOR_{section}_{sub}_".upper().replace("-", "_")  # [plans.self-hosted]: ROTOR_PLANS_SELF_HOSTED_
         keys = {field.encode_name for field in msgspec.structs.fields(struct)}
         for name, value in env.items():
             key = name[len(prefix):].lower()

@@ -227,6 +227,10 @@ def _steps(receiver: Receiver) -> list[Step]:
         ("POST", "/v1/runs/{run_id}/cancel", "/v1/runs/{run}/cancel", None, "run.cancelled"),
         ("POST", "/v1/runs/{run_id}/replay", "/v1/runs/{run}/replay", None, "run.replayed"),
         ("DELETE", "/v1/functions/{function_id}", "/v1/functions/af", None, "function.deleted"),
+        ("POST", "/v1/api-keys", "/v1/api-keys", {"label": "ci", "role": "developer"}, "api_key.created"),
+        ("POST", "/v1/api-keys/{key_id}/rotate", "/v1/api-keys/{ci_key}/rotate", {"graceSeconds": 0}, "api_key.rotated"),
+        ("DELETE", "/v1/api-keys/{key_id}", "/v1/api-keys/{rotated_key}", None, "api_key.revoked"),
+        ("POST", "/v1/workspaces", "/v1/workspaces", {"name": "audited", "plan": "free"}, "workspace.created"),
     ]
 
 
@@ -239,7 +243,8 @@ def test_every_mutating_route_is_audited(server: ServerProcess, receiver: Receiv
         for method, template, path, body, event_type in steps:
             _prepare(http, template, ids, receiver)
             seen = {event["id"] for event in http.get("/v1/audit", params={"limit": 500}).json()["data"]}
-            response = http.request(method, path.format(**ids), json=body)
+            as_team = {"Authorization": f"Bearer {ids['team_key']}"} if template == "/v1/workspaces" else None
+            response = http.request(method, path.format(**ids), json=body, headers=as_team)
             assert response.status_code < 300, (method, template, response.text)
             _remember(response, template, ids)
             new = [e for e in http.get("/v1/audit", params={"limit": 500}).json()["data"] if e["id"] not in seen]
@@ -256,6 +261,8 @@ def _prepare(http: httpx.Client, template: str, ids: dict[str, str], receiver: R
         receiver.script("/wf", Reply(body=json.dumps({"type": "plan", "steps": [plan]}).encode()))
     if template == "/v1/signals/{signal_id}/complete":
         wait_until(lambda: http.get(f"/v1/runs/{ids['run']}").json()["status"] == "waiting")
+    if template == "/v1/workspaces":  # only a team key creates workspaces
+        ids["team_key"] = http.post("/v1/api-keys", json={"label": "ops", "type": "team", "role": "admin"}).json()["key"]
     if template == "/v1/approvals/{approval_id}/approve":
         assert http.patch("/v1/queues/aq", json={"approval_required": True}).status_code == 200
         for n in (1, 2):
@@ -269,3 +276,7 @@ def _remember(response: httpx.Response, template: str, ids: dict[str, str]) -> N
         ids["webhook"] = response.json()["id"]
     if template == "/v1/events":
         [ids["run"]] = response.json()["runIds"]
+    if template == "/v1/api-keys":
+        ids["ci_key"] = response.json()["id"]
+    if template == "/v1/api-keys/{key_id}/rotate":
+        ids["rotated_key"] = response.json()["id"]
