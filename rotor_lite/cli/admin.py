@@ -66,7 +66,7 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def create_workspace_offline(*, name: str, plan: str, config_file: str | None, data_dir: str | None, as_json: bool) -> None:
     """Create workspace NAME on the database file directly and print its first admin API key (never expires)."""
     created = _run_offline(
-        config_file, data_dir, lambda conn, now: service.create_workspace(conn, name, now, plan=plan)
+        config_file, data_dir, lambda conn, now: service.create_workspace_offline(conn, name, now, plan)
     )
     if as_json:
         click.echo(json.dumps({"id": created.workspace.id, "name": created.workspace.name, "key": created.key.key}))

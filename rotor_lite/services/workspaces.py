@@ -10,6 +10,7 @@ from rotor_lite.errors import Conflict, Forbidden, QueueNotFound, ValidationErro
 from rotor_lite.ids import new_id
 from rotor_lite.models import KeyType, Principal, Role
 from rotor_lite.schemas import PlanLimitsOut, WorkspaceOut
+from rotor_lite.services import audit
 from rotor_lite.services.api_keys import created_key_out
 from rotor_lite.services.core import Core
 from rotor_lite.services.keyring import CreatedKey, default_expiry, mint_key
@@ -55,11 +56,20 @@ def create_workspace(
     return CreatedWorkspace(workspace=row, key=created)
 
 
+def create_workspace_offline(conn: sqlite3.Connection, name: str, now: int, plan: str) -> CreatedWorkspace:
+    """`rotor-lite workspaces create`: a workspace and its first admin key (which never expires), audited."""
+    created = create_workspace(conn, name, now, plan=plan)
+    _audit_offline(conn, created.workspace.id, "workspace.created", "workspace", created.workspace.id, now, plan=plan)
+    _audit_offline(conn, created.workspace.id, "api_key.created", "api_key", created.key.id, now, role=created.key.role)
+    return created
+
+
 def create_key(
     conn: sqlite3.Connection, workspace: str, label: str, role: Role, now: int, queue: str | None = None,
     expires_at: int | None = None,
 ) -> CreatedKey:
-    """A new API key for an existing workspace (by name or id); with `queue`, an `rt_q_` key for that queue only."""
+    """`rotor-lite keys create`: a new API key for an existing workspace (by name or id), audited; with `queue`,
+    an `rt_q_` key for that queue only."""
     found = ws_store.workspace_by_name(conn, workspace)
     if found is None:
         raise WorkspaceNotFound(workspace)
@@ -67,7 +77,18 @@ def create_key(
         row.queue.workspace_id == found[0] and row.queue.name == queue for row in queue_store.all_queues(conn)
     ):
         raise QueueNotFound(queue)
-    return mint_key(conn, workspace=found, label=label, role=role, now=now, queue=queue, expires_at=expires_at)
+    created = mint_key(conn, workspace=found, label=label, role=role, now=now, queue=queue, expires_at=expires_at)
+    _audit_offline(conn, found[0], "api_key.created", "api_key", created.id, now, role=role.value, queue=queue)
+    return created
+
+
+def _audit_offline(
+    conn: sqlite3.Connection, workspace_id: str, event_type: str, resource_type: str, resource_id: str, now: int,
+    **metadata: str | None,
+) -> None:
+    audit.record(conn, audit.audit_event(workspace_id, event_type, actor=audit.SYSTEM, now=now, ip=None,
+                                         resource_type=resource_type, resource_id=resource_id,
+                                         metadata={"via": "offline command", **metadata}))
 
 
 async def reachable_workspaces(core: Core, principal: Principal) -> list[WorkspaceRow]:

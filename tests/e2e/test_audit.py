@@ -142,10 +142,11 @@ def test_refused_keys_and_roles_are_audited(server: ServerProcess) -> None:
             assert http.get("/v1/queues").status_code == 401
     assert httpx.get(f"{server.url}/v1/queues").status_code == 401  # no key at all
     with server.client() as http:
-        events = http.get("/v1/audit", params={"resource_type": "api_key"}).json()["data"]
+        events = http.get("/v1/audit", params={"event_type": "auth.failed"}).json()["data"]
+        created = http.get("/v1/audit", params={"event_type": "api_key.created"}).json()["data"]
         [forbidden] = http.get("/v1/audit", params={"event_type": "auth.forbidden"}).json()["data"]
-    with server.client(other) as http:
-        assert http.get("/v1/audit").json()["data"] == []
+    with server.client(other) as http:  # the other workspace's log holds its own creation, no refusal
+        assert {e["event_type"] for e in http.get("/v1/audit").json()["data"]} == {"workspace.created", "api_key.created"}
 
     assert forbidden["actor_id"] == viewer["id"] and forbidden["ip_address"] == "127.0.0.1"
     assert forbidden["metadata"] == {"role": "viewer", "method": "POST", "route": "/v1/queues", "path": "/v1/queues",
@@ -156,8 +157,10 @@ def test_refused_keys_and_roles_are_audited(server: ServerProcess) -> None:
     assert failed["invalid"]["actor_id"] == "anonymous" and failed["invalid"]["resource_id"] is None
     assert {e["metadata"]["key_prefix"] for e in events} == {server.api_key[:10], revoked["key"][:10], expired["key"][:10]}
     assert failed["invalid"]["metadata"]["route"] == "/v1/queues" and failed["invalid"]["metadata"]["status"] == 401
-    recorded = json.dumps(events)
-    assert not any(key in recorded for key in (revoked["key"], expired["key"], forged, unknown))
+    assert {e["resource_id"] for e in created} == {viewer["id"], revoked["id"], expired["id"]}  # the offline command's
+    assert {e["actor_id"] for e in created} == {"system"}
+    recorded = json.dumps(events + created)
+    assert not any(key in recorded for key in (viewer["key"], revoked["key"], expired["key"], forged, unknown))
     log = server.log()  # the refusals no workspace can be told of are logged, without the key
     assert "API key refused (invalid)" in log and "API key refused (missing)" in log and unknown[6:] not in log
 
