@@ -60,6 +60,11 @@ class WorkspacePlans:
     def of_plan(self, plan: str) -> PlanLimits:
         return self._limits.get(plan) or self._limits[DEFAULT_PLAN]
 
+    def known(self, workspace_id: str) -> PlanLimits:
+        """A workspace's limits without reading the database: every workspace with any history is known (its
+        requests loaded it); one created offline and never used yet counts as on the default plan."""
+        return self.of_plan(self._plans.get(workspace_id, DEFAULT_PLAN))
+
     def limits_in(self, conn: sqlite3.Connection, workspace_id: str) -> PlanLimits:
         """A workspace's limits, read in a write transaction when it is not known yet."""
         plan = self._plans.get(workspace_id)

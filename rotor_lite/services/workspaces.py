@@ -125,9 +125,9 @@ async def create_workspace_for(core: Core, principal: Principal, name: str, plan
     return out
 
 
-async def retention_days(core: Core, workspace_id: str) -> int:
+def retention_days(core: Core, workspace_id: str) -> int:
     """How many days a workspace keeps finished jobs, runs and their logs: its plan's `retention_days`."""
-    return (await core.plans.limits(core.db, workspace_id)).retention_days
+    return core.plans.known(workspace_id).retention_days
 
 
 def workspace_out(core: Core, row: WorkspaceRow) -> WorkspaceOut:

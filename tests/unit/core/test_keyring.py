@@ -88,3 +88,18 @@ async def test_a_team_key_acts_in_a_workspace_it_reaches_by_id_or_name(db: Datab
     assert unnamed.workspace_id == home[0] and set(unnamed.reachable) == {home[0], other.id}
     with pytest.raises(WorkspaceNotFound):
         await keys.authenticate(bearer, NOW, outside.name)
+
+
+async def test_retention_days_follow_each_workspaces_plan(tmp_path: Path) -> None:
+    from rotor_lite.config import load_settings
+    from rotor_lite.crypto import Vault
+    from rotor_lite.services.core import Core
+    from tests.notify_helpers import FakeClock
+
+    settings = load_settings(env={"ROTOR_PLANS_PRO_RETENTION_DAYS": "45"}, overrides={("storage", "data_dir"): str(tmp_path)})
+    async with Database(settings.db_path, "OFF") as db:
+        made = await db.write(lambda conn: [workspaces.create_workspace(conn, name, NOW, plan=plan).workspace.id
+                                            for name, plan in (("a", "pro"), ("b", "team"), ("c", "self-hosted"))])
+        core = Core(settings, FakeClock(), db, Vault(bytes(32)))
+        await db.write(core.plans.load)
+        assert [workspaces.retention_days(core, ws) for ws in made] == [45, 90, 7]
