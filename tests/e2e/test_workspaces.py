@@ -159,9 +159,12 @@ def test_workspaces_and_keys_from_the_command_line(server: ServerProcess, team_k
     assert unnamed.exit_code == 1 and "X-Rotor-Workspace" in unnamed.output
 
 
-def test_workspaces_help_says_when_create_works_offline() -> None:
+def test_workspaces_help_says_when_create_works_offline(tmp_path: Path) -> None:
     shown = CliRunner().invoke(main, ["workspaces", "create", "--help"])
     assert shown.exit_code == 0 and "--data-dir" in shown.output and "team" in shown.output
+    keyless = CliRunner().invoke(main, ["workspaces", "create", "acme"],
+                                 env={"ROTOR_CONFIG_DIR": str(tmp_path), "ROTOR_API_KEY": ""})
+    assert keyless.exit_code == 1 and "--data-dir" in keyless.output
 
 
 def test_the_plan_figures_come_from_the_configuration(make_server: Any) -> None:

@@ -68,6 +68,9 @@ def create_workspace(session: Session, /, *, name: str, plan: str, data_dir: str
         create_workspace_offline(name=name, plan=plan, config_file=config_file, data_dir=data_dir,
                                  as_json=session.output.json_mode)
         return
+    if not session.api_key:
+        raise click.ClickException("No API key for the server: pass a team key (--api-key, ROTOR_API_KEY, `rotor login`),"
+                                   " or --data-dir DIR to create the workspace offline in the database.")
     with session.client() as rotor:
         created = rotor.workspaces.create(name, plan=plan)
 
