@@ -91,44 +91,55 @@ class LimitSettings(_Section):
 
 
 class PlanSettings(_Section):
-    """A plan's figures (0 = unlimited requests or jobs). The self-hosted plan's unset figures come from
-    `[limits]` (requests and jobs) and 7 days (retention)."""
+    """A named plan's figures: API requests per minute and accepted jobs per month (0 = unlimited), and the
+    days finished jobs, runs and their logs are kept."""
 
-    requests_per_minute: int | None = None
-    jobs_per_month: int | None = None
-    retention_days: int | None = None
+    requests_per_minute: int = 0
+    jobs_per_month: int = 0
+    retention_days: int = 7
 
     def __post_init__(self) -> None:
-        if min(self.requests_per_minute or 0, self.jobs_per_month or 0) < 0:
+        if min(self.requests_per_minute, self.jobs_per_month) < 0:
             raise ValueError("plans: requests_per_minute and jobs_per_month must be 0 (unlimited) or more")
-        if self.retention_days is not None and self.retention_days < 1:
-            raise ValueError("plans: retention_days must be at least 1")
+        _check_retention_days(self.retention_days)
+
+
+def _check_retention_days(days: int) -> None:
+    if days < 1:
+        raise ValueError("plans: retention_days must be at least 1")
 
 
 # Each named plan's defaults are the reference's: Free 60/min, 10k jobs, 7 d; Pro 300, 100k, 30 d; Team 1,000,
 # 1M, 90 d; Enterprise unlimited ("custom"), 365 d. A table that sets one figure keeps the plan's other defaults.
 class FreePlan(PlanSettings):
-    requests_per_minute: int | None = 60
-    jobs_per_month: int | None = 10_000
-    retention_days: int | None = 7
+    requests_per_minute: int = 60
+    jobs_per_month: int = 10_000
+    retention_days: int = 7
 
 
 class ProPlan(PlanSettings):
-    requests_per_minute: int | None = 300
-    jobs_per_month: int | None = 100_000
-    retention_days: int | None = 30
+    requests_per_minute: int = 300
+    jobs_per_month: int = 100_000
+    retention_days: int = 30
 
 
 class TeamPlan(PlanSettings):
-    requests_per_minute: int | None = 1_000
-    jobs_per_month: int | None = 1_000_000
-    retention_days: int | None = 90
+    requests_per_minute: int = 1_000
+    jobs_per_month: int = 1_000_000
+    retention_days: int = 90
 
 
 class EnterprisePlan(PlanSettings):
-    requests_per_minute: int | None = 0
-    jobs_per_month: int | None = 0
-    retention_days: int | None = 365
+    retention_days: int = 365
+
+
+class SelfHostedPlan(_Section):
+    """The default plan: its requests per minute and monthly jobs are `[limits]`'s (unlimited by default)."""
+
+    retention_days: int = 7
+
+    def __post_init__(self) -> None:
+        _check_retention_days(self.retention_days)
 
 
 class PlansSettings(_Section):
@@ -136,7 +147,7 @@ class PlansSettings(_Section):
     pro: ProPlan = msgspec.field(default_factory=ProPlan)
     team: TeamPlan = msgspec.field(default_factory=TeamPlan)
     enterprise: EnterprisePlan = msgspec.field(default_factory=EnterprisePlan)
-    self_hosted: PlanSettings = msgspec.field(default_factory=PlanSettings, name="self-hosted")
+    self_hosted: SelfHostedPlan = msgspec.field(default_factory=SelfHostedPlan, name="self-hosted")
 
 
 class RetentionSettings(_Section):
@@ -245,6 +256,10 @@ class MetricsSettings(_Section):
     token: str = ""
 
 
+class McpSettings(_Section):
+    admin_token: str = ""
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Every setting of the server; `rotor.toml.example` documents each key."""
 
@@ -262,6 +277,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    mcp: McpSettings = msgspec.field(default_factory=McpSettings)
     plans: PlansSettings = msgspec.field(default_factory=PlansSettings)
 
     @property
@@ -286,7 +302,7 @@ _DURATION_KEYS = {
 _NESTED_SECTIONS: dict[tuple[str, str], type[_Section]] = {("alerts", "smtp"): SmtpSettings}
 _NESTED_SECTIONS[("guardrails", "brand_tone")] = BrandToneSettings
 _NESTED_SECTIONS.update({("plans", field.encode_name): field.type for field in msgspec.structs.fields(PlansSettings)})
-_ENV_ALIASES = {"ROTOR_BOOTSTRAP_API_KEY": ("auth", "bootstrap_api_key")}
+_ENV_ALIASES = {"ROTOR_BOOTSTRAP_API_KEY": ("auth", "bootstrap_api_key"), "ROTOR_ADMIN_TOKEN": ("mcp", "admin_token")}
 
 
 def load_settings(

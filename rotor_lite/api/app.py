@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from rotor_lite import __version__
 from rotor_lite.api.auth import RateLimiter, check_declared, provide_principal
+from rotor_lite.api.controllers.admin import AdminController
 from rotor_lite.api.controllers.api_keys import ApiKeyController
 from rotor_lite.api.controllers.jobs import DlqController, JobController
 from rotor_lite.api.controllers.queues import QueueController
@@ -36,6 +37,7 @@ from rotor_lite.api.controllers.runs import RunController
 from rotor_lite.api.controllers.signals import complete_signal
 from rotor_lite.api.controllers.workspaces import WorkspaceController
 from rotor_lite.api.errors import http_error_handler, internal_error_handler, rate_limit_headers, rotor_error_handler
+from rotor_lite.api.mcp_endpoint import McpEndpoint
 from rotor_lite.clock import Clock
 from rotor_lite.config import Settings
 from rotor_lite.engine.runtime import Runtime
@@ -47,7 +49,7 @@ ROUTES: list[ControllerRouterHandler] = [
     QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document,
     ScheduleController, WebhookController, get_alerts, put_alerts, SecretController, list_audit,
     ApprovalController, GuardrailController, FunctionController, RunController, send_event, complete_signal,
-    ApiKeyController, WorkspaceController,
+    AdminController, ApiKeyController, WorkspaceController,
 ]
 
 
@@ -82,13 +84,14 @@ def create_app(
         finally:
             await runtime.__aexit__(None, None, None)
 
+    mcp = McpEndpoint()
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, mcp.route],
         middleware=[audit_middleware],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},
         before_send=[_add_rate_limit_headers],
-        lifespan=[lifespan],
+        lifespan=[lifespan, mcp.lifespan],
         logging_config=None,  # `rotor-lite serve` configures logging (rotor_lite.logs)
         request_max_body_size=settings.limits.max_request_bytes,
         openapi_config=OpenAPIConfig(

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
-from litestar.routes import HTTPRoute
+from litestar.routes import ASGIRoute, HTTPRoute
 
 from rotor_lite.api.http import header
 from rotor_lite.errors import Forbidden, KeyRefused, RateLimited, ValidationError
@@ -29,12 +29,13 @@ WORKSPACE_HEADER = "X-Rotor-Workspace"
 
 
 class Access(msgspec.Struct, frozen=True, kw_only=True):
-    """Who may call a route: `role` is the least role (None: anyone, no key needed)."""
+    """Who may call a route: `role` is the least role (None: anyone, no key needed, unless `operator`)."""
 
     role: Role | None
     queue_key: bool = False  # an rt_q_ key may call it, for its own queue
     team_only: bool = False  # only an rt_team_ key may call it
     any_workspace: bool = False  # a team key may call it without naming a workspace
+    operator: bool = False  # only the operator token ([mcp] admin_token), never an API key
 
     @property
     def key_types(self) -> tuple[KeyType, ...]:
@@ -53,6 +54,7 @@ WRITE = Access(role=Role.DEVELOPER)
 ADMIN = Access(role=Role.ADMIN)
 QUEUE_READ = Access(role=Role.VIEWER, queue_key=True)
 QUEUE_WRITE = Access(role=Role.DEVELOPER, queue_key=True)
+OPERATOR = Access(role=None, operator=True)
 
 
 def access_of(handler: BaseRouteHandler) -> Access:
@@ -73,9 +75,12 @@ def app_routes(app: Litestar) -> Iterator[tuple[HTTPRoute, HTTPRouteHandler]]:
 
 
 def check_declared(app: Litestar) -> None:
-    """Every route of the app declares its access (checked when the app is built)."""
+    """Every route of the app declares its access (checked when the app is built), `/mcp` included."""
     for _, handler in app_routes(app):
         access_of(handler)
+    for route in app.routes:
+        if isinstance(route, ASGIRoute):
+            access_of(route.route_handler)
 
 
 class RateLimiter:
@@ -119,6 +124,9 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
 
 def authorize(principal: Principal, access: Access, *, workspace_named: bool) -> None:
     """Raise Forbidden when the key's kind or role may not call a route declared `access`."""
+    if access.operator:
+        raise Forbidden("the admin routes take the operator token ([mcp] admin_token), not an API key",
+                        {"role": principal.role.value})
     if principal.queue_name is not None and not access.queue_key:
         raise Forbidden("a queue-scoped key may only enqueue jobs and read its queue's jobs and stats",
                         {"keyType": KeyType.QUEUE.value})

@@ -3,8 +3,8 @@
 Handlers read their bodies themselves (to accept snake_case and camelCase alike), so
 Litestar cannot see the request and response shapes. Each handler names them in its
 `opt` (`body=`, `returns=`); this module adds them to Litestar's generated document, with
-who may call each route (its declared `access`): `x-rotor-role` (the least role, or
-"public"), `x-rotor-keys` (the kinds of key that may), `x-rotor-team-workspace` (whether a
+who may call each route (its declared `access`): `x-rotor-role` (the least role,
+"public", or "operator" for the operator token's routes), `x-rotor-keys` (the kinds of key that may), `x-rotor-team-workspace` (whether a
 team key must name its workspace) and a line of its description.
 """
 
@@ -47,9 +47,11 @@ def build_document(app: Litestar) -> dict[str, Any]:
 
 
 def _describe_access(operation: dict[str, Any], access: Access) -> None:
-    operation["x-rotor-role"] = access.role.value if access.role is not None else "public"
+    operation["x-rotor-role"] = "operator" if access.operator else access.role.value if access.role else "public"
     operation["x-rotor-keys"] = [kind.value for kind in access.key_types]
-    if access.role is None:
+    if access.operator:
+        who = "Operator token only (`[mcp] admin_token`): every API key is refused."
+    elif access.role is None:
         who = "Public: no API key needed."
     else:
         operation["x-rotor-team-workspace"] = "optional" if access.any_workspace else "required"

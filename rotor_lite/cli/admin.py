@@ -22,7 +22,7 @@ from rotor_lite.models import Role
 from rotor_lite.services import workspaces as service
 from rotor_lite.services.master_key import rotate_master_key as rotate_all
 from rotor_lite.services.keyring import DAY_MS, CreatedKey
-from rotor_lite.store.db import connect, migrate
+from rotor_lite.store.db import backup_to, connect, migrate
 
 T = TypeVar("T")
 
@@ -105,7 +105,7 @@ def create_key(
 
 @click.group("admin")
 def admin() -> None:
-    """Server administration (offline: works on the data directory directly; stop the server first)."""
+    """Server administration: backups (the server may run) and master-key rotation (stop it first)."""
 
 
 @admin.command("rotate-master-key")
@@ -146,6 +146,32 @@ def rotate_master_key(*, new_key: str, config_file: str | None, data_dir: str | 
     click.echo("Master key rotated: " + ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items()))
     if staged is None:
         click.echo("Now set security.master_key / ROTOR_SECURITY_MASTER_KEY to the new key before starting the server.")
+
+
+@admin.command("backup")
+@click.option("--to", "target", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write; it must not exist yet.")
+@_config
+@_data_dir
+@_json
+def backup(*, target: Path, config_file: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Copy the database to a new file with SQLite's online backup: safe while the server runs.
+
+    The copy is one consistent snapshot, owner-only (0600). Secrets in it are encrypted under the
+    master key, which it does not contain: keep a copy of <data_dir>/master.key (or of your
+    configured security.master_key) apart from it.
+    """
+    settings = _settings(config_file, data_dir)
+    if not settings.db_path.is_file():
+        raise click.ClickException(f"no database at {settings.db_path}")
+    if target.exists() or target.with_name(target.name + ".partial").exists():
+        raise click.ClickException(f"{target} exists: choose a new file")
+    size = backup_to(settings.db_path, target)
+    if as_json:
+        click.echo(json.dumps({"database": str(settings.db_path), "backup": str(target), "bytes": size}))
+        return
+    click.echo(f"Backed up {settings.db_path} to {target} ({size} bytes).")
+    click.echo("Keep the master key (security.master_key or <data_dir>/master.key) too: the secrets need it.")
 
 
 def _settings(config_file: str | None, data_dir: str | None) -> Settings:

@@ -1,9 +1,13 @@
-"""`rotor import ...`: bring cron jobs over from other services.
+"""`rotor import ...`: bring cron jobs and functions over from other services.
 
 `rotor import vercel-cron vercel.json --base-url https://my-app.example.com` reads the `crons[]`
 of a `vercel.json` and prints one queue and one schedule per entry as JSON lines, the shape the
 reference docs' import script emits; `--apply` creates them on the server (an existing queue or
 an identical schedule is left alone, so applying twice is harmless).
+
+`rotor import inngest ./inngest` reads the `createFunction(...)` calls of a TypeScript/JavaScript
+tree (rotor_lite.cli.inngest) and prints queues and schedules, or with `--serve-url` workflow
+function registrations; `--apply` creates them after asking (`--yes` does not ask).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.:-]+")
 
 @click.group("import")
 def import_group() -> None:
-    """Import cron jobs from other services as queues and schedules."""
+    """Import cron jobs and functions from other services (Vercel Cron, Inngest)."""
 
 
 @import_group.command("vercel-cron")
@@ -51,8 +55,75 @@ def vercel_cron(session: Session, /, *, vercel_json: Path, base_url: str, timezo
     _check_base_url(base_url)
     with session.client() as rotor:
         for line in plan:
-            result = _apply_queue(rotor, line["config"]) if line["type"] == "queue" else _apply_schedule(rotor, line["config"])
-            session.output.emit(result, _render_result)
+            session.output.emit(_APPLY[line["type"]](rotor, line["config"]), _render_result)
+
+
+@import_group.command("inngest")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--serve-url", metavar="URL",
+    help="Where your app serves its rotor-lite workflow functions (serve_workflow): import each Inngest "
+         "function as a workflow function registered at URL instead of a queue.",
+)
+@click.option("--base-url", metavar="URL", help="Queue mode: your app's URL; each queue's callback URL is URL/<function id>.")
+@click.option("--timezone", default="UTC", show_default=True,
+              help="IANA zone of cron triggers without a TZ= prefix (Inngest runs those in UTC).")
+@click.option("--apply", is_flag=True, help="Create what is printed on the server (asks first).")
+@click.option("--yes", "-y", is_flag=True, help="With --apply: do not ask.")
+@client_command
+def inngest(
+    session: Session, /, *, path: Path, serve_url: str | None, base_url: str | None, timezone: str, apply: bool,
+    yes: bool,
+) -> None:
+    """Turn the Inngest createFunction(...) calls under PATH into rotor-lite resources (JSON lines).
+
+    PATH is a .ts/.tsx/.js file or a directory (node_modules and hidden directories are skipped).
+    The sources are parsed, never run: only literal ids, triggers, retries and concurrency are read,
+    and every shape that cannot be read (a computed id, spread options, a trigger held in a variable,
+    options such as throttle or cancelOn) is a warning on stderr.
+
+    \b
+    Without --serve-url (the reference's mapping: Inngest handlers become callback queues):
+      {"type":"queue","config":{"name":ID,"concurrency":N,"retry_attempts":RETRIES+1,"notes":"event: user/created"}}
+      {"type":"schedule","config":{"queue":ID,"cron":"0 2 * * *","timezone":"UTC"}}   (one per cron trigger)
+    Replace inngest.send({name, data}) with an enqueue to the queue named in the notes.
+
+    \b
+    With --serve-url URL (your functions rewritten with rotor-lite's Python SDK, served at URL):
+      {"type":"function","config":{"id":ID,"serve_url":URL,"trigger_type":"event","trigger_event":"user/created",...}}
+    Event names are kept (rotor-lite accepts user/created); a function with several triggers is
+    registered with its first, and a warning names the others.
+
+    A cron of the form "TZ=Europe/Paris 0 12 * * 5" keeps its zone; others get --timezone.
+    """
+    from rotor_lite.cli.inngest import inngest_plan, read_functions  # tree-sitter only for this command
+
+    if serve_url and base_url:
+        raise click.UsageError("--base-url is for queues and --serve-url for workflow functions: give one")
+    found = read_functions(path)
+    plan = inngest_plan(found, timezone=timezone, serve_url=serve_url, base_url=base_url)
+    for warning in found.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not found.functions:
+        click.echo(f"warning: no createFunction(...) call read under {path}", err=True)
+    if not apply:
+        for line in plan:
+            session.output.line(json.dumps(line, separators=(",", ":")))
+        return
+    if plan and not yes:
+        _confirm(plan, session.api_url)
+    with session.client() as rotor:
+        for line in plan:
+            session.output.emit(_APPLY[line["type"]](rotor, line["config"]), _render_result)
+
+
+def _confirm(plan: list[dict[str, Any]], api_url: str) -> None:
+    click.echo(f"To create on {api_url}:", err=True)
+    for line in plan:
+        config = line["config"]
+        click.echo(f"  {line['type']} {config.get('name') or config.get('id') or config.get('queue')}: "
+                   f"{json.dumps(config, separators=(',', ':'))}", err=True)
+    click.confirm("Create them?", abort=True, err=True)
 
 
 def _read_crons(path: Path) -> list[dict[str, Any]]:
@@ -100,8 +171,9 @@ def _check_base_url(base_url: str) -> None:
 
 
 def _apply_queue(rotor: Rotor, config: dict[str, Any]) -> dict[str, Any]:
+    fields = {key: value for key, value in config.items() if key not in ("name", "notes")}
     try:
-        queue = rotor.queues.create(config["name"], callback_url=config["callback_url"])
+        queue = rotor.queues.create(config["name"], **fields)
     except RotorConflict:
         return {"type": "queue", "name": config["name"], "status": "exists"}
     return {
@@ -121,6 +193,17 @@ def _apply_schedule(rotor: Rotor, config: dict[str, Any]) -> dict[str, Any]:
     return {"type": "schedule", **config, "status": "created", "id": created.get("external_id"), "name": created.get("name")}
 
 
+def _apply_function(rotor: Rotor, config: dict[str, Any]) -> dict[str, Any]:
+    """Register (or update: registering is idempotent) the function; `config` is the API's body."""
+    function = rotor.request("POST", "/v1/functions", json=config)
+    trigger = function.get("trigger_event") or f"{function.get('cron')} ({function.get('timezone')})"
+    return {"type": "function", "id": function["id"], "status": "registered", "trigger": trigger,
+            "serve_url": function.get("serve_url")}
+
+
+_APPLY = {"queue": _apply_queue, "schedule": _apply_schedule, "function": _apply_function}
+
+
 def _all_schedules(rotor: Rotor) -> Iterator[dict[str, Any]]:
     cursor = None
     while True:
@@ -132,9 +215,16 @@ def _all_schedules(rotor: Rotor) -> Iterator[dict[str, Any]]:
 
 
 def _render_result(output: Output, result: dict[str, Any]) -> None:
+    if result["type"] == "function":
+        output.line(f"Registered function {result['id']} ({result['trigger']}) → {result['serve_url']}")
+        return
     if result["type"] == "queue":
         if result["status"] == "exists":
             output.line(f"Queue {result['name']} already exists; left unchanged.")
+            return
+        if not result.get("callback_url"):
+            output.line(f"Created queue {result['name']} (no callback URL yet: rotor queues update {result['name']} "
+                        "--callback-url URL)")
             return
         output.line(f"Created queue {result['name']} → {result['callback_url']}")
         if result.get("callback_secret"):

@@ -12,7 +12,6 @@ from rotor_lite.store.db import Database
 
 PLANS = ("free", "pro", "team", "enterprise", "self-hosted")
 DEFAULT_PLAN = "self-hosted"
-_SELF_HOSTED_RETENTION_DAYS = 7
 
 
 class PlanLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,19 +24,14 @@ class PlanLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def plan_limits(settings: Settings, plan: str) -> PlanLimits:
-    """The figures of `plan`; the self-hosted plan's unset ones are `[limits]`'s and 7 retention days."""
-    figures: PlanSettings = getattr(settings.plans, plan.replace("-", "_"))
-    limits = settings.limits
-    return PlanLimits(
-        plan=plan,
-        requests_per_minute=_given(figures.requests_per_minute, limits.rate_limit_per_minute),
-        jobs_per_month=_given(figures.jobs_per_month, limits.monthly_job_quota),
-        retention_days=_given(figures.retention_days, _SELF_HOSTED_RETENTION_DAYS),
-    )
-
-
-def _given(value: int | None, default: int) -> int:
-    return default if value is None else value
+    """The figures of `plan`; the self-hosted plan's requests per minute and monthly jobs are `[limits]`'s."""
+    if plan == DEFAULT_PLAN:
+        limits = settings.limits
+        return PlanLimits(plan=plan, requests_per_minute=limits.rate_limit_per_minute,
+                          jobs_per_month=limits.monthly_job_quota, retention_days=settings.plans.self_hosted.retention_days)
+    figures: PlanSettings = getattr(settings.plans, plan)
+    return PlanLimits(plan=plan, requests_per_minute=figures.requests_per_minute, jobs_per_month=figures.jobs_per_month,
+                      retention_days=figures.retention_days)
 
 
 class WorkspacePlans:

@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +54,29 @@ def _own_database_files(path: Path) -> None:
     os.close(open_private(path, os.O_RDWR))
     for suffix in ("-wal", "-shm"):
         tighten(path.with_name(path.name + suffix))
+
+
+def backup_to(source: Path, target: Path) -> int:
+    """Copy the database `source` into the new file `target` (owner-only) with SQLite's online backup.
+
+    The copy is one consistent snapshot: in WAL mode the backup reads as any reader does, so a
+    server writing meanwhile is neither blocked nor seen half-way. It is written beside `target`
+    and renamed into place once complete, as one self-contained file (no WAL). Returns its size.
+    """
+    partial = target.with_name(target.name + ".partial")
+    os.close(open_private(partial, os.O_WRONLY | os.O_EXCL))
+    try:
+        with closing(sqlite3.connect(source, timeout=30)) as src, closing(sqlite3.connect(partial)) as dst:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
+            verdict = dst.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise RotorError(f"the backup of {source} failed its integrity check: {verdict}")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return target.stat().st_size
 
 
 def conditions(*clauses: tuple[str, Any]) -> tuple[str, list[Any]]:

@@ -66,10 +66,6 @@ def all_functions(conn: sqlite3.Connection) -> list[Function]:
     return [function_from_row(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM function")]
 
 
-async def fetch(db: Database, workspace_id: str, function_id: str) -> Function | None:
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM function WHERE workspace_id = ? AND id = ?", (workspace_id, function_id))
-    return None if row is None else function_from_row(row)
-
 
 async def list_functions(db: Database, workspace_id: str, after_rowid: int | None, limit: int) -> list[Function]:
     rows = await db.fetchall(
@@ -87,12 +83,6 @@ class SigningKeyRow(msgspec.Struct, kw_only=True):
     previous: bytes | None
     previous_expires: int | None
 
-
-def signing_key(conn: sqlite3.Connection, workspace_id: str) -> SigningKeyRow | None:
-    row = conn.execute(
-        "SELECT current, previous, previous_expires FROM signing_key WHERE workspace_id = ?", (workspace_id,)
-    ).fetchone()
-    return None if row is None else SigningKeyRow(current=row[0], previous=row[1], previous_expires=row[2])
 
 
 def all_signing_keys(conn: sqlite3.Connection) -> dict[str, SigningKeyRow]:

@@ -152,10 +152,6 @@ def open_children(conn: sqlite3.Connection, parent_run_id: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-def child_run_ids(conn: sqlite3.Connection, parent_run_id: str) -> list[str]:
-    return [row[0] for row in conn.execute("SELECT id FROM run WHERE parent_run_id = ? ORDER BY rowid", (parent_run_id,))]
-
-
 def claim_due_runs(
     conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed
 ) -> list[RunCall]:
@@ -333,11 +329,6 @@ def prune_finished(conn: sqlite3.Connection, before: int, limit: int = 500) -> i
 
 
 # Steps ---------------------------------------------------------------------------------------
-
-
-def steps_of(conn: sqlite3.Connection, run_rowid: int) -> list[Step]:
-    rows = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE run_rowid = ? ORDER BY rowid", (run_rowid,))
-    return [step_from_row(row) for row in rows]
 
 
 def step_row(conn: sqlite3.Connection, step_rowid: int) -> Step | None:
@@ -607,9 +598,3 @@ async def list_runs(
     )
     rows = await db.fetchall(f"SELECT {_RUN_COLUMNS} FROM run WHERE {where} ORDER BY rowid DESC LIMIT ?", [*params, limit])
     return [run_from_row(row) for row in rows]
-
-
-async def count_by_status(db: Database) -> list[tuple[str, str, int]]:
-    """(workspace, status, runs) for every pair that has runs."""
-    rows = await db.fetchall("SELECT workspace_id, status, count(*) FROM run GROUP BY workspace_id, status")
-    return [(row[0], row[1], row[2]) for row in rows]

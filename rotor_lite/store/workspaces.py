@@ -170,3 +170,17 @@ def record_last_use(conn: sqlite3.Connection, used: Iterable[tuple[str, int]]) -
         "UPDATE api_key SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
         [(at, key_id, at) for key_id, at in used],
     )
+
+
+async def find_workspace(db: Database, id_or_name: str) -> tuple[str, str, str, int] | None:
+    """(id, name, plan, created_at) of the workspace with that id or name."""
+    row = await db.fetchone(
+        "SELECT id, name, plan, created_at FROM workspace WHERE id = ? OR name = ?", (id_or_name, id_or_name)
+    )
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+async def all_workspaces(db: Database) -> list[tuple[str, str, str, int]]:
+    """(id, name, plan, created_at) of every workspace, oldest first."""
+    rows = await db.fetchall("SELECT id, name, plan, created_at FROM workspace ORDER BY created_at, id")
+    return [(row[0], row[1], row[2], row[3]) for row in rows]

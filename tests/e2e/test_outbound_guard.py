@@ -71,3 +71,14 @@ def test_alerts_refuse_a_unicode_private_slack_host(http: httpx.Client, url: str
     assert accepted.status_code == 200, accepted.text
     _refused(http.put("/v1/alerts", json={"slackWebhookUrl": url}), "slackWebhookUrl")
     assert http.get("/v1/alerts").json()["slackWebhookUrl"] == PUBLIC_URL
+
+
+@pytest.mark.parametrize("url", UNICODE_PRIVATE_URLS)
+def test_function_registration_refuses_a_unicode_private_serve_url(http: httpx.Client, url: str) -> None:
+    function_id = f"uf-{uuid.uuid4().hex[:8]}"
+    body = {"id": function_id, "serve_url": url, "trigger_event": "guard.test"}
+    _refused(http.post("/v1/functions", json=body), "serve_url")
+    assert http.get(f"/v1/functions/{function_id}").status_code == 404
+    assert http.post("/v1/functions", json={**body, "serve_url": PUBLIC_URL}).status_code == 201
+    _refused(http.post("/v1/functions", json=body), "serve_url")  # registering again is an update: refused too
+    assert http.get(f"/v1/functions/{function_id}").json()["serve_url"] == PUBLIC_URL

@@ -50,8 +50,8 @@ def test_every_route_of_the_app_is_documented_with_its_access(walked: tuple[Serv
     undeclared = [(method, path) for method, path, op in operations if "x-rotor-role" not in op or "x-rotor-keys" not in op]
     assert not undeclared, f"routes without a declared role: {undeclared}"
     for _, _, op in operations:
-        assert op["x-rotor-role"] in {*ROLES, "public"}
-        assert ("Least role" in op["description"]) != (op["x-rotor-role"] == "public")
+        assert op["x-rotor-role"] in {*ROLES, "public", "operator"}
+        assert ("Least role" in op["description"]) == (op["x-rotor-role"] in ROLES)
 
 
 @pytest.mark.parametrize(("caller", "key_type", "role", "named"), CALLERS, ids=[c[0] for c in CALLERS])
@@ -78,6 +78,8 @@ def _expected(op: dict[str, Any], key_type: str, role: str, named: bool) -> str:
     least = op["x-rotor-role"]
     if least == "public":
         return "allowed"
+    if least == "operator":  # the operator token's routes: no API key at all
+        return "forbidden"
     if key_type not in op["x-rotor-keys"] or not Role(role).covers(Role(least)):
         return "forbidden"
     if key_type == "team" and not named and op["x-rotor-team-workspace"] == "required":

@@ -12,6 +12,7 @@ from rotor_lite.api.render import queue_out
 from rotor_lite.models import Principal, QueueState
 from rotor_lite.schemas import Counts, Drained, DrainRequest, QueueCreate, QueueList, QueueOut, QueueUpdate, Retried
 from rotor_lite.services import queues as service
+from rotor_lite.services.core import Core
 
 _NESTED = ("default_job_options", "backoff")
 
@@ -31,9 +32,7 @@ class QueueController(Controller):
     @get("/", opt={"access": READ, "returns": QueueList})
     async def list_queues(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Every queue of the workspace with its job counts."""
-        core = core_of(request)
-        queues = [q for q in core.queues.of_workspace(principal.workspace_id) if principal.queue_name in (None, q.name)]
-        return json_response(QueueList(data=[queue_out(q, await service.queue_counts(core, q)) for q in queues]))
+        return json_response(await queue_list(core_of(request), principal))
 
     @get("/{name:str}", opt={"access": READ, "returns": QueueOut})
     async def get_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
@@ -89,3 +88,9 @@ class QueueController(Controller):
     async def delete_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> None:
         """Delete the queue with its jobs."""
         await service.delete_queue(core_of(request), principal, name)
+
+
+async def queue_list(core: Core, principal: Principal) -> QueueList:
+    """The caller's queues (a queue-scoped key: its own) with their job counts."""
+    queues = [q for q in core.queues.of_workspace(principal.workspace_id) if principal.queue_name in (None, q.name)]
+    return QueueList(data=[queue_out(q, await service.queue_counts(core, q)) for q in queues])

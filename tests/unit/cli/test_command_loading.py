@@ -12,7 +12,7 @@ import pytest
 
 from rotor_lite.cli import COMMANDS, main
 
-SERVER_SIDE = ("litestar", "uvicorn", "aiosqlite", "aiohttp")
+SERVER_SIDE = ("litestar", "uvicorn", "aiosqlite", "aiohttp", "mcp")  # mcp: the MCP SDK, for `rotor mcp` alone
 CLIENT_COMMANDS = sorted(name for name, (target, _) in COMMANDS.items() if target.startswith("rotor_lite.cli.client."))
 
 
@@ -29,7 +29,7 @@ def modules_imported_by(*args: str) -> set[str]:
     return set(json.loads(done.stderr.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["queues", "--help"], ["queues", "update", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["queues", "--help"], ["queues", "update", "--help"], ["mcp", "--help"]])
 def test_help_imports_nothing_of_the_server(args: list[str]) -> None:
     imported = modules_imported_by(*args)
 

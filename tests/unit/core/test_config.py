@@ -92,12 +92,12 @@ def test_plans_default_to_the_reference_figures_and_each_figure_can_be_overridde
     assert (pro.requests_per_minute, pro.jobs_per_month, pro.retention_days) == (300, 7, 30)  # the rest: defaults
     assert free.retention_days == 2 and free.jobs_per_month == 10_000
     assert (own.requests_per_minute, own.jobs_per_month, own.retention_days) == (5, 50, 30)  # [limits] for self-hosted
-    env = load_settings(env={"ROTOR_PLANS_SELF_HOSTED_JOBS_PER_MONTH": "9"})
-    assert plan_limits(env, "self-hosted").jobs_per_month == 9
+    env = load_settings(env={"ROTOR_PLANS_SELF_HOSTED_RETENTION_DAYS": "9", "ROTOR_PLANS_TEAM_REQUESTS_PER_MINUTE": "5"})
+    assert plan_limits(env, "self-hosted").retention_days == 9 and plan_limits(env, "team").requests_per_minute == 5
 
 
 @pytest.mark.parametrize("text", ["[plans.free]\nretention_days = 0\n", "[plans.pro]\njobs_per_month = -1\n",
-                                  "[plans.gold]\njobs_per_month = 1\n"])
+                                  "[plans.gold]\njobs_per_month = 1\n", "[plans.self-hosted]\njobs_per_month = 1\n"])
 def test_bad_plan_figures_are_refused(tmp_path: Path, text: str) -> None:
     config = tmp_path / "rotor.toml"
     config.write_text(text)

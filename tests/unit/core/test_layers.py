@@ -1,4 +1,5 @@
-"""Dependencies point one way: cli, api → services → store; engine → services/store; sdk stands alone."""
+"""Dependencies point one way: cli, api → services → store; engine → services/store; sdk stands alone;
+the MCP tools reach the server only through the SDK (the HTTP API)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ FORBIDDEN = {
     "services": ("rotor_lite.engine", "rotor_lite.api", "rotor_lite.cli"),
     "engine": ("rotor_lite.api", "rotor_lite.cli"),
     "api": ("rotor_lite.cli",),
+    "mcp": ("rotor_lite.store", "rotor_lite.services", "rotor_lite.engine", "rotor_lite.api", "rotor_lite.cli"),
     "sdk": ("rotor_lite.store", "rotor_lite.services", "rotor_lite.engine", "rotor_lite.api", "rotor_lite.cli",
             "rotor_lite.config", "rotor_lite.models"),
 }

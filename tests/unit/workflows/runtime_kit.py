@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from rotor_lite.clock import Clock
 from rotor_lite.config import load_settings
 from rotor_lite.engine.runtime import Runtime
@@ -41,3 +43,13 @@ async def until(predicate: Any, seconds: float = 5.0) -> Any:
             return value
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met")
+
+
+async def serve_protocol(port: int, handle: Any) -> web.AppRunner:
+    """An app on 127.0.0.1:`port` that answers POST /wf with `handle` (a hand-written protocol app)."""
+    app = web.Application()
+    app.router.add_post("/wf", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner

@@ -13,21 +13,12 @@ from rotor_lite.models import Principal, Role, Run, RunStatus
 from rotor_lite.schemas import EventSend, FunctionCreate
 from rotor_lite.services import functions, run_progress, runs, workflow_events
 from tests.helpers import free_port
-from tests.unit.workflows.runtime_kit import running, until
+from tests.unit.workflows.runtime_kit import running, serve_protocol, until
 
 
-async def serve_done(port: int) -> web.AppRunner:
+async def complete_at_once(request: web.Request) -> web.Response:
     """Every function returns at once."""
-
-    async def handle(request: web.Request) -> web.Response:
-        return web.json_response({"type": "complete", "output": {"ok": True}})
-
-    app = web.Application()
-    app.router.add_post("/wf", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+    return web.json_response({"type": "complete", "output": {"ok": True}})
 
 
 async def test_a_run_whose_answer_cannot_be_recorded_fails_and_the_others_go_on(
@@ -42,7 +33,7 @@ async def test_a_run_whose_answer_cannot_be_recorded_fails_and_the_others_go_on(
 
     monkeypatch.setattr(run_progress, "_complete", broken_for_bad)
     port = free_port()
-    app = await serve_done(port)
+    app = await serve_protocol(port, complete_at_once)
     try:
         async with running(tmp_path, SystemClock()) as runtime:
             core = runtime.core

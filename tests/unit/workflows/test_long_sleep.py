@@ -18,13 +18,13 @@ from rotor_lite.services import functions, runs, workflow_events
 from rotor_lite.store import runs as run_store
 from tests.helpers import free_port
 from tests.unit.schedules.conftest import FakeClock
-from tests.unit.workflows.runtime_kit import running, until
+from tests.unit.workflows.runtime_kit import running, serve_protocol, until
 
 SEVEN_DAYS_MS = 7 * 86_400_000
 
 
-async def serve_protocol(port: int, calls: list[dict[str, Any]]) -> web.AppRunner:
-    """Sleep seven days, then return the steps it saw."""
+def sleeper(calls: list[dict[str, Any]]) -> Any:
+    """An app's handler: sleep seven days, then return."""
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.json()
@@ -36,19 +36,14 @@ async def serve_protocol(port: int, calls: list[dict[str, Any]]) -> web.AppRunne
             return web.json_response({"type": "waiting"})
         return web.json_response({"type": "complete", "output": {"woke": True}})
 
-    app = web.Application()
-    app.router.add_post("/wf", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+    return handle
 
 
 async def test_a_seven_day_sleep_survives_a_restart_and_wakes_on_time(tmp_path: Path) -> None:
     clock = FakeClock("2026-12-01T09:00:00+00:00")
     calls: list[dict[str, Any]] = []
     port = free_port()
-    app = await serve_protocol(port, calls)
+    app = await serve_protocol(port, sleeper(calls))
     try:
         async with running(tmp_path, clock) as runtime:
             core = runtime.core
