@@ -90,8 +90,67 @@ class LimitSettings(_Section):
     monthly_job_quota: int = 0
 
 
+class PlanSettings(_Section):
+    """A named plan's figures: API requests per minute and accepted jobs per month (0 = unlimited), and the
+    days finished jobs, runs and their logs are kept."""
+
+    requests_per_minute: int = 0
+    jobs_per_month: int = 0
+    retention_days: int = 7
+
+    def __post_init__(self) -> None:
+        if min(self.requests_per_minute, self.jobs_per_month) < 0:
+            raise ValueError("plans: requests_per_minute and jobs_per_month must be 0 (unlimited) or more")
+        _check_retention_days(self.retention_days)
+
+
+def _check_retention_days(days: int) -> None:
+    if days < 1:
+        raise ValueError("plans: retention_days must be at least 1")
+
+
+# Each named plan's defaults are the reference's: Free 60/min, 10k jobs, 7 d; Pro 300, 100k, 30 d; Team 1,000,
+# 1M, 90 d; Enterprise unlimited ("custom"), 365 d. A table that sets one figure keeps the plan's other defaults.
+class FreePlan(PlanSettings):
+    requests_per_minute: int = 60
+    jobs_per_month: int = 10_000
+    retention_days: int = 7
+
+
+class ProPlan(PlanSettings):
+    requests_per_minute: int = 300
+    jobs_per_month: int = 100_000
+    retention_days: int = 30
+
+
+class TeamPlan(PlanSettings):
+    requests_per_minute: int = 1_000
+    jobs_per_month: int = 1_000_000
+    retention_days: int = 90
+
+
+class EnterprisePlan(PlanSettings):
+    retention_days: int = 365
+
+
+class SelfHostedPlan(_Section):
+    """The default plan: its requests per minute and monthly jobs are `[limits]`'s (unlimited by default)."""
+
+    retention_days: int = 7
+
+    def __post_init__(self) -> None:
+        _check_retention_days(self.retention_days)
+
+
+class PlansSettings(_Section):
+    free: FreePlan = msgspec.field(default_factory=FreePlan)
+    pro: ProPlan = msgspec.field(default_factory=ProPlan)
+    team: TeamPlan = msgspec.field(default_factory=TeamPlan)
+    enterprise: EnterprisePlan = msgspec.field(default_factory=EnterprisePlan)
+    self_hosted: SelfHostedPlan = msgspec.field(default_factory=SelfHostedPlan, name="self-hosted")
+
+
 class RetentionSettings(_Section):
-    finished_jobs: Duration = "7d"
     sweep_interval: Duration = "1m"
 
 
@@ -217,6 +276,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     mcp: McpSettings = msgspec.field(default_factory=McpSettings)
+    plans: PlansSettings = msgspec.field(default_factory=PlansSettings)
 
     @property
     def data_path(self) -> Path:
@@ -232,13 +292,14 @@ _DURATION_KEYS = {
     ("callbacks", "default_timeout"),
     ("dispatch", "concurrency_key_recheck"), ("dispatch", "concurrency_key_ttl"),
     ("dispatch", "lease"), ("dispatch", "poll_interval"),
-    ("retention", "finished_jobs"), ("retention", "sweep_interval"),
+    ("retention", "sweep_interval"),
     ("schedules", "misfire_grace"),
     ("webhooks", "timeout"), ("webhooks", "disable_after"), ("webhooks", "previous_secret_ttl"),
     ("webhooks", "poll_interval"),
 }
 _NESTED_SECTIONS: dict[tuple[str, str], type[_Section]] = {("alerts", "smtp"): SmtpSettings}
 _NESTED_SECTIONS[("guardrails", "brand_tone")] = BrandToneSettings
+_NESTED_SECTIONS.update({("plans", field.encode_name): field.type for field in msgspec.structs.fields(PlansSettings)})
 _ENV_ALIASES = {"ROTOR_BOOTSTRAP_API_KEY": ("auth", "bootstrap_api_key"), "ROTOR_ADMIN_TOKEN": ("mcp", "admin_token")}
 
 
@@ -295,7 +356,7 @@ def _env_overrides(env: dict[str, str] | os._Environ[str]) -> dict[tuple[str, st
 def _apply_nested_env(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) -> None:
     """`ROTOR_ALERTS_SMTP_HOST` and the like: environment overrides of keys in sub-tables."""
     for (section, sub), struct in _NESTED_SECTIONS.items():
-        prefix = f"ROTOR_{section}_{sub}_".upper()
+        prefix = f"ROTOR_{section}_{sub}_".upper().replace("-", "_")  # [plans.self-hosted]: ROTOR_PLANS_SELF_HOSTED_
         keys = {field.encode_name for field in msgspec.structs.fields(struct)}
         for name, value in env.items():
             key = name[len(prefix):].lower()

@@ -9,7 +9,8 @@
     │   ├── JobNotFound
     │   ├── WebhookNotFound
     │   ├── SecretNotFound
-    │   └── WorkspaceNotFound
+    │   ├── WorkspaceNotFound
+    │   └── ApiKeyNotFound
     ├── Conflict                409 CONFLICT
     │   └── InvalidState        (the job or queue is in the wrong state)
     ├── IdempotencyConflict     409 IDEMPOTENCY_CONFLICT
@@ -45,7 +46,7 @@ class Unauthorized(RotorError):
 
 class KeyRefused(Unauthorized):
     """`reason` (missing, invalid, revoked, expired) and the workspaces the key traces to are for the audit
-    log only: the response says no more than "invalid API key"."""
+    log only; the response's message says which of the four it is, nothing more."""
 
     def __init__(
         self, message: str, reason: str, *, key_id: str | None = None, key_prefix: str | None = None,
@@ -76,6 +77,11 @@ class JobNotFound(NotFound):
 class WorkspaceNotFound(NotFound):
     def __init__(self, workspace: str) -> None:
         super().__init__(f"workspace '{workspace}' not found", {"workspace": workspace})
+
+
+class ApiKeyNotFound(NotFound):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"API key '{key_id}' not found", {"keyId": key_id})
 
 
 class WebhookNotFound(NotFound):

@@ -48,19 +48,54 @@ class BackoffType(StrEnum):
 
 
 class Role(StrEnum):
+    """What a key may do; each role may do everything the roles below it may (viewer < approver < developer < admin)."""
+
     ADMIN = "admin"
     DEVELOPER = "developer"
     APPROVER = "approver"
     VIEWER = "viewer"
 
+    def covers(self, other: Role) -> bool:
+        """True when this role may do everything `other` may."""
+        return _ROLE_RANK[self] >= _ROLE_RANK[other]
+
+
+_ROLE_RANK = {Role.VIEWER: 0, Role.APPROVER: 1, Role.DEVELOPER: 2, Role.ADMIN: 3}
+
+
+class KeyType(StrEnum):
+    """`rt_ws_` keys reach one workspace, `rt_q_` keys one queue of it, `rt_team_` keys several workspaces."""
+
+    WORKSPACE = "workspace"
+    QUEUE = "queue"
+    TEAM = "team"
+
+
+def key_type_of(team: bool, queue_name: str | None) -> KeyType:
+    if team:
+        return KeyType.TEAM
+    return KeyType.WORKSPACE if queue_name is None else KeyType.QUEUE
+
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling: the API key's id, its workspace, role and optional queue scope."""
+    """Who is calling: the API key's id, the workspace the request acts in, the key's role, its queue scope,
+    the workspaces a team key reaches and when the key expires."""
 
     key_id: str
     workspace_id: str
     role: Role
     queue_name: str | None = None
+    team_workspaces: tuple[str, ...] = ()  # a team key's workspaces (ids); empty for the other kinds
+    expires_at: int | None = None
+
+    @property
+    def key_type(self) -> KeyType:
+        return key_type_of(bool(self.team_workspaces), self.queue_name)
+
+    @property
+    def reachable(self) -> tuple[str, ...]:
+        """The ids of every workspace the key may act in."""
+        return self.team_workspaces or (self.workspace_id,)
 
 
 class Queue(msgspec.Struct, kw_only=True):

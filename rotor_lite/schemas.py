@@ -208,6 +208,76 @@ class UsageOut(msgspec.Struct, kw_only=True):
     executions: Executions
 
 
+# API keys and workspaces ------------------------------------------------------
+
+RoleName = Literal["admin", "developer", "approver", "viewer"]
+PlanName = Literal["free", "pro", "team", "enterprise", "self-hosted"]
+
+
+class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`POST /v1/api-keys`; `expires_in_days` null means never (an admin's choice), left out 90 days."""
+
+    label: str
+    role: RoleName = "viewer"
+    type: Literal["workspace", "queue", "team"] | None = None
+    queue: str | None = None
+    workspaces: list[str] | None = None
+    expires_in_days: int | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApiKeyRotate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    grace_seconds: float = 3600.0
+
+
+class ApiKeyOut(msgspec.Struct, kw_only=True):
+    """A key as listed (`workspaces`: the ids it reaches); `key`, the plaintext, only in the response that minted it."""
+
+    id: str
+    prefix: str
+    label: str
+    role: str
+    type: str
+    queue: str | None
+    workspaces: list[str]
+    createdAt: str
+    expiresAt: str | None
+    lastUsedAt: str | None
+    revokedAt: str | None
+    key: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApiKeyList(msgspec.Struct, kw_only=True):
+    data: list[ApiKeyOut]
+
+
+class WorkspaceCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    plan: PlanName = "self-hosted"
+
+
+class PlanLimitsOut(msgspec.Struct, kw_only=True):
+    """A workspace's plan figures; null is unlimited."""
+
+    jobsPerMonth: int | None
+    requestsPerMinute: int | None
+    retentionDays: int
+
+
+class WorkspaceOut(msgspec.Struct, kw_only=True):
+    """A workspace; `apiKey` (its first admin key) only in the response that created it."""
+
+    id: str
+    name: str
+    plan: str
+    createdAt: str
+    limits: PlanLimitsOut
+    apiKey: ApiKeyOut | msgspec.UnsetType = msgspec.UNSET
+
+
+class WorkspaceList(msgspec.Struct, kw_only=True):
+    data: list[WorkspaceOut]
+
+
 class ErrorDetail(msgspec.Struct, kw_only=True):
     code: str
     message: str

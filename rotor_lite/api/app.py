@@ -17,8 +17,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from rotor_lite import __version__
-from rotor_lite.api.auth import RateLimiter, provide_principal
+from rotor_lite.api.auth import RateLimiter, check_declared, provide_principal
 from rotor_lite.api.controllers.admin import AdminController
+from rotor_lite.api.controllers.api_keys import ApiKeyController
 from rotor_lite.api.controllers.jobs import DlqController, JobController
 from rotor_lite.api.controllers.queues import QueueController
 from rotor_lite.api.controllers.schedules import ScheduleController
@@ -34,13 +35,13 @@ from rotor_lite.api.controllers.events import send_event
 from rotor_lite.api.controllers.functions import FunctionController
 from rotor_lite.api.controllers.runs import RunController
 from rotor_lite.api.controllers.signals import complete_signal
+from rotor_lite.api.controllers.workspaces import WorkspaceController
 from rotor_lite.api.errors import http_error_handler, internal_error_handler, rate_limit_headers, rotor_error_handler
 from rotor_lite.api.mcp_endpoint import McpEndpoint
 from rotor_lite.clock import Clock
 from rotor_lite.config import Settings
 from rotor_lite.engine.runtime import Runtime
 from rotor_lite.errors import ConfigError, RotorError
-from rotor_lite.services.workspaces import Authenticator
 
 log = logging.getLogger("rotor_lite")
 _GC_THRESHOLDS = (20_000, 20, 100)  # young, middle, old: see the lifespan
@@ -48,7 +49,7 @@ ROUTES: list[ControllerRouterHandler] = [
     QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document,
     ScheduleController, WebhookController, get_alerts, put_alerts, SecretController, list_audit,
     ApprovalController, GuardrailController, FunctionController, RunController, send_event, complete_signal,
-    AdminController,
+    AdminController, ApiKeyController, WorkspaceController,
 ]
 
 
@@ -69,8 +70,7 @@ def create_app(
             assert runtime.core is not None
             app.state.runtime = runtime
             app.state.core = runtime.core
-            app.state.authenticator = Authenticator(runtime.core.db)
-            app.state.rate_limiter = RateLimiter(settings.limits.rate_limit_per_minute)
+            app.state.rate_limiter = RateLimiter()
             if on_ready is not None:
                 on_ready(runtime)
             # Everything built at start-up lives as long as the process: keep it out of the
@@ -85,12 +85,12 @@ def create_app(
             await runtime.__aexit__(None, None, None)
 
     mcp = McpEndpoint()
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, mcp.route],
         middleware=[audit_middleware],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},
-        before_send=[_add_rate_limit_headers] if settings.limits.rate_limit_per_minute else [],  # a hook wraps every send
+        before_send=[_add_rate_limit_headers],
         lifespan=[lifespan, mcp.lifespan],
         logging_config=None,  # `rotor-lite serve` configures logging (rotor_lite.logs)
         request_max_body_size=settings.limits.max_request_bytes,
@@ -101,6 +101,8 @@ def create_app(
         ),
         debug=False,
     )
+    check_declared(app)
+    return app
 
 
 async def _add_rate_limit_headers(message: Message, scope: Scope) -> None:

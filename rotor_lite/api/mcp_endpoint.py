@@ -17,12 +17,15 @@ from litestar import Litestar, Request, asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from rotor_lite.api.auth import provide_principal
+from rotor_lite.api.auth import Access, provide_principal
+from rotor_lite.models import Role
 from rotor_lite.api.request_log import log_requests
 
 __all__ = ["McpEndpoint"]
 
 Handler = Any  # an ASGI callable of the MCP SDK
+# Any workspace or team key passes; each tool's API call then meets its route's own access.
+_ANY_WORKSPACE_KEY = Access(role=Role.VIEWER, any_workspace=True)
 
 
 class McpEndpoint:
@@ -32,7 +35,7 @@ class McpEndpoint:
         self._tasks: TaskGroup | None = None
         self._handler: Handler | None = None
         self._starting = anyio.Lock()
-        self.route: ASGIRouteHandler = asgi("/mcp")(self._serve)
+        self.route: ASGIRouteHandler = asgi("/mcp", opt={"access": _ANY_WORKSPACE_KEY})(self._serve)
 
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:

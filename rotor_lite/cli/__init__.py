@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("rotor_lite.cli.admin:admin",
               "Server administration: backups and counter rebuilds (the server may run), master-key rotation (stop it first)."),
     "alerts": ("rotor_lite.cli.client.alerts:alerts", "Show or set the workspace's failure alerts (email, Slack)."),
+    "api-keys": ("rotor_lite.cli.client.api_keys:api_keys",
+                 "Create, list, rotate and revoke API keys (through the API; offline: `rotor-lite keys create`)."),
     "approvals": ("rotor_lite.cli.client.approvals:approvals",
                   "Review, approve and reject jobs of queues that require approval."),
     "audit": ("rotor_lite.cli.client.audit:audit", "Show the audit log, newest first."),
@@ -49,7 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "webhooks": ("rotor_lite.cli.client.webhooks:webhooks", "Create, inspect, test and delete webhook endpoints."),
     "workflows": ("rotor_lite.cli.workflows_app:workflows",
                   "Serve durable workflow functions from your own code (manage runs with `rotor runs ...`)."),
-    "workspaces": ("rotor_lite.cli.admin:workspaces", "Manage workspaces (offline: works on the database file directly)."),
+    "workspaces": ("rotor_lite.cli.client.workspaces:workspaces",
+                   "List, inspect and create workspaces (through the API; `create --data-dir` works offline)."),
 }
 
 

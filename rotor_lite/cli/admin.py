@@ -21,7 +21,7 @@ from rotor_lite.files import make_data_dir, open_private
 from rotor_lite.models import Role
 from rotor_lite.services import workspaces as service
 from rotor_lite.services.master_key import rotate_master_key as rotate_all
-from rotor_lite.services.workspaces import CreatedKey
+from rotor_lite.services.keyring import DAY_MS, CreatedKey
 from rotor_lite.store import counts as count_store
 from rotor_lite.store.db import backup_to, connect, migrate
 
@@ -50,16 +50,11 @@ def _run_offline(config_file: str | None, data_dir: str | None, operation: Calla
         conn.close()
 
 
-def _print_key(created: CreatedKey, as_json: bool, *, with_workspace: bool) -> None:
+def _print_key(created: CreatedKey, as_json: bool) -> None:
     if as_json:
-        if with_workspace:
-            click.echo(json.dumps({"id": created.workspace_id, "name": created.workspace_name, "key": created.key}))
-        else:
-            click.echo(json.dumps({"id": created.id, "workspace": created.workspace_name, "label": created.label,
-                                   "role": created.role, "queue": created.queue, "key": created.key}))
+        click.echo(json.dumps({"id": created.id, "workspace": created.workspace_name, "label": created.label,
+                               "role": created.role, "queue": created.queue, "key": created.key}))
         return
-    if with_workspace:
-        click.echo(f"Workspace: {created.workspace_name} ({created.workspace_id})")
     scope = f", queue {created.queue} only" if created.queue else ""
     click.echo(f"API key ({created.role}{scope}, shown once): {created.key}")
 
@@ -69,20 +64,16 @@ _data_dir = click.option("--data-dir", help="Data directory (overrides storage.d
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-@click.group()
-def workspaces() -> None:
-    """Manage workspaces (offline: works on the database file directly)."""
-
-
-@workspaces.command("create")
-@click.argument("name")
-@_config
-@_data_dir
-@_json
-def create_workspace(*, name: str, config_file: str | None, data_dir: str | None, as_json: bool) -> None:
-    """Create workspace NAME and print its first admin API key."""
-    created = _run_offline(config_file, data_dir, lambda conn, now: service.create_workspace(conn, name, now))
-    _print_key(created, as_json, with_workspace=True)
+def create_workspace_offline(*, name: str, plan: str, config_file: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Create workspace NAME on the database file directly and print its first admin API key (never expires)."""
+    created = _run_offline(
+        config_file, data_dir, lambda conn, now: service.create_workspace_offline(conn, name, now, plan)
+    )
+    if as_json:
+        click.echo(json.dumps({"id": created.workspace.id, "name": created.workspace.name, "key": created.key.key}))
+        return
+    click.echo(f"Workspace: {created.workspace.name} ({created.workspace.id}, plan {created.workspace.plan})")
+    _print_key(created.key, False)
 
 
 @click.group()
@@ -95,18 +86,22 @@ def keys() -> None:
 @click.option("--label", default="", help="A label to recognise the key by.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default="admin", show_default=True, help="What the key may do.")
 @click.option("--queue", help="Limit the key to this queue (an rt_q_ key): enqueue and read its jobs and stats, nothing else.")
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="Expire the key after N days (default: never).")
 @_config
 @_data_dir
 @_json
 def create_key(
-    *, workspace: str, label: str, role: str, queue: str | None, config_file: str | None, data_dir: str | None,
-    as_json: bool,
+    *, workspace: str, label: str, role: str, queue: str | None, expires_in_days: int | None, config_file: str | None,
+    data_dir: str | None, as_json: bool,
 ) -> None:
-    """Create an API key for a workspace and print it once."""
+    """Create an API key for a workspace and print it once (for keys over the API: `rotor api-keys create`)."""
     created = _run_offline(
-        config_file, data_dir, lambda conn, now: service.create_key(conn, workspace, label, Role(role), now, queue)
+        config_file, data_dir, lambda conn, now: service.create_key(
+            conn, workspace, label, Role(role), now, queue,
+            None if expires_in_days is None else now + expires_in_days * DAY_MS,
+        ),
     )
-    _print_key(created, as_json, with_workspace=False)
+    _print_key(created, as_json)
 
 
 @click.group("admin")

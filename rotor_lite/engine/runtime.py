@@ -24,7 +24,7 @@ from rotor_lite.engine.sweeper import Sweeper
 from rotor_lite.engine.workflows import RunDriver
 from rotor_lite.services import workspaces
 from rotor_lite.services.core import Core
-from rotor_lite.services.workspaces import CreatedKey
+from rotor_lite.services.keyring import CreatedKey
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.db import Database
@@ -53,6 +53,7 @@ class Runtime:
         vault = Vault(load_master_key(self.settings.security.master_key, data_dir))
         db = await self._stack.enter_async_context(Database(self.settings.db_path, self.settings.storage.synchronous))
         core = self.core = Core(self.settings, self.clock, db, vault)
+        await self._stack.enter_async_context(core.keys)  # writes the keys' last use, also on the way out
         requeued = await db.write(self._prepare)
         if requeued:
             log.warning("requeued jobs left active by a previous process", extra={"count": requeued})
@@ -81,6 +82,7 @@ class Runtime:
         _check_master_key(conn, self.core.vault)
         self.bootstrap_key = workspaces.bootstrap(conn, self.settings.auth.bootstrap_api_key, self.clock.now_ms())
         self.core.queues.load(conn, self.core.vault)
+        self.core.plans.load(conn)
         self.core.workflows.load(conn, self.core.vault)
         return job_store.requeue_orphans(conn)
 

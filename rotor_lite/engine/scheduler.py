@@ -26,6 +26,8 @@ from rotor_lite.cron import CronSchedule, compile_schedule
 from rotor_lite.models import Schedule
 from rotor_lite.services import schedules as service
 from rotor_lite.services.core import Core
+from rotor_lite.services.keyring import DAY_MS
+from rotor_lite.services.plans import DEFAULT_PLAN, plan_limits
 from rotor_lite.services.schedules import TickPlan
 from rotor_lite.store import schedules as store
 
@@ -179,7 +181,7 @@ class Scheduler:
         if now - self._last_prune < retention.ms("sweep_interval"):
             return
         self._last_prune = now
-        before = now - retention.ms("finished_jobs")
+        before = now - plan_limits(self._core.settings, DEFAULT_PLAN).retention_days * DAY_MS
         while await self._core.db.write(lambda conn: store.prune_runs(conn, before)):
             await asyncio.sleep(0)
 

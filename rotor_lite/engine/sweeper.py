@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 from rotor_lite.models import Queue
 from rotor_lite.services.core import Core
-from rotor_lite.services.retention import AUDIT_EVENTS_DAYS, DAY_MS, retention_days
+from rotor_lite.services.keyring import DAY_MS
+from rotor_lite.services.retention import AUDIT_EVENTS_DAYS
+from rotor_lite.services.workspaces import retention_days
 from rotor_lite.store import audit as audit_store
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import outbox as outbox_store

@@ -9,6 +9,7 @@ import msgspec
 
 from rotor_lite.mcp.tools import CURSOR, LIMIT, Call, Tool, arguments, param, rest
 from rotor_lite.schemas import (
+    ApiKeyCreate,
     DrainRequest,
     JobCreate,
     QueueCreate,
@@ -20,7 +21,7 @@ from rotor_lite.schemas import (
 from rotor_lite.sdk import AsyncRotor
 from rotor_lite.sdk._request import path
 
-__all__ = ["QUEUE_STATES", "WORKSPACE_TOOLS", "ApiKeyCreate", "set_queue_state"]
+__all__ = ["QUEUE_STATES", "WORKSPACE_TOOLS", "set_queue_state"]
 
 SCHEDULE_ID = {"id": param(str, "The schedule's id (sched_…) or its name.")}
 KEY_ID = {"id": param(str, "The API key's id (key_…).")}
@@ -30,17 +31,6 @@ JOB_STATE = Literal["waiting", "delayed", "active", "completed", "failed", "canc
 # "pause" and "resume" are the verbs a user says; "paused" and "active" the states the API shows
 QUEUE_STATES = Literal["active", "paused", "pause", "resume"]
 _STATE_OF = {"pause": "paused", "resume": "active"}
-
-
-class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The body of `POST /v1/api-keys` as the API contract documents it."""
-
-    label: str
-    role: Literal["admin", "developer", "approver", "viewer"] | None = None
-    type: Literal["workspace", "queue", "team"] | None = None
-    queue: str | None = None
-    workspaces: list[str] | None = None
-    expires_in_days: int | None = None
 
 
 async def set_queue_state(client: AsyncRotor, call: Call[Any]) -> Any:

@@ -10,6 +10,7 @@ from typing import Any, Self
 import httpx
 import msgspec
 
+from rotor_lite.sdk._access import ApiKeys, Workspaces
 from rotor_lite.sdk._request import APIRequest, compact
 from rotor_lite.sdk._resources import Jobs, Queues, Status, Usage
 from rotor_lite.sdk._approvals import Approvals, Guardrails
@@ -27,14 +28,18 @@ USER_AGENT = "rotor-lite-python/0.1.0"
 class _BaseClient:
     """Configuration, request building and response decoding shared by both clients."""
 
-    def __init__(self, api_key: str | None, base_url: str | None) -> None:
+    def __init__(self, api_key: str | None, base_url: str | None, workspace: str | None) -> None:
         self.api_key = api_key if api_key is not None else os.environ.get("ROTOR_API_KEY")
         self.base_url = (base_url or os.environ.get("ROTOR_API_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.workspace = workspace if workspace is not None else os.environ.get("ROTOR_WORKSPACE") or None
 
     def _auth_headers(self) -> dict[str, str]:
         if not self.api_key:
             raise RotorError("No Rotor API key: pass api_key=... or set the ROTOR_API_KEY environment variable")
-        return {"Authorization": f"Bearer {self.api_key}"}
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        if self.workspace:
+            headers["X-Rotor-Workspace"] = self.workspace  # the workspace a team key acts in
+        return headers
 
     def _build(self, http: httpx.Client | httpx.AsyncClient, request: APIRequest) -> httpx.Request:
         headers = self._auth_headers()
@@ -78,6 +83,7 @@ class Rotor(_BaseClient):
     """Synchronous client for the rotor-lite API.
 
     `api_key` defaults to `$ROTOR_API_KEY`, `base_url` to `$ROTOR_API_URL` or http://127.0.0.1:8080.
+    `workspace` (id or name, default `$ROTOR_WORKSPACE`) is the workspace a team key (`rt_team_`) acts in.
     Methods return the decoded JSON exactly as the API sends it and raise `RotorAPIError`
     subclasses for error responses, `RotorError` when the API cannot be reached.
     """
@@ -88,8 +94,9 @@ class Rotor(_BaseClient):
         base_url: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
         transport: httpx.BaseTransport | None = None,
+        workspace: str | None = None,
     ) -> None:
-        super().__init__(api_key, base_url)
+        super().__init__(api_key, base_url, workspace)
         self._http = httpx.Client(transport=transport, **_http_options(self.base_url, timeout))
         self.queues: Queues[Any] = Queues(self.execute)
         self.jobs: Jobs[Any] = Jobs(self.execute)
@@ -106,6 +113,8 @@ class Rotor(_BaseClient):
         self.runs: Runs[Any] = Runs(self.execute)
         self.signals: Signals[Any] = Signals(self.execute)
         self.workflow: Workflow[Any] = Workflow(self.execute)
+        self.api_keys: ApiKeys[Any] = ApiKeys(self.execute)
+        self.workspaces: Workspaces[Any] = Workspaces(self.execute)
 
     def execute(self, request: APIRequest) -> Any:
         """Execute one API request and return its decoded JSON."""
@@ -164,8 +173,9 @@ class AsyncRotor(_BaseClient):
         base_url: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        workspace: str | None = None,
     ) -> None:
-        super().__init__(api_key, base_url)
+        super().__init__(api_key, base_url, workspace)
         self._http = httpx.AsyncClient(transport=transport, **_http_options(self.base_url, timeout))
         self.queues: Queues[Awaitable[Any]] = Queues(self.execute)
         self.jobs: Jobs[Awaitable[Any]] = Jobs(self.execute)
@@ -182,6 +192,8 @@ class AsyncRotor(_BaseClient):
         self.runs: Runs[Awaitable[Any]] = Runs(self.execute)
         self.signals: Signals[Awaitable[Any]] = Signals(self.execute)
         self.workflow: Workflow[Awaitable[Any]] = Workflow(self.execute)
+        self.api_keys: ApiKeys[Awaitable[Any]] = ApiKeys(self.execute)
+        self.workspaces: Workspaces[Awaitable[Any]] = Workspaces(self.execute)
 
     async def execute(self, request: APIRequest) -> Any:
         """Execute one API request and return its decoded JSON."""

@@ -16,7 +16,7 @@ import msgspec
 
 from rotor_lite.clock import iso_from_ms
 from rotor_lite.config import Settings
-from rotor_lite.errors import Forbidden, ValidationError
+from rotor_lite.errors import ValidationError
 from rotor_lite.ids import new_id
 from rotor_lite.models import Principal, Role
 from rotor_lite.netguard import check_callback_url
@@ -56,20 +56,14 @@ def _url_hint(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/{first}/{secrets.hint(rest)}"
 
 
-def _scope(principal: Principal) -> str:
-    if principal.queue_name is not None:
-        raise Forbidden("a queue-scoped key may not manage failure alerts")
-    return principal.workspace_id
-
-
 async def get_alerts(core: Core, principal: Principal) -> AlertRow | None:
     """The workspace's alert destinations (None when never set)."""
-    return await webhook_store.fetch_alerts(core.db, _scope(principal))
+    return await webhook_store.fetch_alerts(core.db, principal.workspace_id)
 
 
 async def put_alerts(core: Core, principal: Principal, spec: AlertsUpdate) -> AlertRow:
     """Replace both destinations (a field left out or null turns that channel off)."""
-    workspace_id = _scope(principal)
+    workspace_id = principal.workspace_id
     email = _check_email(spec.email)
     slack = _check_slack_url(core.settings, spec.slack_webhook_url)
     row = AlertRow(

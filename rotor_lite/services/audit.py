@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.clock import iso, iso_from_ms
-from rotor_lite.errors import Forbidden, KeyRefused, ValidationError
+from rotor_lite.errors import KeyRefused, ValidationError
 from rotor_lite.ids import new_id
 from rotor_lite.models import Principal
 from rotor_lite.services.core import Core
@@ -76,11 +76,6 @@ async def record_now(core: Core, *events: AuditRow) -> None:
     await core.db.write(lambda conn: audit_store.insert(conn, events))
 
 
-def _check_reader(principal: Principal) -> None:
-    if principal.queue_name is not None:
-        raise Forbidden("a queue-scoped key may not read the workspace audit log")
-
-
 def parse_filter(
     event_type: str | None, resource_type: str | None, from_: str | None, to: str | None
 ) -> AuditFilter:
@@ -107,7 +102,6 @@ async def list_events(
     core: Core, principal: Principal, filters: AuditFilter, *, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the workspace's events, newest first."""
-    _check_reader(principal)
     rows = await audit_store.page(
         core.db, principal.workspace_id, filters, before_rowid=decode_cursor(cursor), limit=limit + 1
     )
@@ -127,7 +121,6 @@ def event_out(row: AuditRow) -> dict[str, Any]:
 
 async def csv_chunks(core: Core, principal: Principal, filters: AuditFilter) -> AsyncIterator[bytes]:
     """The workspace's events as CSV, oldest first, produced a batch at a time."""
-    _check_reader(principal)
     return _csv(core, principal.workspace_id, filters)
 
 

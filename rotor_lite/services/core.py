@@ -13,6 +13,8 @@ from rotor_lite.errors import QueueNotFound, QuotaExceeded
 from rotor_lite.metrics import Metrics
 from rotor_lite.services.hooks import Admission, AdmitAll, AttemptObserver, EventSink, NoEvents
 from rotor_lite.services.hooks import NoSecrets, SecretSource
+from rotor_lite.services.keyring import Authenticator
+from rotor_lite.services.plans import WorkspacePlans
 from rotor_lite.services.workflow_state import WorkflowState
 from rotor_lite.models import Principal, Queue
 from rotor_lite.store import jobs as job_store
@@ -58,10 +60,10 @@ class QueueRegistry:
 
 
 class QuotaCounter:
-    """Accepted jobs per workspace this month, kept by the writer thread alone."""
+    """Accepted jobs per workspace this month against its plan's quota, kept by the writer thread alone."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, plans: WorkspacePlans) -> None:
+        self._plans = plans
         self._totals: dict[tuple[str, str], int] = {}
 
     def reserve(self, conn: sqlite3.Connection, workspace_id: str, period: str, count: int) -> None:
@@ -70,9 +72,10 @@ class QuotaCounter:
         total = self._totals.get(key)
         if total is None:
             total = job_store.usage_total(conn, workspace_id, period)
-        if self.limit and total + count > self.limit:
+        limits = self._plans.limits_in(conn, workspace_id)
+        if limits.jobs_per_month and total + count > limits.jobs_per_month:
             self._totals[key] = total
-            raise QuotaExceeded(total, self.limit)
+            raise QuotaExceeded(total, limits.jobs_per_month, limits.plan)
         self._totals[key] = total + count
 
     def check(self, conn: sqlite3.Connection, workspace_id: str, period: str, count: int) -> None:
@@ -94,7 +97,9 @@ class Core:
         self.db = db
         self.vault = vault
         self.queues = QueueRegistry()
-        self.quota = QuotaCounter(settings.limits.monthly_job_quota)
+        self.plans = WorkspacePlans(settings)
+        self.quota = QuotaCounter(self.plans)
+        self.keys = Authenticator(db)
         self.metrics = Metrics()
         self.events: EventSink = NoEvents()
         self.admission: Admission = AdmitAll()

@@ -11,7 +11,6 @@ from rotor_lite.models import Principal
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.queues import counts_of_queues
 from rotor_lite.store import jobs as job_store
-from rotor_lite.store import workspaces as ws_store
 
 
 def _period_bounds(now_ms: int) -> tuple[int, int]:
@@ -24,17 +23,16 @@ def _period_bounds(now_ms: int) -> tuple[int, int]:
 async def status(core: Core, principal: Principal) -> dict[str, Any]:
     """`{api, database, version, quota}`; `database` is "error" when a read fails."""
     now = core.clock.now_ms()
+    limits = await core.plans.limits(core.db, principal.workspace_id)  # known: the request was counted against it
     try:
         used = sum((await job_store.usage_by_queue(core.db, principal.workspace_id, billing_period(now))).values())
-        plan = await ws_store.workspace_plan(core.db, principal.workspace_id)
         database = "ok"
     except Exception:
-        used, plan, database = 0, "self-hosted", "error"
-    limit = core.settings.limits.monthly_job_quota or None
+        used, database = 0, "error"
     _, reset = _period_bounds(now)
     return {
         "api": "ok", "database": database, "version": __version__,
-        "quota": {"used": used, "limit": limit, "plan": plan, "resetAt": iso_from_ms(reset)},
+        "quota": {"used": used, "limit": limits.jobs_per_month or None, "plan": limits.plan, "resetAt": iso_from_ms(reset)},
     }
 
 

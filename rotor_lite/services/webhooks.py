@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook as Signer
 
 from rotor_lite import __version__
 from rotor_lite.clock import iso_from_ms
-from rotor_lite.errors import Conflict, Forbidden, NotFound, ValidationError, WebhookNotFound
+from rotor_lite.errors import Conflict, NotFound, ValidationError, WebhookNotFound
 from rotor_lite.ids import is_valid_id, new_id
 from rotor_lite.models import Principal
 from rotor_lite.netguard import check_callback_url
@@ -69,12 +69,6 @@ def delivery_out(row: DeliveryRow) -> dict[str, Any]:
     }
 
 
-def _workspace_scope(principal: Principal) -> str:
-    if principal.queue_name is not None:
-        raise Forbidden("a queue-scoped key may not manage webhooks")
-    return principal.workspace_id
-
-
 def _check_event_types(event_types: list[str]) -> list[str]:
     if not event_types:
         raise ValidationError("eventTypes must list at least one event type", field="eventTypes")
@@ -102,7 +96,7 @@ def _refresh(core: Core, conn: sqlite3.Connection, workspace_id: str) -> None:
 
 async def create_webhook(core: Core, principal: Principal, spec: WebhookCreate) -> tuple[WebhookRow, str]:
     """A new endpoint and its signing secret (returned this once)."""
-    workspace_id = _workspace_scope(principal)
+    workspace_id = principal.workspace_id
     now = core.clock.now_ms()
     hook_id = new_id("wh", now)
     secret = new_secret()
@@ -124,19 +118,19 @@ async def create_webhook(core: Core, principal: Principal, spec: WebhookCreate) 
 
 async def list_webhooks(core: Core, principal: Principal) -> list[WebhookRow]:
     """The workspace's endpoints, oldest first."""
-    return await webhook_store.list_webhooks(core.db, _workspace_scope(principal))
+    return await webhook_store.list_webhooks(core.db, principal.workspace_id)
 
 
 async def get_webhook(core: Core, principal: Principal, webhook_id: str) -> WebhookRow:
     """One endpoint; another workspace's is a 404."""
-    row = await webhook_store.fetch(core.db, _workspace_scope(principal), webhook_id)
+    row = await webhook_store.fetch(core.db, principal.workspace_id, webhook_id)
     if row is None:
         raise WebhookNotFound(webhook_id)
     return row
 
 
 def _locked(conn: sqlite3.Connection, principal: Principal, webhook_id: str) -> WebhookRow:
-    row = webhook_store.get(conn, _workspace_scope(principal), webhook_id)
+    row = webhook_store.get(conn, principal.workspace_id, webhook_id)
     if row is None:
         raise WebhookNotFound(webhook_id)
     return row

@@ -1,41 +1,32 @@
-"""Workspaces and API keys: first-start bootstrap, the offline admin commands, authentication."""
+"""Workspaces: first-start bootstrap, creation (offline or by a team key), the ones a key reaches, plans."""
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-import time
-from typing import Any
-
 import msgspec
 
-from rotor_lite.errors import Conflict, KeyRefused, QueueNotFound, ValidationError, WorkspaceNotFound
-from rotor_lite.ids import new_api_key, new_id
-from rotor_lite.models import Principal, Role
+from rotor_lite.clock import iso
+from rotor_lite.errors import Conflict, Forbidden, QueueNotFound, ValidationError, WorkspaceNotFound
+from rotor_lite.ids import new_id
+from rotor_lite.models import KeyType, Principal, Role
+from rotor_lite.schemas import PlanLimitsOut, WorkspaceOut
+from rotor_lite.services import audit
+from rotor_lite.services.api_keys import created_key_out
+from rotor_lite.services.core import Core
+from rotor_lite.services.keyring import CreatedKey, default_expiry, mint_key
+from rotor_lite.services.plans import DEFAULT_PLAN, PLANS
 from rotor_lite.store import queues as queue_store
 from rotor_lite.store import workspaces as ws_store
-from rotor_lite.store.db import Database
+from rotor_lite.store.workspaces import WorkspaceRow
 
 DEFAULT_WORKSPACE = "default"
-KEY_PREFIX_LENGTH = 10  # `rt_ws_` and 4 random characters: the public part of a key
-_CACHE_SECONDS = 10.0
-_TOUCH_EVERY_MS = 60_000
 
 
-class CreatedKey(msgspec.Struct, kw_only=True):
-    """A new key: its plaintext exists only in this value."""
+class CreatedWorkspace(msgspec.Struct, kw_only=True):
+    """A new workspace and its first admin key (whose plaintext exists only here)."""
 
-    id: str
-    workspace_id: str
-    workspace_name: str
-    key: str
-    label: str
-    role: str
-    queue: str | None = None
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    workspace: WorkspaceRow
+    key: CreatedKey
 
 
 def bootstrap(conn: sqlite3.Connection, bootstrap_key: str, now: int) -> CreatedKey | None:
@@ -44,24 +35,41 @@ def bootstrap(conn: sqlite3.Connection, bootstrap_key: str, now: int) -> Created
         return None
     if bootstrap_key and not bootstrap_key.startswith("rt_"):
         raise ValidationError("auth.bootstrap_api_key must start with 'rt_'", field="auth.bootstrap_api_key")
-    return create_workspace(conn, DEFAULT_WORKSPACE, now, key=bootstrap_key or None)
+    return create_workspace(conn, DEFAULT_WORKSPACE, now, key=bootstrap_key or None).key
 
 
-def create_workspace(conn: sqlite3.Connection, name: str, now: int, *, key: str | None = None) -> CreatedKey:
-    """A new workspace with its first admin key."""
-    if not name or len(name) > 128:
-        raise ValidationError("workspace name must be 1 to 128 characters", field="name")
+def create_workspace(
+    conn: sqlite3.Connection, name: str, now: int, *, plan: str = DEFAULT_PLAN, key: str | None = None,
+    key_expires_at: int | None = None,
+) -> CreatedWorkspace:
+    """A new workspace on `plan` with its first admin key."""
+    if not name or len(name) > 128 or not name.isprintable():
+        raise ValidationError("workspace name must be 1 to 128 printable characters", field="name")
+    if plan not in PLANS:
+        raise ValidationError(f"plan must be one of {', '.join(PLANS)}", field="plan")
     if ws_store.workspace_by_name(conn, name) is not None:
         raise Conflict(f"workspace '{name}' already exists", {"name": name})
-    ws_id = new_id("ws", now)
-    ws_store.insert_workspace(conn, ws_id, name, now)
-    return _insert_key(conn, ws_id, name, "initial admin key", Role.ADMIN, now, key)
+    row = WorkspaceRow(id=new_id("ws", now), name=name, plan=plan, created_at=now)
+    ws_store.insert_workspace(conn, row.id, name, now, plan)
+    created = mint_key(conn, workspace=(row.id, name), label="initial admin key", role=Role.ADMIN, now=now, key=key,
+                       expires_at=key_expires_at)
+    return CreatedWorkspace(workspace=row, key=created)
+
+
+def create_workspace_offline(conn: sqlite3.Connection, name: str, now: int, plan: str) -> CreatedWorkspace:
+    """`rotor-lite workspaces create`: a workspace and its first admin key (which never expires), audited."""
+    created = create_workspace(conn, name, now, plan=plan)
+    _audit_offline(conn, created.workspace.id, "workspace.created", "workspace", created.workspace.id, now, plan=plan)
+    _audit_offline(conn, created.workspace.id, "api_key.created", "api_key", created.key.id, now, role=created.key.role)
+    return created
 
 
 def create_key(
-    conn: sqlite3.Connection, workspace: str, label: str, role: Role, now: int, queue: str | None = None
+    conn: sqlite3.Connection, workspace: str, label: str, role: Role, now: int, queue: str | None = None,
+    expires_at: int | None = None,
 ) -> CreatedKey:
-    """A new API key for an existing workspace (by name or id); with `queue`, an `rt_q_` key for that queue only."""
+    """`rotor-lite keys create`: a new API key for an existing workspace (by name or id), audited; with `queue`,
+    an `rt_q_` key for that queue only."""
     found = ws_store.workspace_by_name(conn, workspace)
     if found is None:
         raise WorkspaceNotFound(workspace)
@@ -69,69 +77,66 @@ def create_key(
         row.queue.workspace_id == found[0] and row.queue.name == queue for row in queue_store.all_queues(conn)
     ):
         raise QueueNotFound(queue)
-    return _insert_key(conn, found[0], found[1], label, role, now, None, queue)
+    created = mint_key(conn, workspace=found, label=label, role=role, now=now, queue=queue, expires_at=expires_at)
+    _audit_offline(conn, found[0], "api_key.created", "api_key", created.id, now, role=role.value, queue=queue)
+    return created
 
 
-def _insert_key(
-    conn: sqlite3.Connection, ws_id: str, ws_name: str, label: str, role: Role, now: int, key: str | None,
-    queue: str | None = None,
-) -> CreatedKey:
-    key = key or new_api_key("ws" if queue is None else "q")
-    key_id = new_id("key", now)
-    ws_store.insert_api_key(
-        conn, id=key_id, workspace_id=ws_id, key_hash=hash_key(key), key_prefix=key[:KEY_PREFIX_LENGTH],
-        label=label, role=role.value, queue_name=queue, created_at=now, expires_at=None,
+def _audit_offline(
+    conn: sqlite3.Connection, workspace_id: str, event_type: str, resource_type: str, resource_id: str, now: int,
+    **metadata: str | None,
+) -> None:
+    audit.record(conn, audit.audit_event(workspace_id, event_type, actor=audit.SYSTEM, now=now, ip=None,
+                                         resource_type=resource_type, resource_id=resource_id,
+                                         metadata={"via": "offline command", **metadata}))
+
+
+async def reachable_workspaces(core: Core, principal: Principal) -> list[WorkspaceRow]:
+    """The workspaces the caller's key may act in, by name."""
+    return await ws_store.workspaces_by_id(core.db, principal.reachable)
+
+
+async def get_workspace(core: Core, principal: Principal, workspace: str) -> WorkspaceRow:
+    """A workspace the caller's key reaches, by id or name; any other is not found."""
+    for row in await reachable_workspaces(core, principal):
+        if workspace in (row.id, row.name):
+            return row
+    raise WorkspaceNotFound(workspace)
+
+
+async def create_workspace_for(core: Core, principal: Principal, name: str, plan: str | None) -> WorkspaceOut:
+    """A new workspace made by a team key, which reaches it from now on, with its first admin key (shown
+    once); that key expires as a new API key does by default, and never after the team key."""
+    if principal.key_type is not KeyType.TEAM:
+        raise Forbidden("only a team key (rt_team_) may create workspaces", {"keyType": principal.key_type.value})
+    now = core.clock.now_ms()
+    expires_at = default_expiry(now, principal)
+
+    def create(conn: sqlite3.Connection) -> CreatedWorkspace:
+        created = create_workspace(conn, name, now, plan=plan or DEFAULT_PLAN, key_expires_at=expires_at)
+        ws_store.add_team_workspace(conn, principal.key_id, created.workspace.id)
+        return created
+
+    created = await core.db.write(create)
+    core.plans.put(created.workspace.id, created.workspace.plan)
+    core.keys.forget(principal.key_id)  # its next request sees the new workspace
+    out = workspace_out(core, created.workspace)
+    out.apiKey = await created_key_out(core, created.key)
+    return out
+
+
+def retention_days(core: Core, workspace_id: str) -> int:
+    """How many days a workspace keeps finished jobs, runs and their logs: its plan's `retention_days`."""
+    return core.plans.known(workspace_id).retention_days
+
+
+def workspace_out(core: Core, row: WorkspaceRow) -> WorkspaceOut:
+    """The API shape of a workspace; an unlimited figure is null."""
+    limits = core.plans.of_plan(row.plan)
+    return WorkspaceOut(
+        id=row.id, name=row.name, plan=row.plan, createdAt=iso(row.created_at),
+        limits=PlanLimitsOut(
+            jobsPerMonth=limits.jobs_per_month or None, requestsPerMinute=limits.requests_per_minute or None,
+            retentionDays=limits.retention_days,
+        ),
     )
-    return CreatedKey(
-        id=key_id, workspace_id=ws_id, workspace_name=ws_name, key=key, label=label, role=role.value, queue=queue
-    )
-
-
-class Authenticator:
-    """Bearer key → Principal, with a short cache so the hot path does not read the key table."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._cache: dict[str, tuple[float, Principal, int | None]] = {}
-        self._touched: dict[str, int] = {}
-
-    async def authenticate(self, authorization: str | None, now_ms: int) -> Principal:
-        """The key's principal, or KeyRefused saying why not and whose key it is when that is known."""
-        if not authorization or not authorization.startswith("Bearer "):
-            raise KeyRefused("missing bearer token: send 'Authorization: Bearer <api key>'", "missing")
-        token = authorization[7:].strip()
-        cached = self._cache.get(token)  # by the token itself: hashing it cost more than the rest of this call
-        if cached is None or cached[0] < time.monotonic():
-            cached = await self._load(token)
-        _, principal, expires_at = cached
-        if expires_at is not None and expires_at <= now_ms:
-            raise KeyRefused("API key has expired", "expired", key_id=principal.key_id,
-                             key_prefix=token[:KEY_PREFIX_LENGTH], workspace_ids=(principal.workspace_id,))
-        await self._touch(principal.key_id, now_ms)
-        return principal
-
-    async def _load(self, token: str) -> tuple[float, Principal, int | None]:
-        row = await ws_store.api_key_by_hash(self._db, hash_key(token))
-        if row is None or row[5] is not None:
-            self._cache.pop(token, None)
-            raise await self._refusal(token, row)
-        principal = Principal(key_id=row[0], workspace_id=row[1], role=Role(row[2]), queue_name=row[3])
-        entry = (time.monotonic() + _CACHE_SECONDS, principal, row[4])
-        self._cache[token] = entry
-        return entry
-
-    async def _refusal(self, token: str, revoked: Any) -> KeyRefused:
-        prefix = token[:KEY_PREFIX_LENGTH]
-        if revoked is not None:
-            return KeyRefused("invalid API key", "revoked", key_id=revoked[0], key_prefix=prefix,
-                              workspace_ids=(revoked[1],))
-        # An unknown key whose public prefix is a real key's (a mistyped or forged key) is still
-        # traced to that key's workspace; any other part of an unknown key is never kept.
-        owners = await ws_store.workspaces_with_key_prefix(self._db, prefix)
-        return KeyRefused("invalid API key", "invalid", key_prefix=prefix if owners else None, workspace_ids=owners)
-
-    async def _touch(self, key_id: str, now_ms: int) -> None:
-        if now_ms - self._touched.get(key_id, 0) < _TOUCH_EVERY_MS:
-            return
-        self._touched[key_id] = now_ms
-        await self._db.write(lambda conn: ws_store.touch_api_key(conn, key_id, now_ms))

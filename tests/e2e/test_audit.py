@@ -142,10 +142,11 @@ def test_refused_keys_and_roles_are_audited(server: ServerProcess) -> None:
             assert http.get("/v1/queues").status_code == 401
     assert httpx.get(f"{server.url}/v1/queues").status_code == 401  # no key at all
     with server.client() as http:
-        events = http.get("/v1/audit", params={"resource_type": "api_key"}).json()["data"]
+        events = http.get("/v1/audit", params={"event_type": "auth.failed"}).json()["data"]
+        created = http.get("/v1/audit", params={"event_type": "api_key.created"}).json()["data"]
         [forbidden] = http.get("/v1/audit", params={"event_type": "auth.forbidden"}).json()["data"]
-    with server.client(other) as http:
-        assert http.get("/v1/audit").json()["data"] == []
+    with server.client(other) as http:  # the other workspace's log holds its own creation, no refusal
+        assert {e["event_type"] for e in http.get("/v1/audit").json()["data"]} == {"workspace.created", "api_key.created"}
 
     assert forbidden["actor_id"] == viewer["id"] and forbidden["ip_address"] == "127.0.0.1"
     assert forbidden["metadata"] == {"role": "viewer", "method": "POST", "route": "/v1/queues", "path": "/v1/queues",
@@ -156,8 +157,10 @@ def test_refused_keys_and_roles_are_audited(server: ServerProcess) -> None:
     assert failed["invalid"]["actor_id"] == "anonymous" and failed["invalid"]["resource_id"] is None
     assert {e["metadata"]["key_prefix"] for e in events} == {server.api_key[:10], revoked["key"][:10], expired["key"][:10]}
     assert failed["invalid"]["metadata"]["route"] == "/v1/queues" and failed["invalid"]["metadata"]["status"] == 401
-    recorded = json.dumps(events)
-    assert not any(key in recorded for key in (revoked["key"], expired["key"], forged, unknown))
+    assert {e["resource_id"] for e in created} == {viewer["id"], revoked["id"], expired["id"]}  # the offline command's
+    assert {e["actor_id"] for e in created} == {"system"}
+    recorded = json.dumps(events + created)
+    assert not any(key in recorded for key in (viewer["key"], revoked["key"], expired["key"], forged, unknown))
     log = server.log()  # the refusals no workspace can be told of are logged, without the key
     assert "API key refused (invalid)" in log and "API key refused (missing)" in log and unknown[6:] not in log
 
@@ -227,6 +230,10 @@ def _steps(receiver: Receiver) -> list[Step]:
         ("POST", "/v1/runs/{run_id}/cancel", "/v1/runs/{run}/cancel", None, "run.cancelled"),
         ("POST", "/v1/runs/{run_id}/replay", "/v1/runs/{run}/replay", None, "run.replayed"),
         ("DELETE", "/v1/functions/{function_id}", "/v1/functions/af", None, "function.deleted"),
+        ("POST", "/v1/api-keys", "/v1/api-keys", {"label": "ci", "role": "developer"}, "api_key.created"),
+        ("POST", "/v1/api-keys/{key_id}/rotate", "/v1/api-keys/{ci_key}/rotate", {"graceSeconds": 0}, "api_key.rotated"),
+        ("DELETE", "/v1/api-keys/{key_id}", "/v1/api-keys/{rotated_key}", None, "api_key.revoked"),
+        ("POST", "/v1/workspaces", "/v1/workspaces", {"name": "audited", "plan": "free"}, "workspace.created"),
     ]
 
 
@@ -240,7 +247,8 @@ def test_every_mutating_route_is_audited(server: ServerProcess, receiver: Receiv
         for method, template, path, body, event_type in steps:
             _prepare(http, template, ids, receiver)
             seen = {event["id"] for event in http.get("/v1/audit", params={"limit": 500}).json()["data"]}
-            response = http.request(method, path.format(**ids), json=body)
+            as_team = {"Authorization": f"Bearer {ids['team_key']}"} if template == "/v1/workspaces" else None
+            response = http.request(method, path.format(**ids), json=body, headers=as_team)
             assert response.status_code < 300, (method, template, response.text)
             _remember(response, template, ids)
             new = [e for e in http.get("/v1/audit", params={"limit": 500}).json()["data"] if e["id"] not in seen]
@@ -257,6 +265,8 @@ def _prepare(http: httpx.Client, template: str, ids: dict[str, str], receiver: R
         receiver.script("/wf", Reply(body=json.dumps({"type": "plan", "steps": [plan]}).encode()))
     if template == "/v1/signals/{signal_id}/complete":
         wait_until(lambda: http.get(f"/v1/runs/{ids['run']}").json()["status"] == "waiting")
+    if template == "/v1/workspaces":  # only a team key creates workspaces
+        ids["team_key"] = http.post("/v1/api-keys", json={"label": "ops", "type": "team", "role": "admin"}).json()["key"]
     if template == "/v1/approvals/{approval_id}/approve":
         assert http.patch("/v1/queues/aq", json={"approval_required": True}).status_code == 200
         for n in (1, 2):
@@ -270,3 +280,7 @@ def _remember(response: httpx.Response, template: str, ids: dict[str, str]) -> N
         ids["webhook"] = response.json()["id"]
     if template == "/v1/events":
         [ids["run"]] = response.json()["runIds"]
+    if template == "/v1/api-keys":
+        ids["ci_key"] = response.json()["id"]
+    if template == "/v1/api-keys/{key_id}/rotate":
+        ids["rotated_key"] = response.json()["id"]

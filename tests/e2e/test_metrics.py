@@ -22,7 +22,7 @@ def _series(response: httpx.Response) -> dict[str, set[tuple[str, str]]]:
     return found
 
 
-def test_scrapes_need_an_admin_key_or_the_token_and_see_their_workspaces(
+def test_scrapes_need_a_workspace_key_or_the_token_and_see_their_workspaces(
     make_server: Callable[..., ServerProcess],
 ) -> None:
     server = make_server(ROTOR_METRICS_TOKEN=TOKEN)
@@ -35,14 +35,16 @@ def test_scrapes_need_an_admin_key_or_the_token_and_see_their_workspaces(
     with server.client(other["key"]) as http:
         http.post("/v1/queues", json={"name": "theirs"})
         http.post("/v1/queues/theirs/jobs", json={})
+    queue_key = offline(server.data_dir, "keys", "create", "--workspace", "default", "--queue", "mine")["key"]
 
     def scrape(key: str | None) -> httpx.Response:
         return httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {key}"} if key else {})
 
     assert scrape(None).status_code == 401 and scrape("not-the-token").status_code == 401
-    refused = scrape(viewer)
+    refused = scrape(queue_key)  # a queue key reaches its queue's routes only
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
     mine, theirs, everything = _series(scrape(server.api_key)), _series(scrape(other["key"])), _series(scrape(TOKEN))
+    assert _series(scrape(viewer)) == mine  # a viewer reads its workspace's metrics (a dashboard's key)
     for name in ("rotor_jobs_enqueued", "rotor_jobs"):
         assert mine[name] == {(default_ws, "mine")} and theirs[name] == {(other["id"], "theirs")}
         assert everything[name] == {(default_ws, "mine"), (other["id"], "theirs")}

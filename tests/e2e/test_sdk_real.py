@@ -105,6 +105,7 @@ async def test_every_sdk_method_against_a_real_server(
         await secrets_alerts_audit_status(rotor)
         await guardrails(rotor)
         await workflows(rotor)
+        await keys_and_workspaces(rotor, shared_server)
         if isinstance(rotor, Rotor):
             csv_text = "".join(rotor.iter_text(APIRequest("GET", "/v1/audit", params={"format": "csv"}, raw=True)))
             assert csv_text.startswith("id,workspace_id,event_type")
@@ -298,6 +299,31 @@ async def workflows(rotor: Client) -> None:
         assert [r["id"] for r in listed["data"]] == [first]
         await run(rotor.runs.cancel(replayed["id"]))
         assert await run(rotor.functions.delete("sdk-gate")) is None
+
+
+async def keys_and_workspaces(rotor: Client, server: ServerProcess) -> None:
+    made = await run(rotor.api_keys.create("sdk-viewer"))
+    assert made["role"] == "viewer" and made["key"].startswith("rt_ws_") and made["expiresAt"]
+    assert made["id"] in [k["id"] for k in (await run(rotor.api_keys.list()))["data"]]
+    assert "key" not in await run(rotor.api_keys.get(made["id"]))
+    rotated = await run(rotor.api_keys.rotate(made["id"], grace_seconds=0))
+    assert rotated["id"] != made["id"] and rotated["role"] == "viewer"
+    assert await run(rotor.api_keys.revoke(rotated["id"])) is None
+    assert (await run(rotor.api_keys.get(rotated["id"])))["revokedAt"] is not None
+    never = await run(rotor.api_keys.create("sdk-forever", role="developer", never_expires=True))
+    assert never["expiresAt"] is None
+
+    [own] = (await run(rotor.workspaces.list()))["data"]
+    assert (await run(rotor.workspaces.get(own["name"])))["plan"] == "self-hosted"
+    team = (await run(rotor.api_keys.create("sdk-team", type="team", role="admin")))["key"]
+    as_team = type(rotor)(api_key=team, base_url=server.url, workspace=own["name"])
+    try:
+        created = await run(as_team.workspaces.create(f"{own['name']}-pro", plan="pro"))
+        assert created["limits"]["jobsPerMonth"] == 100_000 and created["apiKey"]["key"].startswith("rt_ws_")
+        assert [q["name"] for q in (await run(as_team.queues.list()))["data"]] == \
+               [q["name"] for q in (await run(rotor.queues.list()))["data"]]  # X-Rotor-Workspace: its own
+    finally:
+        await run(as_team.close() if isinstance(as_team, Rotor) else as_team.aclose())
 
 
 async def _waiting(rotor: Client, run_id: str) -> bool:

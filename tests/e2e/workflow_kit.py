@@ -12,7 +12,7 @@ from typing import Any
 from rotor_lite.ids import new_api_key, new_id
 from rotor_lite.sdk import serve_workflow
 from rotor_lite.sdk.workflows import WorkflowFunction
-from rotor_lite.services.workspaces import hash_key
+from rotor_lite.services.keyring import hash_key
 from tests.helpers import ServerProcess, offline, served, wait_until
 
 

@@ -17,7 +17,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from rotor_lite.api.controllers.queues import queue_list
 from rotor_lite.api.controllers.schedules import schedule_out
-from rotor_lite.api.auth import provide_principal
+from rotor_lite.api.auth import OPERATOR, provide_principal
 from rotor_lite.api.http import core_of, header, json_response, page_limit, read_body
 from rotor_lite.api.render import job_out
 from rotor_lite.clock import iso
@@ -36,14 +36,14 @@ class OperatorScheduleOut(ScheduleOut, kw_only=True):
 
 
 async def _operator_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """The operator token passes; an API key, whatever its role, is a 403; anything else a 401."""
+    """The operator token passes; an API key, whatever its role, is a 403 (the routes' declared access,
+    OPERATOR); anything else a 401."""
     assert isinstance(connection, Request)
     try:
         operator.check_operator_token(core_of(connection), header(connection, b"authorization"))
     except KeyRefused:
-        principal = await provide_principal(connection)  # 401 (and its audit) unless it is a valid key
-        raise Forbidden("the admin routes take the operator token ([mcp] admin_token), not an API key",
-                        {"role": principal.role.value}) from None
+        await provide_principal(connection)  # 401 (and its audit) unless it is a valid key, else 403
+        raise  # not reached: provide_principal refuses every key on an OPERATOR route
 
 
 async def _operator_principal(request: Request[Any, Any, Any], workspace: str) -> Principal:
@@ -56,6 +56,7 @@ class AdminController(Controller):
     path = "/v1/admin"
     tags = ["Operator"]
     guards = [_operator_only]
+    opt = {"access": OPERATOR}
     dependencies = {"principal": Provide(_operator_principal)}
 
     @get("/workspaces")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
-from rotor_lite.api.auth import require_decider
+from rotor_lite.api.auth import DECIDE, READ
 from rotor_lite.api.http import core_of, json_response, page_limit, read_body
 from rotor_lite.models import Principal
 from rotor_lite.schemas import ApprovalReject
@@ -20,7 +20,7 @@ class ApprovalController(Controller):
     path = "/v1/approvals"
     tags = ["Approvals"]
 
-    @get("/")
+    @get("/", opt={"access": READ})
     async def list_approvals(
         self, request: Request[Any, Any, Any], principal: Principal,
         status: str | None = None, queue: str | None = None, limit: int | None = None, cursor: str | None = None,
@@ -31,24 +31,22 @@ class ApprovalController(Controller):
         )
         return json_response({"approvals": [service.approval_out(r) for r in rows], "nextCursor": next_cursor})
 
-    @get("/{approval_id:str}")
+    @get("/{approval_id:str}", opt={"access": READ})
     async def get_approval(self, request: Request[Any, Any, Any], principal: Principal, approval_id: str) -> Response[bytes]:
         """One approval with the payload under review."""
         return json_response(service.approval_out(await service.get_approval(core_of(request), principal, approval_id)))
 
-    @post("/{approval_id:str}/approve", status_code=200, opt=_SELF_AUDITED)
+    @post("/{approval_id:str}/approve", status_code=200, opt={"access": DECIDE, **_SELF_AUDITED})
     async def approve(self, request: Request[Any, Any, Any], principal: Principal, approval_id: str) -> Response[bytes]:
         """The job goes on to `waiting`; an approval already decided is a 409."""
-        require_decider(principal)
         return json_response(service.approval_out(await service.approve(core_of(request), principal, approval_id)))
 
-    @post("/{approval_id:str}/reject", status_code=200, opt=_SELF_AUDITED)
+    @post("/{approval_id:str}/reject", status_code=200, opt={"access": DECIDE, **_SELF_AUDITED})
     async def reject(
         self, request: Request[Any, Any, Any], principal: Principal, approval_id: str,
         reason_query: Annotated[str | None, Parameter(query="reason")] = None,
     ) -> Response[bytes]:
         """The job is `failed` with `failReason: "rejected"`, never retried; body `{reason?}`."""
-        require_decider(principal)
         spec = await read_body(request, ApprovalReject)
         reason = spec.reason if spec.reason is not None else reason_query
         return json_response(service.approval_out(await service.reject(core_of(request), principal, approval_id, reason)))

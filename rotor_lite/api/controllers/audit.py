@@ -8,6 +8,7 @@ from litestar import Request, Response, get
 from litestar.params import Parameter
 from litestar.response import Stream
 
+from rotor_lite.api.auth import READ
 from rotor_lite.api.http import core_of, json_response, page_limit
 from rotor_lite.errors import ValidationError
 from rotor_lite.models import Principal
@@ -15,7 +16,7 @@ from rotor_lite.schemas import Page
 from rotor_lite.services import audit as service
 
 
-@get("/v1/audit", tags=["Audit"])
+@get("/v1/audit", tags=["Audit"], opt={"access": READ})
 async def list_audit(
     request: Request[Any, Any, Any], principal: Principal,
     event_type: str | None = None, resource_type: str | None = None,

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import Parameter
 from litestar.types import ASGIApp
 
-from rotor_lite.api.auth import QUEUE_KEY_ROUTE, provide_principal, require_write
+from rotor_lite.api.auth import QUEUE_READ, QUEUE_WRITE, READ, WRITE, provide_principal
 from rotor_lite.api.http import JsonBody, core_of, header, json_response, page_limit, read_body
 from rotor_lite.api.render import job_out
 from rotor_lite.models import Principal
@@ -22,11 +22,10 @@ class JobController(Controller):
 
     # The enqueue routes take only the request: Litestar's parameter and dependency resolution
     # costs more per call than the rest of a single enqueue's work on the event loop.
-    @post("/", status_code=201, opt={"body": JobCreate, "returns": JobOut, QUEUE_KEY_ROUTE: True})
+    @post("/", status_code=201, opt={"access": QUEUE_WRITE, "body": JobCreate, "returns": JobOut})
     async def enqueue(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Enqueue a job; a known `jobId` answers 200 with `duplicate: true` (409 with `strict`)."""
         principal = await provide_principal(request)
-        require_write(principal)
         spec = await read_body(request, JobCreate)
         header_key = header(request, b"idempotency-key")
         done = await service.enqueue(
@@ -34,16 +33,15 @@ class JobController(Controller):
         )
         return JsonBody(job_out(done.job, duplicate=done.duplicate), 200 if done.duplicate else 201)
 
-    @post("/batch", status_code=201, opt={"body": BatchCreate, "returns": JobList, QUEUE_KEY_ROUTE: True})
+    @post("/batch", status_code=201, opt={"access": QUEUE_WRITE, "body": BatchCreate, "returns": JobList})
     async def enqueue_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Enqueue up to 1000 jobs, all or none."""
         principal = await provide_principal(request)
-        require_write(principal)
         spec = await read_body(request, BatchCreate, ("jobs",))
         done = await service.enqueue_batch(core_of(request), principal, request.path_params["name"], spec)
         return JsonBody(JobList(data=[job_out(d.job, duplicate=d.duplicate) for d in done]), 201)
 
-    @get("/", opt={"returns": JobPage, QUEUE_KEY_ROUTE: True})
+    @get("/", opt={"access": QUEUE_READ, "returns": JobPage})
     async def list_jobs(
         self, request: Request[Any, Any, Any], principal: Principal, name: str,
         job_state: Annotated[str | None, Parameter(query="state")] = None,
@@ -55,22 +53,20 @@ class JobController(Controller):
         )
         return json_response(JobPage(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
 
-    @get("/{job_id:str}", opt={"returns": JobOut, QUEUE_KEY_ROUTE: True})
+    @get("/{job_id:str}", opt={"access": QUEUE_READ, "returns": JobOut})
     async def get_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
         """The job with its attempt log."""
         job, attempts = await service.get_job(core_of(request), principal, name, job_id)
         return json_response(job_out(job, attempts=attempts))
 
-    @delete("/{job_id:str}", status_code=200, opt={"returns": JobOut})
+    @delete("/{job_id:str}", status_code=200, opt={"access": WRITE, "returns": JobOut})
     async def cancel_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
         """Cancel a waiting, delayed or pending-approval job; an active job is a 409."""
-        require_write(principal)
         return json_response(job_out(await service.cancel_job(core_of(request), principal, name, job_id)))
 
-    @post("/{job_id:str}/retry", status_code=200, opt={"returns": JobOut})
+    @post("/{job_id:str}/retry", status_code=200, opt={"access": WRITE, "returns": JobOut})
     async def retry_job(self, request: Request[Any, Any, Any], principal: Principal, name: str, job_id: str) -> Response[bytes]:
         """A failed, cancelled or blocked job back to waiting with its attempts reset."""
-        require_write(principal)
         return json_response(job_out(await service.retry_job(core_of(request), principal, name, job_id)))
 
 
@@ -78,7 +74,7 @@ class DlqController(Controller):
     path = "/v1/dlq"
     tags = ["Jobs"]
 
-    @get("/", opt={"returns": JobPage})
+    @get("/", opt={"access": READ, "returns": JobPage})
     async def list_dlq(
         self, request: Request[Any, Any, Any], principal: Principal, queue: str | None = None,
         limit: int | None = None, cursor: str | None = None,
@@ -89,10 +85,9 @@ class DlqController(Controller):
         )
         return json_response(JobPage(data=[job_out(j) for j in jobs], nextCursor=next_cursor))
 
-    @post("/replay", status_code=200, opt={"body": ReplayRequest, "returns": Replayed})
+    @post("/replay", status_code=200, opt={"access": WRITE, "body": ReplayRequest, "returns": Replayed})
     async def replay(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Retry failed jobs of a queue (all, or `jobIds`); harmless to call twice."""
-        require_write(principal)
         spec = await read_body(request, ReplayRequest)
         replayed = await service.replay_dlq(core_of(request), principal, spec.queue, spec.job_ids)
         return json_response(Replayed(replayed=replayed))

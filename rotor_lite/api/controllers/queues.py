@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 
-from rotor_lite.api.auth import QUEUE_KEY_ROUTE, require_write
+from rotor_lite.api.auth import QUEUE_READ, READ, WRITE
 from rotor_lite.api.http import core_of, json_response, read_body
 from rotor_lite.api.render import queue_out
 from rotor_lite.models import Principal, QueueState
@@ -21,48 +21,46 @@ class QueueController(Controller):
     path = "/v1/queues"
     tags = ["Queues"]
 
-    @post("/", status_code=201, opt={"body": QueueCreate, "returns": QueueOut})
+    @post("/", status_code=201, opt={"access": WRITE, "body": QueueCreate, "returns": QueueOut})
     async def create_queue(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Create a queue; the response carries `callback_secret` once when one was minted."""
-        require_write(principal)
         spec = await read_body(request, QueueCreate, _NESTED)
         core = core_of(request)
         queue, secret = await service.create_queue(core, principal, spec)
         return json_response(queue_out(queue, await service.queue_counts(core, queue), secret), 201)
 
-    @get("/", opt={"returns": QueueList})
+    @get("/", opt={"access": READ, "returns": QueueList})
     async def list_queues(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Every queue of the workspace with its job counts."""
         return json_response(await queue_list(core_of(request), principal))
 
-    @get("/{name:str}", opt={"returns": QueueOut})
+    @get("/{name:str}", opt={"access": READ, "returns": QueueOut})
     async def get_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """A queue's configuration and job counts."""
         core = core_of(request)
         queue = core.queue_for(principal, name)
         return json_response(queue_out(queue, await service.queue_counts(core, queue)))
 
-    @get("/{name:str}/stats", opt={"returns": Counts, QUEUE_KEY_ROUTE: True})
+    @get("/{name:str}/stats", opt={"access": QUEUE_READ, "returns": Counts})
     async def queue_stats(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Job counts per state."""
         core = core_of(request)
         return json_response(await service.queue_counts(core, core.queue_for(principal, name)))
 
-    @patch("/{name:str}", opt={"body": QueueUpdate, "returns": QueueOut})
+    @patch("/{name:str}", opt={"access": WRITE, "body": QueueUpdate, "returns": QueueOut})
     async def update_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Change any setting but the name; `rotate_callback_secret` mints a new secret, returned once."""
-        require_write(principal)
         spec = await read_body(request, QueueUpdate, _NESTED)
         core = core_of(request)
         queue, secret = await service.update_queue(core, principal, name, spec)
         return json_response(queue_out(queue, await service.queue_counts(core, queue), secret))
 
-    @post("/{name:str}/pause", status_code=200, opt={"returns": QueueOut})
+    @post("/{name:str}/pause", status_code=200, opt={"access": WRITE, "returns": QueueOut})
     async def pause_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Accept jobs but dispatch none."""
         return await self._set_state(request, principal, name, QueueState.PAUSED)
 
-    @post("/{name:str}/resume", status_code=200, opt={"returns": QueueOut})
+    @post("/{name:str}/resume", status_code=200, opt={"access": WRITE, "returns": QueueOut})
     async def resume_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Dispatch again."""
         return await self._set_state(request, principal, name, QueueState.ACTIVE)
@@ -70,29 +68,25 @@ class QueueController(Controller):
     async def _set_state(
         self, request: Request[Any, Any, Any], principal: Principal, name: str, state: QueueState
     ) -> Response[bytes]:
-        require_write(principal)
         core = core_of(request)
         queue = await service.set_queue_state(core, principal, name, state)
         return json_response(queue_out(queue, await service.queue_counts(core, queue)))
 
-    @post("/{name:str}/drain", status_code=200, opt={"body": DrainRequest, "returns": Drained})
+    @post("/{name:str}/drain", status_code=200, opt={"access": WRITE, "body": DrainRequest, "returns": Drained})
     async def drain_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Cancel every waiting and delayed job; needs `{"confirm": true}`."""
-        require_write(principal)
         spec = await read_body(request, DrainRequest)
         drained = await service.drain_queue(core_of(request), principal, name, confirm=spec.confirm)
         return json_response(Drained(drained=drained))
 
-    @post("/{name:str}/retry-all", status_code=200, opt={"returns": Retried})
+    @post("/{name:str}/retry-all", status_code=200, opt={"access": WRITE, "returns": Retried})
     async def retry_all(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Every failed job of the queue back to waiting."""
-        require_write(principal)
         return json_response(Retried(retried=await service.retry_all(core_of(request), principal, name)))
 
-    @delete("/{name:str}", status_code=204)
+    @delete("/{name:str}", status_code=204, opt={"access": WRITE})
     async def delete_queue(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> None:
         """Delete the queue with its jobs."""
-        require_write(principal)
         await service.delete_queue(core_of(request), principal, name)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
-from rotor_lite.api.auth import require_write
+from rotor_lite.api.auth import READ, WRITE
 from rotor_lite.api.http import core_of, json_response, page_limit
 from rotor_lite.errors import ValidationError
 from rotor_lite.models import Principal, RunStatus
@@ -23,7 +23,7 @@ class RunController(Controller):
     path = "/v1/runs"
     tags = ["Workflows"]
 
-    @get("/")
+    @get("/", opt={"access": READ})
     async def list_runs(
         self, request: Request[Any, Any, Any], principal: Principal,
         function: str | None = None, status: str | None = None,
@@ -40,7 +40,7 @@ class RunController(Controller):
         )
         return json_response(Page(data=[service.run_out(run) for run in runs], nextCursor=next_cursor))
 
-    @get("/{run_id:str}")
+    @get("/{run_id:str}", opt={"access": READ})
     async def get_run(self, request: Request[Any, Any, Any], principal: Principal, run_id: str) -> Response[bytes]:
         """The run with its steps (status, timing, attempts, output preview), children and hook errors."""
         core = core_of(request)
@@ -48,14 +48,12 @@ class RunController(Controller):
         steps, children = await store.fetch_steps(core.db, run.rowid), await store.fetch_children(core.db, run.id)
         return json_response(service.run_out(run, steps, children))
 
-    @post("/{run_id:str}/cancel", status_code=200, opt={"audit": "run.cancelled"})
+    @post("/{run_id:str}/cancel", status_code=200, opt={"access": WRITE, "audit": "run.cancelled"})
     async def cancel_run(self, request: Request[Any, Any, Any], principal: Principal, run_id: str) -> Response[bytes]:
         """Cancel the run and its children (an ended run is returned unchanged)."""
-        require_write(principal)
         return json_response(service.run_out(await service.cancel_run(core_of(request), principal, run_id)))
 
-    @post("/{run_id:str}/replay", status_code=201, opt={"audit": "run.replayed"})
+    @post("/{run_id:str}/replay", status_code=201, opt={"access": WRITE, "audit": "run.replayed"})
     async def replay_run(self, request: Request[Any, Any, Any], principal: Principal, run_id: str) -> Response[bytes]:
         """Start a failed or cancelled run again as a new run that keeps its completed steps' outcomes."""
-        require_write(principal)
         return json_response(service.run_out(await service.replay_run(core_of(request), principal, run_id)), 201)

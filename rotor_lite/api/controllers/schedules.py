@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, route
 
-from rotor_lite.api.auth import require_write
+from rotor_lite.api.auth import READ, WRITE
 from rotor_lite.api.http import core_of, json_response, page_limit, read_body
 from rotor_lite.clock import iso_from_ms
 from rotor_lite.cron import describe
@@ -31,16 +31,15 @@ class ScheduleController(Controller):
     path = "/v1/schedules"
     tags = ["Schedules"]
 
-    @post("/", status_code=201, opt={"body": ScheduleCreate, "returns": ScheduleOut})
+    @post("/", status_code=201, opt={"access": WRITE, "body": ScheduleCreate, "returns": ScheduleOut})
     async def create_schedule(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Create a cron schedule on a queue; `timezone` (an IANA name) is required."""
-        require_write(principal)
         spec = await read_body(request, ScheduleCreate)
         core = core_of(request)
         schedule = await service.create_schedule(core, principal, spec)
         return json_response(schedule_out(core, schedule), 201)
 
-    @get("/", opt={"returns": SchedulePage})
+    @get("/", opt={"access": READ, "returns": SchedulePage})
     async def list_schedules(
         self, request: Request[Any, Any, Any], principal: Principal, limit: int | None = None, cursor: str | None = None
     ) -> Response[bytes]:
@@ -49,14 +48,14 @@ class ScheduleController(Controller):
         schedules, next_cursor = await service.list_schedules(core, principal, limit=page_limit(limit), cursor=cursor)
         return json_response(SchedulePage(data=[schedule_out(core, s) for s in schedules], nextCursor=next_cursor))
 
-    @post("/preview", status_code=200, opt={"body": SchedulePreview, "returns": SchedulePreviewOut})
+    @post("/preview", status_code=200, opt={"access": READ, "body": SchedulePreview, "returns": SchedulePreviewOut})
     async def preview(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """The next fire times of a cron in a zone, and the cron in plain English."""
         spec = await read_body(request, SchedulePreview)
         fires, description = service.preview(spec, core_of(request).clock.now_ms())
         return json_response(SchedulePreviewOut(next=[iso_from_ms(ms) or "" for ms in fires], description=description))
 
-    @get("/{schedule_id:str}", opt={"returns": ScheduleOut})
+    @get("/{schedule_id:str}", opt={"access": READ, "returns": ScheduleOut})
     async def get_schedule(self, request: Request[Any, Any, Any], principal: Principal, schedule_id: str) -> Response[bytes]:
         """One schedule (by external id or name) with its 20 latest runs."""
         core = core_of(request)
@@ -64,38 +63,37 @@ class ScheduleController(Controller):
         runs = await service.recent_runs(core, schedule)
         return json_response(schedule_out(core, schedule, runs))
 
-    @patch("/{schedule_id:str}", opt={"body": ScheduleUpdate, "returns": ScheduleOut})
+    @patch("/{schedule_id:str}", opt={"access": WRITE, "body": ScheduleUpdate, "returns": ScheduleOut})
     async def update_schedule(self, request: Request[Any, Any, Any], principal: Principal, schedule_id: str) -> Response[bytes]:
         """Change any of cron, timezone, payload, enabled, name."""
-        require_write(principal)
         spec = await read_body(request, ScheduleUpdate)
         core = core_of(request)
         return json_response(schedule_out(core, await service.update_schedule(core, principal, schedule_id, spec)))
 
-    @route("/{schedule_id:str}/pause", http_method=["PATCH", "POST"], status_code=200, opt={"returns": ScheduleOut})
+    @route("/{schedule_id:str}/pause", http_method=["PATCH", "POST"], status_code=200,
+           opt={"access": WRITE, "returns": ScheduleOut})
     async def pause_schedule(self, request: Request[Any, Any, Any], principal: Principal, schedule_id: str) -> Response[bytes]:
         """Stop ticks until resumed; jobs already enqueued are not affected."""
         return await _set_enabled(request, principal, schedule_id, enabled=False)
 
-    @route("/{schedule_id:str}/resume", http_method=["PATCH", "POST"], status_code=200, opt={"returns": ScheduleOut})
+    @route("/{schedule_id:str}/resume", http_method=["PATCH", "POST"], status_code=200,
+           opt={"access": WRITE, "returns": ScheduleOut})
     async def resume_schedule(self, request: Request[Any, Any, Any], principal: Principal, schedule_id: str) -> Response[bytes]:
         """Tick again, from the next cron time after now."""
         return await _set_enabled(request, principal, schedule_id, enabled=True)
 
-    @delete("/{schedule_id:str}", status_code=204)
+    @delete("/{schedule_id:str}", status_code=204, opt={"access": WRITE})
     async def delete_schedule(self, request: Request[Any, Any, Any], principal: Principal, schedule_id: str) -> None:
         """Delete the schedule; its run history is kept."""
-        require_write(principal)
         await service.delete_schedule(core_of(request), principal, schedule_id)
 
-    @post("/{schedule_id:str}/fire-now", status_code=201, opt={"returns": FiredNow})
+    @post("/{schedule_id:str}/fire-now", status_code=201, opt={"access": WRITE, "returns": FiredNow})
     async def fire_now(self, request: Request[Any, Any, Any], principal: Principal, schedule_id: str) -> Response[bytes]:
         """Enqueue the schedule's job now; the next cron fire time is unchanged."""
-        require_write(principal)
         run = await service.fire_now(core_of(request), principal, schedule_id)
         return json_response(FiredNow(jobId=run.job_id or "", runId=run.id), 201)
 
-    @get("/{schedule_id:str}/runs", opt={"returns": ScheduleRunPage})
+    @get("/{schedule_id:str}/runs", opt={"access": READ, "returns": ScheduleRunPage})
     async def list_runs(
         self, request: Request[Any, Any, Any], principal: Principal, schedule_id: str, limit: int | None = None,
         cursor: str | None = None,
@@ -108,7 +106,6 @@ class ScheduleController(Controller):
 
 
 async def _set_enabled(request: Request[Any, Any, Any], principal: Principal, schedule_id: str, *, enabled: bool) -> Response[bytes]:
-    require_write(principal)
     core = core_of(request)
     return json_response(schedule_out(core, await service.set_enabled(core, principal, schedule_id, enabled)))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 
-from rotor_lite.api.auth import require_write
+from rotor_lite.api.auth import WRITE
 from rotor_lite.api.http import core_of, json_response, read_body
 from rotor_lite.models import Principal
 from rotor_lite.schemas import SecretCreate, SecretRotate
@@ -20,30 +20,27 @@ class SecretController(Controller):
     path = "/v1/secrets"
     tags = ["Secrets"]
 
-    @post("/", status_code=201, opt=_AUDITED_BY_SERVICE)
+    @post("/", status_code=201, opt={"access": WRITE, **_AUDITED_BY_SERVICE})
     async def create_secret(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Store `{name, value}` encrypted; 409 if the name exists. Returns the name and a hint."""
-        require_write(principal)
         spec = await read_body(request, SecretCreate)
         row = await service.create_secret(core_of(request), principal, spec.name, spec.value)
         return json_response(service.secret_out(row), 201)
 
-    @get("/")
+    @get("/", opt={"access": WRITE})
     async def list_secrets(self, request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
         """Names and hints, never values."""
         rows = await service.list_secrets(core_of(request), principal)
         return json_response({"data": [service.secret_out(row) for row in rows]})
 
-    @patch("/{name:str}", opt=_AUDITED_BY_SERVICE)
+    @patch("/{name:str}", opt={"access": WRITE, **_AUDITED_BY_SERVICE})
     async def rotate_secret(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> Response[bytes]:
         """Replace the value (`{value}`); queued jobs use it from their next dispatch."""
-        require_write(principal)
         spec = await read_body(request, SecretRotate)
         row = await service.rotate_secret(core_of(request), principal, name, spec.value)
         return json_response(service.secret_out(row))
 
-    @delete("/{name:str}", status_code=204, opt=_AUDITED_BY_SERVICE)
+    @delete("/{name:str}", status_code=204, opt={"access": WRITE, **_AUDITED_BY_SERVICE})
     async def delete_secret(self, request: Request[Any, Any, Any], principal: Principal, name: str) -> None:
         """Delete the secret."""
-        require_write(principal)
         await service.delete_secret(core_of(request), principal, name)

@@ -2,6 +2,7 @@
 
 Key: --api-key, else $ROTOR_API_KEY, else "apiKey" in ~/.rotor/config.json.
 URL: --api-url, else $ROTOR_API_URL, else "apiUrl" in the config, else http://127.0.0.1:8080.
+Workspace (a team key's): --workspace, else $ROTOR_WORKSPACE, else "workspace" in the config.
 The config directory is $ROTOR_CONFIG_DIR when set.
 """
 
@@ -34,6 +35,7 @@ __all__ = [
     "global_options",
     "load_config",
     "resolve_api_url",
+    "resolve_workspace",
     "save_config",
 ]
 
@@ -106,6 +108,11 @@ def resolve_api_url(option: str | None, config: Mapping[str, Any]) -> str:
     return option or os.environ.get("ROTOR_API_URL") or config.get("apiUrl") or DEFAULT_API_URL
 
 
+def resolve_workspace(option: str | None, config: Mapping[str, Any]) -> str | None:
+    """--workspace, else $ROTOR_WORKSPACE, else the saved workspace (the one a team key acts in)."""
+    return option or os.environ.get("ROTOR_WORKSPACE") or config.get("workspace") or None
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     """One command's resolved credentials and its output."""
@@ -113,34 +120,42 @@ class Session:
     api_key: str | None
     api_url: str
     output: Output
+    workspace: str | None = None
 
     @classmethod
-    def from_options(cls, *, api_key: str | None, api_url: str | None, json_output: bool, quiet: bool) -> Session:
+    def from_options(
+        cls, *, api_key: str | None, api_url: str | None, json_output: bool, quiet: bool, workspace: str | None = None
+    ) -> Session:
         """Resolve the global options against the environment and the saved config."""
         config = {} if api_key and api_url else load_config()
         return cls(
             api_key=resolve_api_key(api_key, config),
             api_url=resolve_api_url(api_url, config),
             output=Output(json_mode=json_output, quiet=quiet),
+            workspace=resolve_workspace(workspace, config),
         )
 
     def client(self) -> Rotor:
         """An SDK client for this session; fails clearly when no key is configured."""
         if not self.api_key:
             raise click.ClickException("No API key. Run `rotor login`, pass --api-key, or set ROTOR_API_KEY.")
-        return client_factory(self.api_key, self.api_url)
+        rotor = client_factory(self.api_key, self.api_url)
+        rotor.workspace = self.workspace or rotor.workspace
+        return rotor
 
 
 _GLOBAL_OPTIONS = (
     click.option("--api-key", metavar="KEY", help="API key (else $ROTOR_API_KEY, else the saved key)."),
     click.option("--api-url", metavar="URL", help="API base URL (else $ROTOR_API_URL, else the saved URL)."),
+    click.option("--workspace", metavar="WORKSPACE",
+                 help="With a team key: the workspace to act in, id or name (else $ROTOR_WORKSPACE, else the saved one)."),
     click.option("--json", "json_output", is_flag=True, help="Print the raw JSON response."),
     click.option("--quiet", is_flag=True, help="Print nothing but errors."),
 )
 
 
 def global_options(func: Callable[P, None]) -> Callable[P, None]:
-    """Add --api-key, --api-url, --json and --quiet (passed on as keyword arguments)."""
+    """Add --api-key, --api-url, --workspace, --json and --quiet (passed on as keyword arguments)."""
     for option in reversed(_GLOBAL_OPTIONS):
         func = option(func)
     return func
@@ -151,9 +166,12 @@ def client_command(func: Callable[Concatenate[Session, P], None]) -> Callable[..
 
     @functools.wraps(func)
     def wrapper(
-        *args: Any, api_key: str | None, api_url: str | None, json_output: bool, quiet: bool, **kwargs: Any
+        *args: Any, api_key: str | None, api_url: str | None, workspace: str | None, json_output: bool, quiet: bool,
+        **kwargs: Any,
     ) -> None:
-        session = Session.from_options(api_key=api_key, api_url=api_url, json_output=json_output, quiet=quiet)
+        session = Session.from_options(
+            api_key=api_key, api_url=api_url, json_output=json_output, quiet=quiet, workspace=workspace
+        )
         with api_errors(session.output):
             func(session, *args, **kwargs)
 

@@ -14,10 +14,11 @@ __all__ = ["login"]
 
 @click.command("login")
 @context.global_options
-def login(*, api_key: str | None, api_url: str | None, json_output: bool, quiet: bool) -> None:
+def login(*, api_key: str | None, api_url: str | None, workspace: str | None, json_output: bool, quiet: bool) -> None:
     """Save an API key (and server URL) to ~/.rotor/config.json, mode 0600.
 
     Prompts for the key when --api-key is not given, and checks it with GET /v1/status first.
+    With --workspace (a team key's), saves that workspace too.
     """
     output = Output(json_mode=json_output, quiet=quiet)
     config = context.load_config()
@@ -26,8 +27,9 @@ def login(*, api_key: str | None, api_url: str | None, json_output: bool, quiet:
         raise click.BadParameter("the API key is empty", param_hint="--api-key")
     url = context.resolve_api_url(api_url, config)
     with context.api_errors(output), context.client_factory(key, url) as rotor:
+        rotor.workspace = workspace or rotor.workspace
         status = rotor.status.get()
-    path = context.save_config({**config, "apiKey": key, "apiUrl": url})
+    path = context.save_config({**config, "apiKey": key, "apiUrl": url} | ({"workspace": workspace} if workspace else {}))
     output.emit({"saved": str(path), "apiUrl": url, "status": status}, _render_login)
 
 

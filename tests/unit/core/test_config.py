@@ -74,3 +74,32 @@ def test_forwarded_allow_ips_default_none_and_take_addresses_and_networks(tmp_pa
 def test_metrics_token_from_env() -> None:
     assert load_settings(env={}).metrics.token == ""
     assert load_settings(env={"ROTOR_METRICS_TOKEN": "scrape-me"}).metrics.token == "scrape-me"
+
+
+def test_plans_default_to_the_reference_figures_and_each_figure_can_be_overridden(tmp_path: Path) -> None:
+    from rotor_lite.services.plans import plan_limits
+
+    defaults = load_settings(env={})
+    figures = {plan: plan_limits(defaults, plan) for plan in ("free", "pro", "team", "enterprise", "self-hosted")}
+    assert [(f.requests_per_minute, f.jobs_per_month, f.retention_days) for f in figures.values()] == [
+        (60, 10_000, 7), (300, 100_000, 30), (1_000, 1_000_000, 90), (0, 0, 365), (0, 0, 7),
+    ]
+    config = tmp_path / "rotor.toml"
+    config.write_text("[limits]\nmonthly_job_quota = 50\nrate_limit_per_minute = 5\n"
+                      "[plans.pro]\njobs_per_month = 7\n[plans.self-hosted]\nretention_days = 30\n")
+    settings = load_settings(config, env={"ROTOR_PLANS_FREE_RETENTION_DAYS": "2"})
+    pro, free, own = (plan_limits(settings, plan) for plan in ("pro", "free", "self-hosted"))
+    assert (pro.requests_per_minute, pro.jobs_per_month, pro.retention_days) == (300, 7, 30)  # the rest: defaults
+    assert free.retention_days == 2 and free.jobs_per_month == 10_000
+    assert (own.requests_per_minute, own.jobs_per_month, own.retention_days) == (5, 50, 30)  # [limits] for self-hosted
+    env = load_settings(env={"ROTOR_PLANS_SELF_HOSTED_RETENTION_DAYS": "9", "ROTOR_PLANS_TEAM_REQUESTS_PER_MINUTE": "5"})
+    assert plan_limits(env, "self-hosted").retention_days == 9 and plan_limits(env, "team").requests_per_minute == 5
+
+
+@pytest.mark.parametrize("text", ["[plans.free]\nretention_days = 0\n", "[plans.pro]\njobs_per_month = -1\n",
+                                  "[plans.gold]\njobs_per_month = 1\n", "[plans.self-hosted]\njobs_per_month = 1\n"])
+def test_bad_plan_figures_are_refused(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "rotor.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError):
+        load_settings(config, env={})

@@ -139,7 +139,7 @@ def settings_rows(struct: type[msgspec.Struct], value: Any, keys: tuple[str, ...
         if isinstance(default, msgspec.Struct):
             rows += settings_rows(type(default), default, key)
         else:
-            rows.append((".".join(key), toml_value(default), "ROTOR_" + "_".join(key).upper()))
+            rows.append((".".join(key), toml_value(default), "ROTOR_" + "_".join(key).upper().replace("-", "_")))
     return rows
 
 
@@ -157,7 +157,7 @@ def config_rows() -> dict[str, str]:
     """The rows of configuration.md's tables, by the dotted key in their first cell."""
     rows = {}
     for line in without_code_blocks(CONFIG_DOC.read_text()):
-        cell = re.match(r"\| `([a-z_]+(?:\.[a-z_]+)+)` \|", line)
+        cell = re.match(r"\| `([a-z_-]+(?:\.[a-z_-]+)+)` \|", line)  # [plans.self-hosted] has a dash
         if cell:
             rows[cell.group(1)] = line
     return rows

@@ -128,7 +128,7 @@ async def drift(core: Core) -> list[counts.Drift]:
 
 async def second_workspace(env: NotifyEnv) -> Principal:
     created = await env.core.db.write(lambda conn: workspaces.create_workspace(conn, "other", env.clock.now_ms()))
-    return Principal(key_id=created.id, workspace_id=created.workspace_id, role=Role.ADMIN)
+    return Principal(key_id=created.key.id, workspace_id=created.workspace.id, role=Role.ADMIN)
 
 
 async def test_history_past_the_retention_is_pruned_and_stays_readable_until_then(tmp_path: Path) -> None:

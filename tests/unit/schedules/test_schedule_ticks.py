@@ -409,7 +409,7 @@ async def test_runs_older_than_the_retention_window_are_pruned(open_env: Opener)
         await env.scheduler.run_due()
         before = [iso(r.scheduled_for) for r in await runs(env, schedule)]
         assert before == ["2026-06-01T10:30:00Z", "2026-06-02T09:00:00Z", "2026-06-03T09:00:00Z", "2026-06-04T09:00:00Z"]
-        clock.set("2026-06-10T08:00:00+00:00")  # retention.finished_jobs is 7 days
+        clock.set("2026-06-10T08:00:00+00:00")  # the self-hosted plan keeps 7 days
         await env.scheduler.run_due()
         after = [iso(r.scheduled_for) for r in await runs(env, schedule)]
         assert after[:2] == ["2026-06-03T09:00:00Z", "2026-06-04T09:00:00Z"]
