@@ -81,6 +81,11 @@ class DispatchSettings(_Section):
     concurrency_key_ttl: Duration = "300s"
     lease: Duration = "30s"
     poll_interval: Duration = "1s"
+    max_waiting_leases: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_waiting_leases < 0:
+            raise ValueError("dispatch.max_waiting_leases must be 0 (no long polls) or more")
 
 
 class LimitSettings(_Section):

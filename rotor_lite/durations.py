@@ -25,3 +25,11 @@ def parse_duration_ms(value: object) -> int:
         if match:
             return int(float(match.group(1)) * _UNITS_MS[match.group(2)])
     raise ValueError(f"invalid duration {value!r}: use seconds or a string like '500ms', '30s', '5m', '2h', '7d'")
+
+
+def format_duration_ms(ms: int) -> str:
+    """The shortest exact spelling of a duration: 1000 → "1s", 90000 → "90s", 1500 → "1500ms"."""
+    for unit in ("d", "h", "m", "s"):
+        if ms and ms % _UNITS_MS[unit] == 0:
+            return f"{ms // _UNITS_MS[unit]}{unit}"
+    return f"{ms}ms"

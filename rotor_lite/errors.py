@@ -140,8 +140,8 @@ class QuotaExceeded(RotorError):
 class RateLimited(RotorError):
     code, status = "RATE_LIMITED", 429
 
-    def __init__(self, retry_after: int, limit: int, reset_at: int) -> None:
-        super().__init__("rate limit exceeded", {"retryAfter": retry_after, "limit": limit})
+    def __init__(self, retry_after: int, limit: int, reset_at: int, message: str = "rate limit exceeded") -> None:
+        super().__init__(message, {"retryAfter": retry_after, "limit": limit})
         self.retry_after = retry_after
         self.limit = limit
         self.reset_at = reset_at

@@ -98,8 +98,19 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         return self.team_workspaces or (self.workspace_id,)
 
 
+class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """At most `max` jobs of one key start in any `per_ms` window."""
+
+    key: str
+    max: int
+    per_ms: int
+
+
 class Queue(msgspec.Struct, kw_only=True):
-    """A queue as stored; `callback_secret` is the decrypted secret, held only in memory."""
+    """A queue as stored; `callback_secret` is the decrypted secret, held only in memory.
+
+    A queue without a `callback_url` is a pull queue: workers lease its jobs over the API.
+    """
 
     rowid: int
     workspace_id: str
@@ -116,6 +127,13 @@ class Queue(msgspec.Struct, kw_only=True):
     state: QueueState
     created_at: int
     updated_at: int
+    fairness_key: str | None = None  # serve the jobs' keys in turn: `concurrencyKey` or `payload.<path>`
+    rate_limit: RateLimit | None = None
+
+    @property
+    def group_by(self) -> str | None:
+        """What the queue's jobs are grouped by (fairness and rate limits share it), if anything."""
+        return self.fairness_key or (self.rate_limit.key if self.rate_limit else None)
 
 
 class Attempt(msgspec.Struct, kw_only=True):
@@ -155,6 +173,7 @@ class Job(msgspec.Struct, kw_only=True):
     approval_id: str | None = None
     schedule_id: str | None = None
     stalled: int = 0
+    group_key: str | None = None  # the job's value of its queue's group key (fairness, rate limits)
 
 
 class Claimed(msgspec.Struct, kw_only=True):

@@ -33,6 +33,16 @@ class DefaultJobOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     backoff: Backoff | None = None
 
 
+class Fairness(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    key: str
+
+
+class RateLimitSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    key: str
+    max: int
+    per: int | str
+
+
 class QueueCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     concurrency: int = 1
@@ -43,6 +53,8 @@ class QueueCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rotate_callback_secret: bool = False
     approval_required: bool = False
     timeout_seconds: int | None = None
+    fairness: Fairness | None = None
+    rate_limit: RateLimitSpec | None = None
 
 
 class QueueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -55,6 +67,8 @@ class QueueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     approval_required: bool | None = None
     timeout_seconds: int | None = None
     state: Literal["active", "paused"] | None = None
+    fairness: Fairness | None | msgspec.UnsetType = msgspec.UNSET
+    rate_limit: RateLimitSpec | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class DrainRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -81,6 +95,28 @@ class BatchCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     queue: str
     job_ids: list[str] | None = None
+
+
+class LeaseRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max: int = 1
+    lease_seconds: int | str = 30
+    wait_seconds: int | str = 0
+
+
+class HeartbeatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    lease_token: str
+    lease_seconds: int | str = 30
+
+
+class CompleteRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    lease_token: str
+    result: Any = None
+
+
+class FailRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    lease_token: str
+    error: str
+    retry: bool = True
 
 
 # Responses -----------------------------------------------------------------
@@ -110,6 +146,8 @@ class QueueOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     created_at: str
     updated_at: str
     counts: Counts
+    fairness: dict[str, str] | None
+    rateLimit: dict[str, Any] | None
     callback_secret: str | None = None
 
 
@@ -147,6 +185,27 @@ class JobOut(msgspec.Struct, omit_defaults=True):
     scheduleId: str | None
     duplicate: bool | None = None
     attemptLog: list[AttemptOut] | None = None
+
+
+class LeasedJobOut(msgspec.Struct, kw_only=True):
+    id: str
+    payload: msgspec.Raw
+    attempt: int
+    leaseToken: str
+    leaseExpiresAt: str
+    tags: list[str]
+
+
+class LeaseOut(msgspec.Struct, kw_only=True):
+    data: list[LeasedJobOut]
+
+
+class LeaseOutcomeOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The answer to a heartbeat (`leaseExpiresAt`) or to a completion or failure (the job's new `state`)."""
+
+    id: str
+    state: str
+    leaseExpiresAt: str | None = None
 
 
 class Page(msgspec.Struct, kw_only=True):

@@ -35,6 +35,7 @@ from rotor_lite.api.controllers.events import send_event
 from rotor_lite.api.controllers.functions import FunctionController
 from rotor_lite.api.controllers.runs import RunController
 from rotor_lite.api.controllers.signals import complete_signal
+from rotor_lite.api.controllers.workers import WorkerController
 from rotor_lite.api.controllers.workspaces import WorkspaceController
 from rotor_lite.api.errors import http_error_handler, internal_error_handler, rate_limit_headers, rotor_error_handler
 from rotor_lite.api.mcp_endpoint import McpEndpoint
@@ -49,7 +50,7 @@ ROUTES: list[ControllerRouterHandler] = [
     QueueController, JobController, DlqController, get_status, get_usage, metrics, healthz, openapi_document,
     ScheduleController, WebhookController, get_alerts, put_alerts, SecretController, list_audit,
     ApprovalController, GuardrailController, FunctionController, RunController, send_event, complete_signal,
-    AdminController, ApiKeyController, WorkspaceController,
+    AdminController, ApiKeyController, WorkspaceController, WorkerController,
 ]
 
 

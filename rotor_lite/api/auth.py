@@ -128,7 +128,7 @@ def authorize(principal: Principal, access: Access, *, workspace_named: bool) ->
         raise Forbidden("the admin routes take the operator token ([mcp] admin_token), not an API key",
                         {"role": principal.role.value})
     if principal.queue_name is not None and not access.queue_key:
-        raise Forbidden("a queue-scoped key may only enqueue jobs and read its queue's jobs and stats",
+        raise Forbidden("a queue-scoped key may only enqueue, lease and process jobs and read its queue's jobs and stats",
                         {"keyType": KeyType.QUEUE.value})
     if access.team_only and principal.key_type is not KeyType.TEAM:
         raise Forbidden("only a team key (rt_team_) may do this", {"keyType": principal.key_type.value})

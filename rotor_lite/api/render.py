@@ -7,7 +7,8 @@ from typing import Any
 import msgspec
 
 from rotor_lite.clock import iso, iso_from_ms
-from rotor_lite.models import Attempt, Job, Queue, public_state
+from rotor_lite.durations import format_duration_ms
+from rotor_lite.models import Attempt, Job, Queue, RateLimit, public_state
 from rotor_lite.schemas import AttemptOut, Counts, JobOut, QueueOut
 
 
@@ -21,8 +22,13 @@ def queue_out(queue: Queue, counts: dict[str, int], secret: str | None = None) -
         callback_url=queue.callback_url, callback_headers=queue.callback_headers,
         approval_required=queue.approval_required, timeout_seconds=queue.timeout_ms // 1000,
         state=queue.state.value, created_at=iso(queue.created_at), updated_at=iso(queue.updated_at),
-        counts=Counts(**counts), callback_secret=secret,
+        counts=Counts(**counts), fairness=None if queue.fairness_key is None else {"key": queue.fairness_key},
+        rateLimit=_rate_limit_out(queue.rate_limit), callback_secret=secret,
     )
+
+
+def _rate_limit_out(limit: RateLimit | None) -> dict[str, Any] | None:
+    return None if limit is None else {"key": limit.key, "max": limit.max, "per": format_duration_ms(limit.per_ms)}
 
 
 def job_out(job: Job, *, duplicate: bool | None = None, attempts: list[Attempt] | None = None) -> JobOut:

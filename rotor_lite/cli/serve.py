@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,11 +48,31 @@ def run_server(settings: Settings, log_level: str = "info") -> int:
     """
     data_lock = claim_data_dir(settings.data_path)
     sock = listening_socket(settings.server.host, settings.server.port)
-    app = log_requests(create_app(settings, on_ready=_announce, data_lock=data_lock))
-    server = uvicorn.Server(uvicorn_config(app, settings.server, log_level=log_level))
+    runtimes: list[Runtime] = []
+
+    def on_ready(runtime: Runtime) -> None:
+        runtimes.append(runtime)
+        _announce(runtime)
+
+    app = log_requests(create_app(settings, on_ready=on_ready, data_lock=data_lock))
+    server = _Server(uvicorn_config(app, settings.server, log_level=log_level), runtimes)
     with _exit_normally_on_signals():
         server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the runtime when its shutdown begins: it waits for the requests in flight, and
+    long-polling lease requests must answer at once rather than hold the stop up to their end."""
+
+    def __init__(self, config: uvicorn.Config, runtimes: list[Runtime]) -> None:
+        super().__init__(config)
+        self._runtimes = runtimes
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for runtime in self._runtimes:
+            runtime.stop_waiting()
+        await super().shutdown(sockets)
 
 
 @contextmanager

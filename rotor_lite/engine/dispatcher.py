@@ -24,21 +24,17 @@ from collections import Counter, deque
 from functools import partial
 from typing import Any, TypeVar
 
-import msgspec
-
-from rotor_lite.clock import iso_from_ms
-from rotor_lite.backoff import backoff_ms
 from rotor_lite.engine.delivery import Deliverer, Outcome
-from rotor_lite.models import Attempt, Claimed, JobState, Queue, QueueState, Settlement
+from rotor_lite.models import Attempt, Claimed, Queue, QueueState, Settlement
+from rotor_lite.services import leases
 from rotor_lite.services.core import Core
+from rotor_lite.services.leases import Finished
 from rotor_lite.store import jobs as job_store
 
 log = logging.getLogger("rotor_lite.dispatcher")
 
-Finished = tuple[Queue, Settlement]
 T = TypeVar("T")
 _PIPELINE = 2  # ops queued or running in the writer at once: the running one and the next
-_EVENT_OF_STATE = {JobState.COMPLETED: "job.completed", JobState.FAILED: "job.failed"}
 
 
 class _Op:
@@ -82,8 +78,6 @@ class Dispatcher:
         settings = core.settings.dispatch
         self._poll_ms = settings.ms("poll_interval")
         self._lease_grace_ms = settings.ms("lease")
-        self._key_recheck_ms = settings.ms("concurrency_key_recheck")
-        self._key_ttl_ms = settings.ms("concurrency_key_ttl")
 
     async def __aenter__(self) -> Dispatcher:
         self._loop_task = asyncio.create_task(self._run(), name="rotor-dispatcher")
@@ -211,15 +205,7 @@ class Dispatcher:
             attempt=job.attempt, at=now - outcome.duration_ms, duration_ms=outcome.duration_ms,
             status=outcome.status, outcome=outcome.outcome, error=outcome.error,
         )
-        if outcome.ok:
-            return Settlement(claimed=job, attempt=attempt, state=JobState.COMPLETED, at=now, result=outcome.result)
-        reason = outcome.error or outcome.outcome
-        if job.attempt >= job.max_attempts:
-            return Settlement(claimed=job, attempt=attempt, state=JobState.FAILED, at=now, reason=reason)
-        delay = backoff_ms(queue.backoff_type, queue.backoff_delay_ms, job.attempt)
-        retry_at = now + (outcome.retry_after_ms if outcome.retry_after_ms is not None else delay)
-        state = JobState.DELAYED if retry_at > now else JobState.WAITING
-        return Settlement(claimed=job, attempt=attempt, state=state, at=now, reason=reason, retry_at=retry_at)
+        return leases.settlement(queue, job, attempt, now, result=outcome.result, retry_after_ms=outcome.retry_after_ms)
 
     async def _settle_one_by_one(self, finished: list[Finished]) -> None:
         """After a failed op: each outcome in its own write, so one bad outcome cannot sink the others."""
@@ -241,7 +227,7 @@ class Dispatcher:
         if op.claim and (op.freed or requests != self._claims_seen):
             self._claims_seen = requests
             wants = self._free_slots(op.freed)
-            op.claimed, op.next_due = self._claim(conn, wants, now), job_store.next_delayed_at(conn)
+            op.claimed, op.next_due = self._claim(conn, wants, now), leases.next_due(self._core, conn, now)
             op.looked_ahead = True
         op.taken = Counter(job.queue_id for job in op.claimed)
         with self._lock:  # only now: an op that raised above changed no slot
@@ -265,59 +251,12 @@ class Dispatcher:
         job_store.promote_due(conn, now)
         claimed: list[Claimed] = []
         for queue, free in wants.values():
-            got = job_store.acquire_jobs(
-                conn, queue_rowid=queue.rowid, workspace_id=queue.workspace_id, limit=free, owner=self._owner,
-                lease_ms=queue.timeout_ms + self._lease_grace_ms, now=now,
-                key_recheck_ms=self._key_recheck_ms, key_ttl_ms=self._key_ttl_ms,
-            )
-            if got:
-                self._emit_if_drained(conn, queue)
-            claimed += got
+            lease_ms = queue.timeout_ms + self._lease_grace_ms
+            claimed += leases.claim_jobs(self._core, conn, queue, free, owner=self._owner, lease_ms=lease_ms, now=now)
         return claimed
 
-    def _emit_if_drained(self, conn: sqlite3.Connection, queue: Queue) -> None:
-        """`queue.drained` when this claim took the queue's last waiting job (checked only if anyone listens)."""
-        events = self._core.events
-        if events.wants(queue.workspace_id, "queue.drained") and not job_store.has_waiting(conn, queue.rowid):
-            events.emit(conn, queue.workspace_id, "queue.drained", {"queueName": queue.name})
-
     def _settle(self, conn: sqlite3.Connection, finished: list[Finished]) -> None:
-        """Apply the outcomes; observers and events run for exactly the jobs whose lease still held."""
-        queues = {id(settlement): queue for queue, settlement in finished}  # settle_jobs hands back the same objects
-        for settlement in job_store.settle_jobs(conn, [settlement for _, settlement in finished]):
-            self._after_settled(conn, queues[id(settlement)], settlement)
-
-    def _after_settled(self, conn: sqlite3.Connection, queue: Queue, s: Settlement) -> None:
-        terminal = s.state in (JobState.COMPLETED, JobState.FAILED)
-        if s.state != JobState.COMPLETED:
-            _log_failed_attempt(queue, s)
-        for observer in self._core.attempt_observers:
-            observer(conn, queue, s.claimed, s.attempt, terminal)
-        if terminal and self._core.events.wants(queue.workspace_id, _EVENT_OF_STATE[s.state]):
-            self._core.events.emit(conn, queue.workspace_id, _EVENT_OF_STATE[s.state], _event_data(queue, s))
-
-
-def _log_failed_attempt(queue: Queue, s: Settlement) -> None:
-    """One line per failed attempt: the last one says the job failed (it is in the DLQ), the others when it is retried."""
-    fields = {
-        "job_id": s.claimed.id, "queue": queue.name, "workspace": queue.workspace_id, "attempt": s.attempt.attempt,
-        "max_attempts": s.claimed.max_attempts, "outcome": s.attempt.outcome, "status": s.attempt.status,
-        "error": s.attempt.error,  # secret values the endpoint echoed are scrubbed by the deliverer
-    }
-    if s.state == JobState.FAILED:
-        log.warning("job failed, moved to the DLQ", extra=fields)
-    else:
-        log.info("job attempt failed, retry scheduled", extra={**fields, "retry_at": iso_from_ms(s.retry_at)})
-
-
-def _event_data(queue: Queue, s: Settlement) -> dict[str, Any]:
-    """The `job.completed` or `job.failed` event of a settled job (built only when someone listens)."""
-    data: dict[str, Any] = {"jobId": s.claimed.id, "queueName": queue.name}
-    if s.state == JobState.COMPLETED:
-        data.update(result=msgspec.Raw(s.result or b"null"), attempts=s.claimed.attempt, completedAt=iso_from_ms(s.at))
-    else:
-        data.update(failReason=s.reason, attempts=s.claimed.attempt, failedAt=iso_from_ms(s.at))
-    return data
+        leases.settle(self._core, conn, finished)
 
 
 async def _woken(event: asyncio.Event, wait_ms: int) -> bool:

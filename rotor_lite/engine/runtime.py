@@ -25,6 +25,7 @@ from rotor_lite.engine.workflows import RunDriver
 from rotor_lite.services import workspaces
 from rotor_lite.services.core import Core
 from rotor_lite.services.keyring import CreatedKey
+from rotor_lite.services.workers import PullBroker
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.db import Database
@@ -64,13 +65,26 @@ class Runtime:
             self.clock, allow_private=self.settings.callbacks.allow_private_networks,
             max_connections=self.settings.callbacks.max_connections, secrets=core.secret_values,
         ))
+        core.pull = await self._stack.enter_async_context(PullBroker(core))
         self.dispatcher = await self._stack.enter_async_context(Dispatcher(core, deliverer))
-        core.on_jobs_ready = self.dispatcher.wake
+        core.on_jobs_ready = self._wake_claimers
         await self._stack.enter_async_context(RunDriver(core, deliverer))
-        await self._stack.enter_async_context(Sweeper(core, self.dispatcher.wake))
+        await self._stack.enter_async_context(Sweeper(core, self._wake_claimers))
         core.on_schedules_changed = (await self._stack.enter_async_context(Scheduler(core))).wake
         self.dispatcher.wake()
         return self
+
+    def _wake_claimers(self) -> None:
+        """Jobs may have become ready: the dispatcher claims for callback queues, waiting workers for pull queues."""
+        assert self.core is not None and self.dispatcher is not None
+        self.dispatcher.wake()
+        self.core.pull.wake()
+
+    def stop_waiting(self) -> None:
+        """The server begins to stop: long-polling lease requests answer now instead of holding it up."""
+        pull = getattr(self.core, "pull", None)
+        if pull is not None:
+            pull.close()
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()

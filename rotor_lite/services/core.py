@@ -5,12 +5,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from rotor_lite.clock import Clock
 from rotor_lite.config import Settings
 from rotor_lite.crypto import Vault
 from rotor_lite.errors import QueueNotFound, QuotaExceeded
 from rotor_lite.metrics import Metrics
+from rotor_lite.services.fairness import Turns
 from rotor_lite.services.hooks import Admission, AdmitAll, AttemptObserver, EventSink, NoEvents
 from rotor_lite.services.hooks import NoSecrets, SecretSource
 from rotor_lite.services.keyring import Authenticator
@@ -20,6 +22,9 @@ from rotor_lite.models import Principal, Queue
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
 from rotor_lite.store.db import Database
+
+if TYPE_CHECKING:
+    from rotor_lite.services.workers import PullBroker
 
 
 class QueueRegistry:
@@ -91,6 +96,8 @@ class QuotaCounter:
 class Core:
     """The shared state of one server process, handed to every service function."""
 
+    pull: PullBroker  # pull workers' leases and long polls, entered by the runtime
+
     def __init__(self, settings: Settings, clock: Clock, db: Database, vault: Vault) -> None:
         self.settings = settings
         self.clock = clock
@@ -108,6 +115,7 @@ class Core:
         self.on_jobs_ready: Callable[[], None] = lambda: None
         self.on_schedules_changed: Callable[[], None] = lambda: None  # wakes the scheduler
         self.workflows = WorkflowState()
+        self.turns = Turns()  # fair claims' turns and rate windows (writer thread)
 
     def queue_for(self, principal: Principal, name: str) -> Queue:
         """The caller's queue `name`; a queue-scoped key sees only its own queue."""

@@ -24,6 +24,7 @@ from rotor_lite.models import (
     CANCELLABLE_STATES, RETRYABLE_STATES, STATE_ALIASES, Attempt, Job, JobState, Principal, Queue, public_state,
 )
 from rotor_lite.schemas import BatchCreate, JobCreate
+from rotor_lite.services import fairness
 from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.paging import decode_cursor, encode_cursor
@@ -262,7 +263,12 @@ def _admit(
 def _insert_fresh(
     core: Core, conn: sqlite3.Connection, queue: Queue, fresh_all: list[tuple[list[Job], str]]
 ) -> None:
-    job_store.insert_jobs(conn, queue.rowid, [job for fresh, _ in fresh_all for job in fresh])
+    jobs = [job for fresh, _ in fresh_all for job in fresh]
+    group_by = (core.queues.by_rowid(queue.rowid) or queue).group_by  # as of this write: an update may have regrouped
+    if group_by is not None:
+        for job in jobs:
+            job.group_key = fairness.group_key_of(group_by, job.payload, job.concurrency_key)
+    job_store.insert_jobs(conn, queue.rowid, jobs)
     per_period: dict[str, int] = {}
     for fresh, period in fresh_all:
         per_period[period] = per_period.get(period, 0) + len(fresh)

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 
 import msgspec
 
+from rotor_lite.durations import parse_duration_ms
 from rotor_lite.errors import Conflict, ValidationError
 from rotor_lite.ids import new_callback_secret
-from rotor_lite.models import COUNT_KEYS, BackoffType, JobState, Principal, Queue, QueueState
+from rotor_lite.models import COUNT_KEYS, BackoffType, JobState, Principal, Queue, QueueState, RateLimit
 from rotor_lite.netguard import check_callback_url
-from rotor_lite.schemas import QUEUE_NAME, DefaultJobOptions, QueueCreate, QueueUpdate
+from rotor_lite.schemas import QUEUE_NAME, DefaultJobOptions, Fairness, QueueCreate, QueueUpdate, RateLimitSpec
+from rotor_lite.services import fairness
 from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core
 from rotor_lite.store import counts as count_store
@@ -33,6 +35,8 @@ _RESERVED_HEADER_PREFIXES = ("proxy-", "x-rotor-")
 MAX_CONCURRENCY = 1000
 MAX_ATTEMPTS = 100
 MAX_TIMEOUT_SECONDS = 900
+MAX_RATE = 10_000  # jobs per window and group: a group's recent starts are kept in memory
+RATE_WINDOW_MS = (10, 86_400_000)
 
 
 async def create_queue(core: Core, principal: Principal, spec: QueueCreate) -> tuple[Queue, str | None]:
@@ -48,7 +52,9 @@ async def create_queue(core: Core, principal: Principal, spec: QueueCreate) -> t
         callback_url=_check_url(core, spec.callback_url), callback_headers=_check_headers(spec.callback_headers or {}),
         callback_secret=None, approval_required=spec.approval_required,
         timeout_ms=_timeout_ms(core, spec.timeout_seconds), state=QueueState.ACTIVE, created_at=now, updated_at=now,
+        fairness_key=_fairness_key(spec.fairness), rate_limit=_rate_limit(spec.rate_limit),
     )
+    _check_grouping(queue)
     await vault.require_known(core, principal.workspace_id, _callback_texts(spec.callback_url, spec.callback_headers))
     secret = new_callback_secret() if spec.callback_url or spec.rotate_callback_secret else None
     queue.callback_secret = secret
@@ -85,16 +91,39 @@ async def update_queue(core: Core, principal: Principal, name: str, spec: QueueU
         updated.timeout_ms = _timeout_ms(core, spec.timeout_seconds)
     if spec.state is not None:
         updated.state = QueueState(spec.state)
+    if spec.fairness is not msgspec.UNSET:
+        updated.fairness_key = _fairness_key(spec.fairness)
+    if spec.rate_limit is not msgspec.UNSET:
+        updated.rate_limit = _rate_limit(spec.rate_limit)
+    _check_grouping(updated)
     given_url = None if spec.callback_url is msgspec.UNSET else spec.callback_url
     await vault.require_known(core, current.workspace_id, _callback_texts(given_url, spec.callback_headers))
     secret = None
     if spec.rotate_callback_secret or (updated.callback_url and current.callback_secret is None):
         secret = updated.callback_secret = new_callback_secret()
     blob = _encrypt(core, updated.callback_secret)
-    await core.db.write(lambda conn: queue_store.update_queue(conn, updated, blob))
-    core.queues.put(updated)
+    try:
+        await core.db.write(lambda conn: _write_update(core, conn, current, updated, blob))
+    except Exception:
+        core.queues.put(current)
+        raise
     core.on_jobs_ready()
     return updated, secret
+
+
+def _write_update(core: Core, conn: sqlite3.Connection, current: Queue, updated: Queue, blob: bytes | None) -> None:
+    """Store the new settings; a new group key regroups the queue's jobs, and the registry changes in the
+    same write, so that every later write (an enqueue computing a job's group) sees the new settings."""
+    queue_store.update_queue(conn, updated, blob)
+    if (updated.group_by, updated.rate_limit) != (current.group_by, current.rate_limit):
+        core.turns.forget(updated.rowid)
+    if updated.group_by != current.group_by:
+        key = updated.group_by
+        job_store.regroup_jobs(
+            conn, updated.rowid, json_path=None if key is None else fairness.json_path(key),
+            by_concurrency_key=key == fairness.BY_CONCURRENCY_KEY,
+        )
+    core.queues.put(updated)
 
 
 async def set_queue_state(core: Core, principal: Principal, name: str, state: QueueState) -> Queue:
@@ -109,6 +138,7 @@ async def delete_queue(core: Core, principal: Principal, name: str) -> None:
     def delete(conn: sqlite3.Connection) -> None:
         queue_store.delete_queue(conn, queue.rowid)
         schedule_store.delete_queue_schedules(conn, queue.rowid)
+        core.turns.forget(queue.rowid)
 
     await core.db.write(delete)
     core.queues.remove(queue)
@@ -180,6 +210,32 @@ def _retry_policy(
     if not 0 <= delay <= 86_400_000:
         raise ValidationError("backoff.delay must be between 0 and 86400000 ms", field="defaultJobOptions.backoff.delay")
     return attempts, backoff_type, delay
+
+
+def _fairness_key(spec: Fairness | None) -> str | None:
+    return None if spec is None else fairness.check_group_key(spec.key, "fairness.key")
+
+
+def _rate_limit(spec: RateLimitSpec | None) -> RateLimit | None:
+    if spec is None:
+        return None
+    if not 1 <= spec.max <= MAX_RATE:
+        raise ValidationError(f"rateLimit.max must be between 1 and {MAX_RATE}", field="rateLimit.max")
+    try:
+        per_ms = parse_duration_ms(spec.per)
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="rateLimit.per") from exc
+    if not RATE_WINDOW_MS[0] <= per_ms <= RATE_WINDOW_MS[1]:
+        raise ValidationError("rateLimit.per must be between 10ms and 1d", field="rateLimit.per")
+    return RateLimit(key=fairness.check_group_key(spec.key, "rateLimit.key"), max=spec.max, per_ms=per_ms)
+
+
+def _check_grouping(queue: Queue) -> None:
+    """Fairness and a rate limit group a queue's jobs by one key."""
+    limit = queue.rate_limit
+    if queue.fairness_key is not None and limit is not None and limit.key != queue.fairness_key:
+        raise ValidationError("rateLimit.key must be the fairness key: both group the queue's jobs by it",
+                              field="rateLimit.key")
 
 
 def _check_concurrency(value: int) -> int:

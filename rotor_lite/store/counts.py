@@ -47,6 +47,12 @@ def move(conn: sqlite3.Connection, queue_rowid: int, source: str, target: str, n
         shift(conn, {(queue_rowid, source): -n, (queue_rowid, target): n})
 
 
+def count(conn: sqlite3.Connection, queue_rowid: int, state: str) -> int:
+    """The queue's jobs in `state`, in the caller's transaction."""
+    row = conn.execute("SELECT n FROM queue_count WHERE queue_id = ? AND state = ?", (queue_rowid, state)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def forget_queue(conn: sqlite3.Connection, queue_rowid: int) -> None:
     conn.execute("DELETE FROM queue_count WHERE queue_id = ?", (queue_rowid,))
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -23,9 +23,10 @@ from rotor_lite.store.db import Database
 _JOB_COLUMNS = (
     "rowid, id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority, attempts, max_attempts,"
     " run_at, created_at, started_at, finished_at, fail_reason, result, blocked_by, block_reason, approval_id,"
-    " schedule_id, stalled"
+    " schedule_id, stalled, group_key"
 )
 _lease_sequence = itertools.count(1)
+WORKER_LEASES = "pull-"  # how the lease owners of pull workers' claims begin
 
 
 def job_from_row(row: Sequence[Any], queue_name: str) -> Job:
@@ -35,7 +36,7 @@ def job_from_row(row: Sequence[Any], queue_name: str) -> Job:
         concurrency_key=row[7], priority=row[8], attempts=row[9], max_attempts=row[10], run_at=row[11],
         created_at=row[12], started_at=row[13], finished_at=row[14], fail_reason=row[15],
         result=None if row[16] is None else bytes(row[16]), blocked_by=row[17], block_reason=row[18],
-        approval_id=row[19], schedule_id=row[20], stalled=row[21],
+        approval_id=row[19], schedule_id=row[20], stalled=row[21], group_key=row[22],
     )
 
 
@@ -61,9 +62,9 @@ def find_existing(conn: sqlite3.Connection, queue_rowid: int, job_ids: Iterable[
 # Plain VALUES rows: SQLite 3.40's `json_each` re-parses each row's JSON per column read.
 _INSERT_COLUMNS = (
     "id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority, max_attempts, run_at, created_at,"
-    " schedule_id"
+    " schedule_id, group_key"
 )
-_PARAMS_PER_ROW = 12
+_PARAMS_PER_ROW = 13
 _STATE = attrgetter("state")
 _INSERT_TAGS = (
     "INSERT OR IGNORE INTO job_tag (queue_id, tag, job_rowid) SELECT ?1, t.value ->> 1, job.rowid"
@@ -74,7 +75,7 @@ _INSERT_TAGS = (
 @lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
     """The INSERT of `rows` jobs (sqlite3 keeps one prepared statement per text)."""
-    return f"INSERT INTO job ({_INSERT_COLUMNS}) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * rows)
+    return f"INSERT INTO job ({_INSERT_COLUMNS}) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * rows)
 
 
 def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job]) -> None:
@@ -87,7 +88,7 @@ def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job])
             params += (
                 job.id, queue_rowid, job.workspace_id, job.state, job.payload,
                 _json(job.tags) if job.tags else None, job.concurrency_key, job.priority,
-                job.max_attempts, job.run_at, job.created_at, job.schedule_id,
+                job.max_attempts, job.run_at, job.created_at, job.schedule_id, job.group_key,
             )
         conn.execute(_insert_sql(len(chunk)), params)
     tags = [(job.id, tag) for job in jobs for tag in job.tags]
@@ -164,14 +165,34 @@ _WAITING_AS_JSON = (
     " WHERE queue_id = ? AND state = 'waiting' ORDER BY priority, run_at LIMIT ?)"
 )
 _WaitingRow = tuple[int, str, str, int, int, str | None, str | None]
+_FairRow = tuple[int, str, str, int, int, str | None, str | None, str]  # a waiting row and its group key
+
+
+class Turns(Protocol):
+    """What a fair claim needs of its queue's groups: whose turn comes next, and how many jobs each may start.
+
+    The caller keeps it between claims (the store only reads and advances it).
+    """
+
+    after: str | None  # the group served last: the next claim starts with the group after it
+
+    def skipped(self) -> Sequence[str]:
+        """Groups that may start no job now (their rate is used up)."""
+
+    def allowance(self, group: str) -> int:
+        """How many jobs of `group` may start now (at least 1 for a group not skipped)."""
+
+    def took(self, group: str, count: int) -> None:
+        """`count` jobs of `group` just started."""
 
 
 def acquire_jobs(
     conn: sqlite3.Connection, *, queue_rowid: int, workspace_id: str, limit: int, owner: str,
-    lease_ms: int, now: int, key_recheck_ms: int, key_ttl_ms: int,
+    lease_ms: int, now: int, key_recheck_ms: int, key_ttl_ms: int, turns: Turns | None = None,
 ) -> list[Claimed]:
     """Lease up to `limit` waiting jobs of a queue: waiting → active.
 
+    In priority order; with `turns` (a queue with a group key), one job per group in turn (see `_fair_rows`).
     The jobs of one claim share its lease token (unique per claim); an outcome matches token and rowid.
     A job whose concurrency key is held by another live job goes waiting → delayed
     (re-checked after `key_recheck_ms`) without using an attempt.
@@ -181,7 +202,8 @@ def acquire_jobs(
     delayed = 0
     while len(claimed) < limit:
         wanted = limit - len(claimed)
-        rows = _waiting_rows(conn, queue_rowid, wanted)
+        fair = None if turns is None else _fair_rows(conn, queue_rowid, wanted, turns)
+        rows: Sequence[_WaitingRow | _FairRow] = _waiting_rows(conn, queue_rowid, wanted) if fair is None else fair
         ready = [row for row in rows if row[5] is None or _key_taken(conn, workspace_id, row, now, key_recheck_ms, key_ttl_ms)]
         delayed += len(rows) - len(ready)
         if ready:
@@ -191,8 +213,12 @@ def acquire_jobs(
                 (now, token, now + lease_ms, _json(row[0] for row in ready)),
             )
         claimed += [_claimed(row, queue_rowid, token) for row in ready]
-        if len(rows) < wanted:
-            break  # the queue has no more waiting jobs
+        if turns is not None and fair:
+            _took_turns(turns, fair, {row[0] for row in ready})
+        # A plain claim that got fewer rows than it asked for emptied the queue; a fair one may have taken
+        # fewer from some groups than it offered others, so it asks again until a round finds nothing.
+        if not rows or (fair is None and len(rows) < wanted):
+            break
     counts.shift(conn, {
         (queue_rowid, JobState.WAITING): -len(claimed) - delayed, (queue_rowid, JobState.ACTIVE): len(claimed),
         (queue_rowid, JobState.DELAYED): delayed,
@@ -205,8 +231,97 @@ def _waiting_rows(conn: sqlite3.Connection, queue_rowid: int, limit: int) -> lis
     return msgspec.json.decode(text, type=list[_WaitingRow])
 
 
-def _claimed(row: _WaitingRow, queue_rowid: int, token: str) -> Claimed:
-    rowid, job_id, payload, attempts, max_attempts, key, schedule_id = row
+# Fair claims ----------------------------------------------------------------------------------------
+#
+# `job_fair` orders a queue's waiting jobs by (group key, priority, run_at), so the first entry after a
+# group key is the next group's first job: one seek finds both. A walk makes those seeks in one recursive
+# statement, starting after the group served last and wrapping around to the first, and so visits the
+# groups in turn without ever reading more than one row of a group, however long its backlog.
+_FAIR_COLUMNS = (
+    "json_array(j.rowid, j.id, hex(j.payload), j.attempts, j.max_attempts, j.concurrency_key, j.schedule_id,"
+    " j.group_key)"
+)
+_NEXT_HEAD = (
+    "SELECT rowid FROM job WHERE queue_id = ?1 AND state = 'waiting' AND group_key {} {}"
+    " ORDER BY group_key, priority, run_at LIMIT 1"
+)
+_HEADS = (
+    f"SELECT json_group_array({_FAIR_COLUMNS}) FROM (SELECT j.* FROM json_each(?2) AS k CROSS JOIN job AS j ON j.rowid IN"
+    " (SELECT rowid FROM job WHERE queue_id = ?1 AND state = 'waiting' AND group_key = k.value"
+    " ORDER BY priority, run_at LIMIT ?3) ORDER BY k.key, j.priority, j.run_at) AS j"
+)
+
+
+@lru_cache(maxsize=4)
+def _walk_sql(from_start: bool, skipping: bool) -> str:
+    """The first jobs of up to ?3 groups, walking from the group after ?2 (`from_start`: at or after ?2)
+    and leaving out the ?5 groups of the JSON array ?4 (walked over, never returned)."""
+    first = _NEXT_HEAD.format(">=" if from_start else ">", "?2")
+    step = _NEXT_HEAD.format(">", "(SELECT group_key FROM job WHERE rowid = walk.rid)")
+    skip = " WHERE j.group_key NOT IN (SELECT value FROM json_each(?4))" if skipping else ""
+    return (
+        f"WITH RECURSIVE walk(rid) AS (SELECT ({first}) UNION ALL SELECT ({step}) FROM walk"
+        f" WHERE walk.rid IS NOT NULL LIMIT ?3 + ?5) SELECT json_group_array({_FAIR_COLUMNS})"
+        f" FROM (SELECT j.* FROM walk CROSS JOIN job AS j ON j.rowid = walk.rid{skip} LIMIT ?3) AS j"
+    )
+
+
+def _fair_rows(conn: sqlite3.Connection, queue_rowid: int, limit: int, turns: Turns) -> list[_FairRow]:
+    """Up to `limit` waiting jobs, one per group in turn after `turns.after`, each group's first.
+
+    When fewer groups than `limit` have waiting jobs, each gives an equal share of the jobs, and every
+    group gives no more than its allowance.
+    """
+    skipped = list(turns.skipped())
+    heads = _walk(conn, queue_rowid, turns.after, limit, skipped)
+    if len(heads) < limit and turns.after is not None:  # every group after the last served: wrap around
+        after = turns.after
+        heads += [row for row in _walk(conn, queue_rowid, None, limit - len(heads), skipped) if row[7] <= after]
+    if len(heads) in (0, limit):
+        return heads
+    share = -(-limit // len(heads))
+    rows = msgspec.json.decode(
+        conn.execute(_HEADS, (queue_rowid, _json(row[7] for row in heads), share)).fetchone()[0], type=list[_FairRow]
+    )
+    return _within_allowance(_in_turn(rows), turns, limit)
+
+
+def _walk(conn: sqlite3.Connection, queue_rowid: int, after: str | None, limit: int, skipped: list[str]) -> list[_FairRow]:
+    sql = _walk_sql(after is None, bool(skipped))
+    params = (queue_rowid, "" if after is None else after, limit, _json(skipped), len(skipped))
+    return msgspec.json.decode(conn.execute(sql, params).fetchone()[0], type=list[_FairRow])
+
+
+def _in_turn(rows: list[_FairRow]) -> list[_FairRow]:
+    """Rows grouped by group (in walk order) → the first of each group, then the second of each, …"""
+    groups: dict[str, list[_FairRow]] = {}
+    for row in rows:
+        groups.setdefault(row[7], []).append(row)
+    return [row for round_ in itertools.zip_longest(*groups.values()) for row in round_ if row is not None]
+
+
+def _within_allowance(rows: list[_FairRow], turns: Turns, limit: int) -> list[_FairRow]:
+    left: dict[str, int] = {}
+    kept: list[_FairRow] = []
+    for row in rows:
+        group = row[7]
+        if group not in left:
+            left[group] = turns.allowance(group)
+        if left[group] > 0 and len(kept) < limit:
+            left[group] -= 1
+            kept.append(row)
+    return kept
+
+
+def _took_turns(turns: Turns, rows: list[_FairRow], started: set[int]) -> None:
+    """Count the jobs each group started; the turn moves to the last group this round visited."""
+    for group, count in Counter(row[7] for row in rows if row[0] in started).items():
+        turns.took(group, count)
+    turns.after = list(dict.fromkeys(row[7] for row in rows))[-1]  # rows keep the walk's order of groups
+
+
+def _claimed(row: _WaitingRow | _FairRow, queue_rowid: int, token: str) -> Claimed:
+    rowid, job_id, payload, attempts, max_attempts, key, schedule_id = row[:7]
     return Claimed(
         rowid=rowid, id=job_id, queue_id=queue_rowid, payload=bytes.fromhex(payload), attempt=attempts + 1,
         max_attempts=max_attempts, lease_token=token, concurrency_key=key, schedule_id=schedule_id,
@@ -214,7 +329,7 @@ def _claimed(row: _WaitingRow, queue_rowid: int, token: str) -> Claimed:
 
 
 def _key_taken(
-    conn: sqlite3.Connection, workspace_id: str, row: _WaitingRow, now: int, recheck_ms: int, ttl_ms: int
+    conn: sqlite3.Connection, workspace_id: str, row: _WaitingRow | _FairRow, now: int, recheck_ms: int, ttl_ms: int
 ) -> bool:
     """Take the job's concurrency key, or put the job back to delayed until `recheck_ms` from now."""
     rowid, key = row[0], row[5]
@@ -321,14 +436,89 @@ def _count_requeued(conn: sqlite3.Connection, queue_ids: Iterable[int]) -> None:
 
 
 def requeue_orphans(conn: sqlite3.Connection) -> int:
-    """At start every active job belongs to a process that is gone: put them all back."""
+    """At start every active job the dispatcher leased belongs to a process that is gone: put them all back.
+
+    A job a worker leased (its lease owner starts with WORKER_LEASES) is held by a process that may well
+    have outlived the server: its lease runs out as usual, and the worker may still complete it.
+    """
     rows = conn.execute(
         "UPDATE job SET state = 'waiting', stalled = stalled + 1, lease_owner = NULL, lease_expires_at = NULL"
-        " WHERE state = 'active' RETURNING queue_id"
+        " WHERE state = 'active' AND lease_owner NOT LIKE ? RETURNING rowid, queue_id", (WORKER_LEASES + "%",),
     ).fetchall()
-    conn.execute("DELETE FROM concurrency_lock")
-    _count_requeued(conn, [queue_id for (queue_id,) in rows])
+    conn.execute("DELETE FROM concurrency_lock WHERE job_rowid NOT IN (SELECT rowid FROM job WHERE state = 'active')")
+    _count_requeued(conn, [queue_id for _, queue_id in rows])
     return len(rows)
+
+
+# Leases held by workers (pull queues) -------------------------------------------------------------
+
+
+class Held(msgspec.Struct, frozen=True, kw_only=True):
+    """A lease that still holds its job: `index` is its place in the caller's list."""
+
+    index: int
+    claimed: Claimed
+    started_at: int
+
+
+_HELD_LEASES = (
+    "SELECT json_group_array(json_array(l.key, job.rowid, job.id, job.queue_id, job.attempts, job.max_attempts,"
+    " job.concurrency_key, job.schedule_id, job.started_at)) FROM json_each(?1) AS l CROSS JOIN job"
+    " ON job.queue_id = l.value ->> 0 AND job.id = l.value ->> 1"
+    " WHERE job.state = 'active' AND job.lease_owner = l.value ->> 2 AND job.lease_expires_at > ?2"
+)
+_HeldRow = tuple[int, int, str, int, int, int, str | None, str | None, int]
+
+
+def held_leases(conn: sqlite3.Connection, leases: Sequence[tuple[int, str, str]], now: int) -> list[Held]:
+    """Those of the (queue rowid, job id, lease token) that hold their active job at `now`: a wrong token,
+    another claim's token or a lease that ran out holds nothing."""
+    found = _json_rows(conn, _HELD_LEASES, (_json(leases), now), list[_HeldRow])
+    return [
+        Held(index=index, started_at=started_at, claimed=Claimed(
+            rowid=rowid, id=job_id, queue_id=queue_id, payload=b"", attempt=attempts + 1, max_attempts=max_attempts,
+            lease_token=leases[index][2], concurrency_key=key, schedule_id=schedule_id,
+        ))
+        for index, rowid, job_id, queue_id, attempts, max_attempts, key, schedule_id, started_at in found
+    ]
+
+
+def tags_of(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, list[str]]:
+    """The tags of the jobs that have any, by rowid."""
+    rows = conn.execute(
+        "SELECT job.rowid, job.tags FROM json_each(?) AS r CROSS JOIN job ON job.rowid = r.value WHERE job.tags IS NOT NULL",
+        (_json(rowids),),
+    ).fetchall()
+    return {rowid: msgspec.json.decode(tags) for rowid, tags in rows}
+
+
+def extend_leases(conn: sqlite3.Connection, expiries: Sequence[tuple[int, int]]) -> None:
+    """Set the lease expiry of each (job rowid, expires at); the caller checked that the leases hold."""
+    conn.execute(
+        "UPDATE job SET lease_expires_at = e.value ->> 1 FROM json_each(?) AS e WHERE job.rowid = e.value ->> 0",
+        (_json(expiries),),
+    )
+
+
+# Group keys (fair queueing, rate limits) -----------------------------------------------------------
+
+# The SQL twin of services.fairness.group_key_of: a string as is (its first 256 characters), an integer
+# in decimal, anything else (or nothing) the empty key.
+_GROUP_OF_PAYLOAD = (
+    "CASE json_type(CAST(payload AS TEXT), ?2) WHEN 'text' THEN substr(json_extract(CAST(payload AS TEXT), ?2), 1, 256)"
+    " WHEN 'integer' THEN CAST(json_extract(CAST(payload AS TEXT), ?2) AS TEXT) ELSE '' END"
+)
+
+
+def regroup_jobs(conn: sqlite3.Connection, queue_rowid: int, *, json_path: str | None, by_concurrency_key: bool) -> None:
+    """Recompute the group key of every job of the queue after its grouping changed: from the payload at
+    `json_path`, from the concurrency key, or none (neither). One statement, over the queue's jobs."""
+    if by_concurrency_key:
+        conn.execute("UPDATE job SET group_key = coalesce(concurrency_key, '') WHERE queue_id = ?1", (queue_rowid,))
+    elif json_path is not None:
+        conn.execute(f"UPDATE job SET group_key = {_GROUP_OF_PAYLOAD} WHERE queue_id = ?1", (queue_rowid, json_path))
+    else:
+        conn.execute("UPDATE job SET group_key = NULL WHERE queue_id = ?1 AND group_key IS NOT NULL", (queue_rowid,))
 
 
 # Manual state changes -------------------------------------------------------------

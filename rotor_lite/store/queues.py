@@ -7,12 +7,13 @@ from typing import Any
 
 import msgspec
 
-from rotor_lite.models import BackoffType, Queue, QueueState
+from rotor_lite.models import BackoffType, Queue, QueueState, RateLimit
 from rotor_lite.store import counts
 
 _COLUMNS = (
     "rowid, workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms, callback_url,"
-    " callback_headers, callback_secret, approval_required, timeout_ms, state, created_at, updated_at"
+    " callback_headers, callback_secret, approval_required, timeout_ms, state, created_at, updated_at,"
+    " fairness_key, rate_limit_key, rate_limit_max, rate_limit_per_ms"
 )
 
 
@@ -29,7 +30,8 @@ def _from_row(row: Any) -> QueueRow:
         backoff_type=BackoffType(row[5]), backoff_delay_ms=row[6], callback_url=row[7],
         callback_headers=msgspec.json.decode(row[8]), callback_secret=None,
         approval_required=bool(row[10]), timeout_ms=row[11], state=QueueState(row[12]),
-        created_at=row[13], updated_at=row[14],
+        created_at=row[13], updated_at=row[14], fairness_key=row[15],
+        rate_limit=None if row[16] is None else RateLimit(key=row[16], max=row[17], per_ms=row[18]),
     )
     return QueueRow(queue=queue, secret_blob=None if row[9] is None else bytes(row[9]))
 
@@ -37,13 +39,14 @@ def _from_row(row: Any) -> QueueRow:
 def insert_queue(conn: sqlite3.Connection, queue: Queue, secret_blob: bytes | None) -> int:
     cursor = conn.execute(
         "INSERT INTO queue (workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms,"
-        " callback_url, callback_headers, callback_secret, approval_required, timeout_ms, state, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " callback_url, callback_headers, callback_secret, approval_required, timeout_ms, state, created_at, updated_at,"
+        " fairness_key, rate_limit_key, rate_limit_max, rate_limit_per_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             queue.workspace_id, queue.name, queue.concurrency, queue.max_attempts, queue.backoff_type,
             queue.backoff_delay_ms, queue.callback_url, msgspec.json.encode(queue.callback_headers).decode(),
             secret_blob, int(queue.approval_required), queue.timeout_ms, queue.state, queue.created_at,
-            queue.updated_at,
+            queue.updated_at, *_grouping(queue),
         ),
     )
     return int(cursor.lastrowid or 0)
@@ -53,13 +56,20 @@ def update_queue(conn: sqlite3.Connection, queue: Queue, secret_blob: bytes | No
     conn.execute(
         "UPDATE queue SET concurrency = ?, max_attempts = ?, backoff_type = ?, backoff_delay_ms = ?,"
         " callback_url = ?, callback_headers = ?, callback_secret = ?, approval_required = ?, timeout_ms = ?,"
-        " state = ?, updated_at = ? WHERE rowid = ?",
+        " state = ?, updated_at = ?, fairness_key = ?, rate_limit_key = ?, rate_limit_max = ?, rate_limit_per_ms = ?"
+        " WHERE rowid = ?",
         (
             queue.concurrency, queue.max_attempts, queue.backoff_type, queue.backoff_delay_ms, queue.callback_url,
             msgspec.json.encode(queue.callback_headers).decode(), secret_blob, int(queue.approval_required),
-            queue.timeout_ms, queue.state, queue.updated_at, queue.rowid,
+            queue.timeout_ms, queue.state, queue.updated_at, *_grouping(queue), queue.rowid,
         ),
     )
+
+
+def _grouping(queue: Queue) -> tuple[str | None, str | None, int | None, int | None]:
+    """The fairness and rate-limit columns of a queue."""
+    limit = queue.rate_limit
+    return queue.fairness_key, *((limit.key, limit.max, limit.per_ms) if limit else (None, None, None))
 
 
 def delete_queue(conn: sqlite3.Connection, queue_rowid: int) -> None:
