@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Metric, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -35,6 +35,10 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.stalled = Counter("rotor_jobs_stalled", "Jobs whose lease expired", registry=self.registry)
+        self.waiting_leases = Gauge(
+            "rotor_waiting_leases", "Lease requests of pull workers waiting for jobs (long polls)", ["workspace", "queue"],
+            registry=self.registry,
+        )
         self.pruned = Counter(
             "rotor_pruned_rows", "Rows deleted by retention, by kind (jobs, job_attempts, runs, audit_events…)",
             ["kind"], registry=self.registry,
@@ -56,7 +60,7 @@ class Metrics:
 
     def forget_queue(self, workspace_id: str, queue: str) -> None:
         """Drop the series of a deleted queue."""
-        for metric in (self.enqueued, self.deliveries, self.delivery_seconds):
+        for metric in (self.enqueued, self.deliveries, self.delivery_seconds, self.waiting_leases):
             metric.remove_by_labels({"workspace": workspace_id, "queue": queue})
 
     def render(self, job_counts: Mapping[QueueKey, Mapping[str, int]], workspace_id: str | None = None) -> bytes:

@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "template": ("rotor_lite.cli.templates:template", "Scaffold a runnable starter project (workflows or callbacks) from a template."),
     "usage": ("rotor_lite.cli.client.status:usage", "Show this period's accepted jobs, in total and per queue."),
     "webhooks": ("rotor_lite.cli.client.webhooks:webhooks", "Create, inspect, test and delete webhook endpoints."),
+    "worker": ("rotor_lite.cli.worker:worker",
+               "Process the jobs of a pull queue in this process with your own function (RotorWorker)."),
     "workflows": ("rotor_lite.cli.workflows_app:workflows",
                   "Serve durable workflow functions from your own code (manage runs with `rotor runs ...`)."),
     "workspaces": ("rotor_lite.cli.client.workspaces:workspaces",

@@ -1,5 +1,5 @@
 """Python SDK for rotor-lite: `Rotor` / `AsyncRotor` clients, typed errors, callback signature helpers,
-and durable workflows (`create_function`, `serve_workflow`).
+durable workflows (`create_function`, `serve_workflow`), and `RotorWorker` for pull queues.
 
 It imports nothing from the server side of rotor_lite, only the standard library, httpx, msgspec and
 standardwebhooks (webhook verification).
@@ -35,6 +35,7 @@ from rotor_lite.sdk.errors import (
 )
 from rotor_lite.sdk.signing import parse_idempotency_key, sign_rotor_payload, verify_rotor_signature
 from rotor_lite.sdk.webhooks import Webhook
+from rotor_lite.sdk.worker import RotorWorker
 from rotor_lite.sdk.workflows import create_function, serve_workflow
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "RotorSignatureError",
     "RotorUnauthorized",
     "RotorValidationError",
+    "RotorWorker",
     "SignalTimeoutError",
     "StepError",
     "WorkflowCancelledError",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from rotor_lite.sdk._request import APIRequest, compact, duration, path, timestamp
 
@@ -18,6 +18,7 @@ R = TypeVar("R")
 
 Duration = int | str | timedelta
 Timestamp = datetime | str
+Grouping = Mapping[str, Any] | Literal[False]  # False removes the setting (`update`)
 
 # job fields the SDK takes in snake_case but the API documents in camelCase
 _JOB_FIELD_NAMES = {
@@ -47,8 +48,15 @@ class Queues(_Resource[R]):
         approval_required: bool | None = None,
         timeout_seconds: int | None = None,
         default_job_options: Mapping[str, Any] | None = None,
+        fairness: Grouping | None = None,
+        rate_limit: Grouping | None = None,
     ) -> R:
-        """Create a queue; the response carries `callback_secret` once when one was minted."""
+        """Create a queue; the response carries `callback_secret` once when one was minted.
+
+        Without `callback_url` it is a pull queue, processed by `RotorWorker`s. `fairness={"key":
+        "payload.tenantId"}` serves the jobs of each key in turn; `rate_limit={"key": ..., "max": 10,
+        "per": "1s"}` starts at most `max` jobs of one key per `per`.
+        """
         body = {"name": name} | _queue_fields(
             concurrency=concurrency,
             retry_attempts=retry_attempts,
@@ -58,6 +66,8 @@ class Queues(_Resource[R]):
             approval_required=approval_required,
             timeout_seconds=timeout_seconds,
             default_job_options=default_job_options,
+            fairness=fairness,
+            rate_limit=rate_limit,
         )
         return self._send(APIRequest("POST", "/v1/queues", json=body))
 
@@ -82,8 +92,11 @@ class Queues(_Resource[R]):
         timeout_seconds: int | None = None,
         default_job_options: Mapping[str, Any] | None = None,
         state: str | None = None,
+        fairness: Grouping | None = None,
+        rate_limit: Grouping | None = None,
     ) -> R:
-        """Change the given settings (None leaves a setting as it is); `state` is "active" or "paused"."""
+        """Change the given settings (None leaves a setting as it is); `state` is "active" or "paused";
+        `fairness=False` and `rate_limit=False` remove those settings."""
         body = _queue_fields(
             concurrency=concurrency,
             retry_attempts=retry_attempts,
@@ -93,6 +106,8 @@ class Queues(_Resource[R]):
             approval_required=approval_required,
             timeout_seconds=timeout_seconds,
             default_job_options=default_job_options,
+            fairness=fairness,
+            rate_limit=rate_limit,
         ) | compact({"state": state})
         return self._send(APIRequest("PATCH", path("/v1/queues/{}", name), json=body))
 
@@ -194,6 +209,27 @@ class Jobs(_Resource[R]):
         """Move every failed job of the queue back to waiting: `{"retried": n}`."""
         return self._send(APIRequest("POST", path("/v1/queues/{}/retry-all", queue)))
 
+    def lease(self, queue: str, *, max: int = 1, lease_seconds: Duration = 30, wait_seconds: Duration = 0) -> R:
+        """Lease up to `max` waiting jobs of a pull queue, waiting up to `wait_seconds` (≤ 30) for the first:
+        `{"data": [{id, payload, attempt, leaseToken, leaseExpiresAt, tags}]}` (see `RotorWorker`)."""
+        body = {"max": max, "leaseSeconds": duration(lease_seconds), "waitSeconds": duration(wait_seconds)}
+        return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/lease", queue), json=body))
+
+    def heartbeat(self, queue: str, job_id: str, lease_token: str, *, lease_seconds: Duration = 30) -> R:
+        """Extend a lease to `lease_seconds` from now; a lease that no longer holds the job is a RotorConflict."""
+        body = {"leaseToken": lease_token, "leaseSeconds": duration(lease_seconds)}
+        return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/{}/heartbeat", queue, job_id), json=body))
+
+    def complete(self, queue: str, job_id: str, lease_token: str, result: Any = None) -> R:
+        """Complete a leased job with `result`: `{"id", "state": "completed"}`."""
+        body = {"leaseToken": lease_token, "result": result}
+        return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/{}/complete", queue, job_id), json=body))
+
+    def fail(self, queue: str, job_id: str, lease_token: str, error: str, *, retry: bool = True) -> R:
+        """Fail a leased job's attempt: retried after the queue's backoff (unless `retry=False`), else dead-lettered."""
+        body = {"leaseToken": lease_token, "error": error, "retry": retry}
+        return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/{}/fail", queue, job_id), json=body))
+
     def dlq(self, *, queue: str | None = None, limit: int | None = None, cursor: str | None = None) -> R:
         """One page of failed jobs (the dead-letter queue), optionally of one queue."""
         params = compact({"queue": queue, "limit": limit, "cursor": cursor})
@@ -231,8 +267,12 @@ def _queue_fields(
     approval_required: bool | None,
     timeout_seconds: int | None,
     default_job_options: Mapping[str, Any] | None,
+    fairness: Grouping | None,
+    rate_limit: Grouping | None,
 ) -> dict[str, Any]:
-    return compact(
+    grouping = {name: None if value is False else dict(value)
+                for name, value in (("fairness", fairness), ("rateLimit", rate_limit)) if value is not None}
+    return grouping | compact(
         {
             "concurrency": concurrency,
             "retry_attempts": retry_attempts,

@@ -230,7 +230,8 @@ class PullBroker:
         self._max_waiting = core.settings.dispatch.max_waiting_leases
         self._poll_ms = core.settings.dispatch.ms("poll_interval")
         self._next_due: int | None = None
-        self._tick = asyncio.Event()
+        self._tick = asyncio.Event()  # set (from the writer thread) when an earlier due time came in
+        self._wake_timer: Callable[[], None] = lambda: None
         self._timer: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -300,6 +301,7 @@ class PullBroker:
         waiter = _Waiter()
         self._lines.setdefault(queue.rowid, deque()).append(waiter)
         self._waiting += 1
+        self._core.metrics.waiting_leases.labels(queue.workspace_id, queue.name).inc()
         return waiter
 
     def _leave(self, queue: Queue, waiter: _Waiter, *, took_all: bool) -> None:
@@ -307,12 +309,19 @@ class PullBroker:
         line = self._lines[queue.rowid]
         line.remove(waiter)
         self._waiting -= 1
+        self._core.metrics.waiting_leases.labels(queue.workspace_id, queue.name).dec()
         if not line:
             del self._lines[queue.rowid]
         elif took_all or waiter.woken.is_set():
             line[0].woken.set()
 
     async def _run_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def wake_timer() -> None:
+            loop.call_soon_threadsafe(self._tick.set)
+
+        self._wake_timer = wake_timer
         while True:
             wait_ms = self._poll_ms
             if self._next_due is not None:
@@ -320,16 +329,19 @@ class PullBroker:
             try:
                 async with asyncio.timeout(wait_ms / 1000):
                     await self._tick.wait()
+                self._tick.clear()
+                continue  # an earlier due time came in: sleep again until it
             except TimeoutError:
                 pass
-            self._tick.clear()
-            self._next_due = None
+            if self._next_due is not None and self._next_due <= self._core.clock.now_ms():
+                self._next_due = None
             self.wake()
 
     def _due(self, at: int | None) -> None:
         """Called in the writer thread after a claim: the next time a job may become ready without a wake."""
         if at is not None and (self._next_due is None or at < self._next_due):
             self._next_due = at
+            self._wake_timer()
 
     # Writer thread ------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ QueueMaker = Callable[..., str]
 STATS_KEYS = {"waiting", "active", "completed", "failed", "delayed", "pending_approval", "blocked", "cancelled"}
 QUEUE_KEYS = {
     "name", "concurrency", "retry_attempts", "defaultJobOptions", "callback_url", "callback_headers",
-    "approval_required", "timeout_seconds", "state", "created_at", "updated_at", "counts",
+    "approval_required", "timeout_seconds", "state", "created_at", "updated_at", "counts", "fairness", "rateLimit",
 }
 JOB_KEYS = {
     "id", "queue", "state", "payload", "tags", "concurrencyKey", "priority", "attempts", "maxAttempts", "runAt",

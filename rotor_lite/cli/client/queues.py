@@ -33,6 +33,30 @@ def _parse_headers(ctx: click.Context, param: click.Parameter, values: tuple[str
     return headers or None
 
 
+def _parse_rate(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    count, separator, per = value.partition("/")
+    if not separator or not count.strip().isdigit() or not per.strip():
+        raise click.BadParameter(f"expected MAX/PER like 10/1s, got {value!r}", ctx=ctx, param=param)
+    return int(count), per.strip()
+
+
+def _grouping(settings: dict[str, Any], current_key: Callable[[], str | None]) -> dict[str, Any]:
+    """The `fairness` and `rate_limit` arguments of the SDK call, from the grouping options (taken out of `settings`)."""
+    key, rate, rate_key = (settings.pop(name, None) for name in ("fairness_key", "rate_limit", "rate_limit_key"))
+    grouping: dict[str, Any] = {
+        "fairness": False if settings.pop("no_fairness", None) else {"key": key} if key else None,
+        "rate_limit": False if settings.pop("no_rate_limit", None) else None,
+    }
+    if rate is not None:
+        rate_key = rate_key or key or current_key()
+        if not rate_key:
+            raise click.UsageError("--rate-limit needs a key: --rate-limit-key, or --fairness-key")
+        grouping["rate_limit"] = {"key": rate_key, "max": rate[0], "per": rate[1]}
+    return grouping
+
+
 def queue_settings(*, on_create: bool) -> Callable[[F], F]:
     """The settings options of `create` and `update`; only `create` names the defaults (on update, unset is unchanged)."""
 
@@ -71,6 +95,15 @@ def queue_settings(*, on_create: bool) -> Callable[[F], F]:
             help=f"Hold every new job for human approval{default('no')}.",
         ),
         click.option("--timeout-seconds", type=click.IntRange(min=1), help=f"Callback deadline, seconds{default('30')}."),
+        click.option("--fairness-key", metavar="KEY",
+                     help="Serve the jobs of each key in turn: concurrencyKey, or payload.<path> (e.g. payload.tenantId)."),
+        click.option("--rate-limit", metavar="MAX/PER", callback=_parse_rate,
+                     help="Start at most MAX jobs of one key per PER, e.g. 10/1s (keyed by --rate-limit-key, else the fairness key)."),
+        click.option("--rate-limit-key", metavar="KEY", help="The key --rate-limit counts by (default: the fairness key)."),
+        *(() if on_create else (
+            click.option("--no-fairness", is_flag=True, default=None, help="Stop serving keys in turn."),
+            click.option("--no-rate-limit", is_flag=True, default=None, help="Remove the per-key rate limit."),
+        )),
     )
 
     def add(func: F) -> F:
@@ -91,8 +124,10 @@ def create_queue(
     """Create queue NAME."""
     given = {"type": backoff_type, "delay": backoff_delay}
     backoff = {key: value for key, value in given.items() if value is not None}  # the server fills in the rest
+    grouping = _grouping(settings, lambda: None)
     with session.client() as rotor:
-        queue = rotor.queues.create(name, default_job_options={"backoff": backoff} if backoff else None, **settings)
+        queue = rotor.queues.create(name, default_job_options={"backoff": backoff} if backoff else None,
+                                    **grouping, **settings)
     session.output.emit(queue, _render_saved("Created"))
 
 
@@ -127,13 +162,14 @@ def update_queue(
     if backoff_type is None and backoff_delay is None and all(value is None for value in settings.values()):
         raise click.UsageError("Nothing to update: pass at least one option.")
     with session.client() as rotor:
+        grouping = _grouping(settings, lambda: (rotor.queues.get(name).get("fairness") or {}).get("key"))
         options = None
         if backoff_type is not None or backoff_delay is not None:
             # The API sets type and delay together: the half not given keeps its current value.
             current = rotor.queues.get(name)["defaultJobOptions"]["backoff"]
             options = {"backoff": {"type": backoff_type or current["type"],
                                    "delay": current["delay"] if backoff_delay is None else backoff_delay}}
-        queue = rotor.queues.update(name, default_job_options=options, **settings)
+        queue = rotor.queues.update(name, default_job_options=options, **grouping, **settings)
     session.output.emit(queue, _render_saved("Updated"))
 
 
@@ -230,6 +266,8 @@ def render_queue(output: Output, queue: dict[str, Any]) -> None:
             ("Callback headers", _headers(queue.get("callback_headers"))),
             ("Approval required", queue.get("approval_required")),
             ("Timeout (s)", queue.get("timeout_seconds")),
+            ("Fair by", (queue.get("fairness") or {}).get("key")),
+            ("Rate limit", _rate(queue.get("rateLimit"))),
             ("Created", queue.get("created_at")),
             ("Updated", queue.get("updated_at")),
         ]
@@ -237,6 +275,10 @@ def render_queue(output: Output, queue: dict[str, Any]) -> None:
     if isinstance(queue.get("counts"), dict):
         output.line()
         render_counts(output, queue["counts"])
+
+
+def _rate(limit: dict[str, Any] | None) -> str | None:
+    return None if not limit else f"{limit.get('max')} per {limit.get('per')} by {limit.get('key')}"
 
 
 def render_counts(output: Output, counts: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ EXPECTED = {
     "WorkflowCancelledError",
     "SignalTimeoutError",
     "NonRetriableError",
+    "RotorWorker",
 }
 
 
@@ -44,7 +45,7 @@ def test_all_lists_exactly_the_public_names() -> None:
 
 
 def test_api_errors_share_the_root() -> None:
-    for name in EXPECTED - {"Rotor", "AsyncRotor", "RotorError", "RotorAPIError", "RotorSignatureError"}:
+    for name in EXPECTED - {"Rotor", "AsyncRotor", "RotorError", "RotorAPIError", "RotorSignatureError", "RotorWorker"}:
         if name.startswith("Rotor"):
             assert issubclass(getattr(sdk, name), sdk.RotorAPIError), name
         elif name.endswith("Error") and name != "NonRetriableError":
