@@ -359,6 +359,28 @@ def test_a_wrong_or_expired_lease_token_is_a_409_and_changes_nothing(server: Ser
                          json={"leaseToken": again["leaseToken"]}).status_code == 409  # settled: once only
 
 
+def test_outcomes_of_several_jobs_apply_in_one_request_each_on_its_own(server: ServerProcess) -> None:
+    with server.client() as http:
+        queue = make_queue(http, concurrency=5, retry_attempts=2)
+        ids = [enqueue(http, queue, {"n": n}) for n in range(3)]
+        token = {job["id"]: job["leaseToken"] for job in lease(http, queue, max=3)}
+        answered = http.post(f"/v1/queues/{queue}/jobs/outcomes", json={"outcomes": [
+            {"id": ids[0], "leaseToken": token[ids[0]], "result": {"ok": 0}},
+            {"id": ids[1], "leaseToken": token[ids[1]], "error": "flaky"},
+            {"id": ids[2], "leaseToken": "not-held"},
+            {"id": ids[0], "leaseToken": token[ids[0]], "result": "twice"},
+        ]})
+        assert answered.status_code == 200, answered.text
+        assert [a.get("state") or a["error"]["code"] for a in answered.json()["data"]] == [
+            "completed", "delayed", "CONFLICT", "CONFLICT"]  # one outcome per job: the repeat changed nothing
+        assert job(http, queue, ids[0])["result"] == {"ok": 0}
+        assert job(http, queue, ids[1])["failReason"] == "flaky"
+        assert job(http, queue, ids[2])["state"] == "active"
+        for outcomes in ([], [{"id": "x", "leaseToken": "t"}] * 101):
+            refused = http.post(f"/v1/queues/{queue}/jobs/outcomes", json={"outcomes": outcomes})
+            assert refused.status_code == 422 and refused.json()["error"]["details"]["field"] == "outcomes"
+
+
 def test_leases_follow_the_queue_rules_and_refuse_bad_requests(server: ServerProcess, receiver: Receiver) -> None:
     with server.client() as http:
         queue = make_queue(http, concurrency=2)
