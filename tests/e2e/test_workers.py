@@ -241,8 +241,9 @@ def test_sigterm_stops_leasing_finishes_the_jobs_held_and_exits_0(
 
 
 def test_kill_9_gives_a_workers_jobs_back_after_their_lease_and_the_idempotent_handler_skips_the_resend(
-    server: ServerProcess, receiver: Receiver, workers: Callable[..., Worker]
+    make_server: Callable[..., ServerProcess], receiver: Receiver, workers: Callable[..., Worker]
 ) -> None:
+    server = make_server(ROTOR_METRICS_TOKEN=SCRAPE)
     with server.client() as http:
         assert http.post("/v1/webhooks", json={"url": receiver.url("/hooks"), "eventTypes": ["job.stalled"]}).status_code == 201
         queue = make_queue(http, concurrency=5)
@@ -260,6 +261,31 @@ def test_kill_9_gives_a_workers_jobs_back_after_their_lease_and_the_idempotent_h
     assert sorted(e["id"] for e in events(doomed.log, "sent")) == sorted(ids)  # each email went out once
     assert sorted(e["id"] for e in events(doomed.log, "skipped")) == sorted(ids)
     assert sorted(h.json()["data"]["jobId"] for h in stalled) == sorted(ids)
+    assert _scraped(server, "rotor_jobs_stalled_total") == 3  # the stalled count, as for callback jobs
+
+
+def test_a_worker_rides_out_a_server_restart_and_its_completion_is_not_lost(
+    make_server: Callable[..., ServerProcess], workers: Callable[..., Worker]
+) -> None:
+    server = make_server()
+    with server.client() as http:
+        queue = make_queue(http, concurrency=2)
+        job_id = enqueue(http, queue, {"sleep": 1.0})
+    worker = workers(server, queue, lease_seconds=30.0)
+    wait_until(lambda: events(worker.log, "start"), timeout=15)
+    assert server.terminate() == 0  # the job is still running: its heartbeat, lease and outcome meet a dead port
+    wait_until(lambda: events(worker.log, "done"), timeout=10)
+    time.sleep(0.5)  # the outcome is refused (connection refused) at least once
+    again = ServerProcess(data_dir=server.data_dir, port=server.port)
+    try:
+        again.start()
+        with again.client() as http:
+            finished = wait_until(lambda: (j := job(http, queue, job_id))["state"] == "completed" and j, timeout=15)
+        assert (finished["attempts"], finished["result"]["echo"]) == (1, {"sleep": 1.0})
+        assert len(events(worker.log, "start")) == 1  # computed once, reported once the server was back
+        assert "reporting outcomes failed, trying again" in _output(worker)
+    finally:
+        again.kill()
 
 
 # Long polls ----------------------------------------------------------------------------------------------
@@ -546,7 +572,15 @@ def _waiting(http: httpx.Client, queue: str) -> float:
 SCRAPE = "scrape-token-for-the-process-wide-series"
 
 
+def _scraped(server: ServerProcess, series: str) -> float:
+    scraped = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {SCRAPE}"}).text
+    return sum(float(line.split()[-1]) for line in scraped.splitlines() if line.startswith(series))
+
+
+def _output(worker: Worker) -> str:
+    return "".join(path.read_text(errors="replace") for path in worker.log.parent.glob(f"{worker.log.stem}-worker-*.out"))
+
+
 def _requests(server: ServerProcess) -> float:
     """API requests the server answered so far (a process-wide series: scraped with the metrics token)."""
-    scraped = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {SCRAPE}"}).text
-    return sum(float(line.split()[-1]) for line in scraped.splitlines() if line.startswith("rotor_http_requests_total"))
+    return _scraped(server, "rotor_http_requests_total")
