@@ -6,7 +6,8 @@ response. The event type comes from the handler's `opt["audit"]` when it names o
 the route (`POST /v1/queues/{name}/pause` → `queue.paused`). `opt["audit"] = False` marks a
 handler whose service writes its own events in its transaction (the secrets vault). The
 row is committed before the response leaves, with the caller's key id and address;
-request bodies are never recorded. Enqueue (the data plane) is audited only when refused.
+request bodies are never recorded. Enqueue and pull workers' calls (the data plane) are audited only
+when refused.
 
 A 401 becomes `auth.failed` (reason missing, invalid, revoked or expired) in the workspace the key
 traces to: a revoked or expired key's own, or that of the keys sharing an unknown key's public prefix.
@@ -43,6 +44,10 @@ _ACTIONS = {
 _DELETE_VERBS = {"job": "cancelled", "api_key": "revoked"}
 _NOT_AUDITED = {
     ("POST", "/v1/queues/{name}/jobs"), ("POST", "/v1/queues/{name}/jobs/batch"), ("POST", "/v1/schedules/preview"),
+    # A pull worker's calls are the data plane too: a callback job's delivery writes no audit row either.
+    ("POST", "/v1/queues/{name}/jobs/lease"), ("POST", "/v1/queues/{name}/jobs/outcomes"),
+    ("POST", "/v1/queues/{name}/jobs/{job_id}/heartbeat"), ("POST", "/v1/queues/{name}/jobs/{job_id}/complete"),
+    ("POST", "/v1/queues/{name}/jobs/{job_id}/fail"),
 }
 _NAMED = {
     ("POST", "/v1/dlq/replay"): ("job.retried", "queue"),

@@ -185,6 +185,16 @@ def _steps(receiver: Receiver) -> list[Step]:
         ("POST", "/v1/queues/{name}/retry-all", "/v1/queues/aq/retry-all", None, "queue.retried_all"),
         ("POST", "/v1/dlq/replay", "/v1/dlq/replay", {"queue": "aq"}, "job.retried"),
         ("POST", "/v1/queues/{name}/resume", "/v1/queues/aq/resume", None, "queue.resumed"),
+        ("POST", "/v1/queues", "/v1/queues", {"name": "pq", "concurrency": 4}, "queue.created"),  # a pull queue: its workers' routes
+        ("POST", "/v1/queues/{name}/jobs/lease", "/v1/queues/pq/jobs/lease", {"max": 4}, None),
+        ("POST", "/v1/queues/{name}/jobs/{job_id}/heartbeat", "/v1/queues/pq/jobs/p1/heartbeat",
+         {"leaseToken": "{p1}"}, None),
+        ("POST", "/v1/queues/{name}/jobs/{job_id}/complete", "/v1/queues/pq/jobs/p1/complete",
+         {"leaseToken": "{p1}", "result": {"ok": True}}, None),
+        ("POST", "/v1/queues/{name}/jobs/{job_id}/fail", "/v1/queues/pq/jobs/p2/fail",
+         {"leaseToken": "{p2}", "error": "no", "retry": False}, None),
+        ("POST", "/v1/queues/{name}/jobs/outcomes", "/v1/queues/pq/jobs/outcomes",
+         {"outcomes": [{"id": "p3", "leaseToken": "{p3}"}, {"id": "p4", "leaseToken": "{p4}", "error": "no"}]}, None),
         ("POST", "/v1/schedules", "/v1/schedules", {"queue": "aq", "name": "s", "cron": "0 0 1 1 *", "timezone": "UTC"},
          "schedule.created"),
         ("POST", "/v1/schedules/preview", "/v1/schedules/preview", {"cron": "0 9 * * *", "timezone": "UTC"}, None),
@@ -248,7 +258,7 @@ def test_every_mutating_route_is_audited(server: ServerProcess, receiver: Receiv
             _prepare(http, template, ids, receiver)
             seen = {event["id"] for event in http.get("/v1/audit", params={"limit": 500}).json()["data"]}
             as_team = {"Authorization": f"Bearer {ids['team_key']}"} if template == "/v1/workspaces" else None
-            response = http.request(method, path.format(**ids), json=body, headers=as_team)
+            response = http.request(method, path.format(**ids), json=_filled(body, ids), headers=as_team)
             assert response.status_code < 300, (method, template, response.text)
             _remember(response, template, ids)
             new = [e for e in http.get("/v1/audit", params={"limit": 500}).json()["data"] if e["id"] not in seen]
@@ -265,6 +275,9 @@ def _prepare(http: httpx.Client, template: str, ids: dict[str, str], receiver: R
         receiver.script("/wf", Reply(body=json.dumps({"type": "plan", "steps": [plan]}).encode()))
     if template == "/v1/signals/{signal_id}/complete":
         wait_until(lambda: http.get(f"/v1/runs/{ids['run']}").json()["status"] == "waiting")
+    if template == "/v1/queues/{name}/jobs/lease":
+        jobs = [{"jobId": f"p{n}"} for n in (1, 2, 3, 4)]
+        assert http.post("/v1/queues/pq/jobs/batch", json={"jobs": jobs}).status_code == 201
     if template == "/v1/workspaces":  # only a team key creates workspaces
         ids["team_key"] = http.post("/v1/api-keys", json={"label": "ops", "type": "team", "role": "admin"}).json()["key"]
     if template == "/v1/approvals/{approval_id}/approve":
@@ -275,7 +288,20 @@ def _prepare(http: httpx.Client, template: str, ids: dict[str, str], receiver: R
         ids["first_approval"], ids["second_approval"] = (a["id"] for a in pending)
 
 
+def _filled(body: Any, ids: dict[str, str]) -> Any:
+    """The body with each `"{name}"` string replaced by the id remembered under that name (lease tokens)."""
+    if isinstance(body, dict):
+        return {key: _filled(value, ids) for key, value in body.items()}
+    if isinstance(body, list):
+        return [_filled(value, ids) for value in body]
+    if isinstance(body, str) and body.startswith("{") and body.endswith("}"):
+        return ids[body[1:-1]]
+    return body
+
+
 def _remember(response: httpx.Response, template: str, ids: dict[str, str]) -> None:
+    if template == "/v1/queues/{name}/jobs/lease":
+        ids.update((job["id"], job["leaseToken"]) for job in response.json()["data"])
     if template == "/v1/webhooks":
         ids["webhook"] = response.json()["id"]
     if template == "/v1/events":
