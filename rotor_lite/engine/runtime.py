@@ -64,6 +64,7 @@ class Runtime:
         # First in, last out: every part that sends (dispatcher, outbox, workflow runs) has stopped before it.
         deliverer = await self._stack.enter_async_context(make_deliverer(self.settings, self.clock, core.secret_values))
         core.delivery_helpers = deliverer.helpers
+        core.metrics.helpers = lambda: [(h.index, h.alive, h.in_flight, h.restarts, h.delivered) for h in deliverer.helpers()]
         await self._stack.enter_async_context(OutboxDelivery(core, sink, deliverer))
         await self._stack.enter_async_context(BrandToneJudge(core))  # installs the guardrail admission
         core.pull = await self._stack.enter_async_context(PullBroker(core))
