@@ -119,6 +119,20 @@ class FailRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry: bool = True
 
 
+class Outcome(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One leased job's outcome in a batch: completed with `result`, or failed when `error` is given."""
+
+    id: str
+    lease_token: str
+    result: Any = None
+    error: str | None = None
+    retry: bool = True
+
+
+class OutcomesRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    outcomes: list[Outcome]
+
+
 # Responses -----------------------------------------------------------------
 
 
@@ -206,6 +220,23 @@ class LeaseOutcomeOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     state: str
     leaseExpiresAt: str | None = None
+
+
+class OutcomeError(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+
+
+class OutcomeOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One outcome of a batch: the job's new `state`, or why nothing changed (`error`)."""
+
+    id: str
+    state: str | None = None
+    error: OutcomeError | None = None
+
+
+class OutcomesOut(msgspec.Struct, kw_only=True):
+    data: list[OutcomeOut]
 
 
 class Page(msgspec.Struct, kw_only=True):

@@ -212,23 +212,30 @@ class Jobs(_Resource[R]):
     def lease(self, queue: str, *, max: int = 1, lease_seconds: Duration = 30, wait_seconds: Duration = 0) -> R:
         """Lease up to `max` waiting jobs of a pull queue, waiting up to `wait_seconds` (≤ 30) for the first:
         `{"data": [{id, payload, attempt, leaseToken, leaseExpiresAt, tags}]}` (see `RotorWorker`)."""
-        body = {"max": max, "leaseSeconds": duration(lease_seconds), "waitSeconds": duration(wait_seconds)}
+        body = {"max": max, "lease_seconds": duration(lease_seconds), "wait_seconds": duration(wait_seconds)}
         return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/lease", queue), json=body))
 
     def heartbeat(self, queue: str, job_id: str, lease_token: str, *, lease_seconds: Duration = 30) -> R:
         """Extend a lease to `lease_seconds` from now; a lease that no longer holds the job is a RotorConflict."""
-        body = {"leaseToken": lease_token, "leaseSeconds": duration(lease_seconds)}
+        body = {"lease_token": lease_token, "lease_seconds": duration(lease_seconds)}
         return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/{}/heartbeat", queue, job_id), json=body))
 
     def complete(self, queue: str, job_id: str, lease_token: str, result: Any = None) -> R:
         """Complete a leased job with `result`: `{"id", "state": "completed"}`."""
-        body = {"leaseToken": lease_token, "result": result}
+        body = {"lease_token": lease_token, "result": result}
         return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/{}/complete", queue, job_id), json=body))
 
     def fail(self, queue: str, job_id: str, lease_token: str, error: str, *, retry: bool = True) -> R:
         """Fail a leased job's attempt: retried after the queue's backoff (unless `retry=False`), else dead-lettered."""
-        body = {"leaseToken": lease_token, "error": error, "retry": retry}
+        body = {"lease_token": lease_token, "error": error, "retry": retry}
         return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/{}/fail", queue, job_id), json=body))
+
+    def report(self, queue: str, outcomes: Sequence[Mapping[str, Any]]) -> R:
+        """Complete or fail up to 100 leased jobs in one request: each outcome is `{id, lease_token, result}`,
+        or `{id, lease_token, error, retry}`; the answer holds each job's new `state`, or an `error` when
+        its lease no longer held it (then nothing changed)."""
+        body = {"outcomes": [dict(outcome) for outcome in outcomes]}
+        return self._send(APIRequest("POST", path("/v1/queues/{}/jobs/outcomes", queue), json=body))
 
     def dlq(self, *, queue: str | None = None, limit: int | None = None, cursor: str | None = None) -> R:
         """One page of failed jobs (the dead-letter queue), optionally of one queue."""

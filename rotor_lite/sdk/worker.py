@@ -13,11 +13,13 @@ While it has free slots the worker holds one lease request open (a long poll), s
 within milliseconds and an idle worker costs one request per `wait_seconds`. It heartbeats each job's
 lease while the processor runs, then completes the job with the processor's return value, or fails it
 with the exception the processor raised (retried after the queue's backoff; `NonRetriableError` fails it
-for good). It retries its own transient HTTP errors with backoff, and retries a completion until the
-server acknowledges it or says the lease is gone.
+for good). Outcomes travel together: one request carries every outcome that came in while the previous
+one was under way. The worker retries its own transient HTTP errors with backoff, and retries an outcome
+until the server acknowledges it or says the lease is gone.
 
 SIGTERM or SIGINT (or `stop()`) drains it: it leases nothing more, lets the jobs it holds finish within
-`drain_timeout` seconds, and `run()` returns. A job still running then is cancelled; its lease runs out
+`drain_timeout` seconds, sends their outcomes (for up to `lease_seconds` more if the server is
+unreachable), and `run()` returns. A job still running then is cancelled; its lease runs out
 on the server, which gives it to another worker. Delivery is at least once: make the processor idempotent
 (`job.id` is the natural idempotency key of whatever it does).
 """
@@ -44,6 +46,7 @@ __all__ = ["Job", "RotorWorker"]
 log = logging.getLogger("rotor_lite.worker")
 _RETRY_FIRST, _RETRY_MOST = 0.2, 5.0  # seconds between tries of a request that failed for a transient reason
 _ERROR_CHARS = 2_000
+_OUTCOMES_PER_REQUEST = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +102,13 @@ class RotorWorker:
         }
         self._lease = _milliseconds(lease_seconds)
         self._wait = _milliseconds(wait_seconds)
+        self._lease_seconds = lease_seconds
         self._heartbeat_every = lease_seconds / 3
         self._handle_signals = handle_signals
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outcomes: _Outcomes
 
     def stop(self) -> None:
         """Begin the drain (what SIGTERM and SIGINT do): lease no more jobs, finish those held, return from run()."""
@@ -116,11 +121,13 @@ class RotorWorker:
         """Process jobs until stopped, then drain. Raises RotorAPIError when the server refuses the worker
         for good (a wrong key, an unknown queue, a queue with a callback URL)."""
         async with AsyncRotor(**self._client_options) as client:
+            self._outcomes = _Outcomes(client, self.queue)
             with self._signals():
                 try:
                     await self._lease_until_stopped(client)
                 finally:
                     await self._drain()
+                    await self._outcomes.close(timeout=self._lease_seconds)
         log.info("worker stopped", extra={"queue": self.queue})
 
     # Leasing ------------------------------------------------------------------------------------
@@ -186,10 +193,10 @@ class RotorWorker:
             except Exception as exc:
                 log.warning("job failed", extra={"queue": self.queue, "job_id": job.id, "attempt": job.attempt,
                                                  "error": _error_text(exc)})
-                retry = not isinstance(exc, NonRetriableError)
-                await self._report(client.jobs.fail, job, _error_text(exc), retry=retry)
+                outcome = {"error": _error_text(exc), "retry": not isinstance(exc, NonRetriableError)}
             else:
-                await self._report(client.jobs.complete, job, result)
+                outcome = {"result": result}
+            await self._outcomes.send({"id": job.id, "lease_token": job.lease_token, **outcome})
         finally:
             heartbeat.cancel()
 
@@ -209,26 +216,6 @@ class RotorWorker:
                 return
             except (RotorError, httpx.HTTPError) as exc:
                 log.warning("heartbeat failed, trying at the next one", extra={"job_id": job.id, "error": str(exc)})
-
-    async def _report(self, send: Callable[..., Awaitable[Any]], job: Job, *args: Any, **kwargs: Any) -> None:
-        """Send a completion or failure until the server acknowledges it or says the lease is gone."""
-        pause = _RETRY_FIRST
-        while True:
-            try:
-                await send(self.queue, job.id, job.lease_token, *args, **kwargs)
-                return
-            except RotorConflict:
-                log.warning("the job's lease was gone when it finished: another worker runs it again",
-                            extra={"queue": self.queue, "job_id": job.id})
-                return
-            except (RotorError, httpx.HTTPError) as exc:
-                if not _transient(exc):
-                    log.error("the server refused the job's outcome", extra={"job_id": job.id, "error": str(exc)})
-                    return
-                log.warning("reporting the job's outcome failed, trying again",
-                            extra={"job_id": job.id, "error": str(exc), "in": pause})
-                await asyncio.sleep(_retry_after(exc, pause))
-                pause = min(pause * 2, _RETRY_MOST)
 
     # Stopping -----------------------------------------------------------------------------------
 
@@ -258,6 +245,65 @@ class RotorWorker:
         finally:
             for sig in installed:
                 asyncio.get_running_loop().remove_signal_handler(sig)
+
+
+class _Outcomes:
+    """Finished jobs' outcomes on their way to the server: one request carries every outcome that came in
+    while the previous request was under way (up to 100), and is retried until it is answered."""
+
+    def __init__(self, client: AsyncRotor, queue: str) -> None:
+        self._client, self._queue = client, queue
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def send(self, outcome: dict[str, Any]) -> None:
+        """Returns once the server has taken the outcome (or refused it for good)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_pending())
+        await asyncio.shield(future)  # a job cancelled at the drain timeout leaves its outcome on its way
+
+    async def close(self, timeout: float) -> None:
+        """Let the outcomes still on their way reach the server for up to `timeout` seconds (the lease:
+        after it the server gives their jobs to other workers anyway), then give up on them."""
+        if self._sender is None or self._sender.done():
+            return
+        _, late = await asyncio.wait({self._sender}, timeout=timeout)
+        if late:
+            log.error("the server did not take the outcomes of finished jobs before their leases ran out",
+                      extra={"queue": self._queue, "jobs": len(self._pending)})
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+
+    async def _send_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:_OUTCOMES_PER_REQUEST], self._pending[_OUTCOMES_PER_REQUEST:]
+            try:
+                answers = await self._post([outcome for outcome, _ in batch])
+                for (outcome, _), answer in zip(batch, answers):
+                    if answer.get("error"):
+                        log.warning("the job's lease was gone when it finished: another worker runs it again",
+                                    extra={"queue": self._queue, "job_id": outcome["id"]})
+            finally:  # whatever happened, no job waits for its outcome forever
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def _post(self, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pause = _RETRY_FIRST
+        while True:
+            try:
+                answer = await self._client.jobs.report(self._queue, outcomes)
+                return list(answer["data"])
+            except (RotorError, httpx.HTTPError) as exc:
+                if not _transient(exc):
+                    log.error("the server refused the jobs' outcomes", extra={"queue": self._queue, "error": str(exc)})
+                    return [{} for _ in outcomes]
+                log.warning("reporting outcomes failed, trying again", extra={"queue": self._queue, "error": str(exc),
+                                                                               "in": pause})
+                await asyncio.sleep(_retry_after(exc, pause))
+                pause = min(pause * 2, _RETRY_MOST)
 
 
 def _job(queue: str, raw: dict[str, Any]) -> Job:

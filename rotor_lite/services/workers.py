@@ -29,7 +29,7 @@ import msgspec
 from rotor_lite.durations import parse_duration_ms
 from rotor_lite.errors import Conflict, RateLimited, ValidationError
 from rotor_lite.models import Attempt, Claimed, JobState, Principal, Queue, QueueState, Settlement, public_state
-from rotor_lite.schemas import CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest
+from rotor_lite.schemas import CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, Outcome, OutcomesRequest
 from rotor_lite.services import leases
 from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core
@@ -39,6 +39,7 @@ from rotor_lite.store.db import Database
 
 log = logging.getLogger("rotor_lite.workers")
 MAX_LEASE = 100
+MAX_OUTCOMES = 100
 MAX_WAIT_MS = 30_000
 LEASE_MS = (100, 3_600_000)  # a lease between 100 ms and an hour; heartbeats extend it
 MAX_RESULT_BYTES = 64 * 1024
@@ -46,6 +47,7 @@ TRUNCATED = "…[truncated]"  # ends a result cut at MAX_RESULT_BYTES
 MAX_ERROR_CHARS = 2_000
 I = TypeVar("I")
 O = TypeVar("O")
+NOT_HELD = "the lease token does not hold this job: it is wrong, the lease expired, or the job was settled"
 
 
 class Leased(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,16 +120,32 @@ async def heartbeat(core: Core, principal: Principal, queue_name: str, job_id: s
 async def complete_job(core: Core, principal: Principal, queue_name: str, job_id: str, spec: CompleteRequest) -> Reported:
     """The worker finished the job: it is completed with `result`, exactly as a 2xx callback completes one."""
     queue = _pull_queue(core, principal, queue_name)
-    result = kept_result(msgspec.json.encode(spec.result))
-    return await core.pull.report(_Report(queue=queue, job_id=job_id, token=spec.lease_token, ok=True, result=result))
+    return await core.pull.report(_outcome(queue, Outcome(id=job_id, lease_token=spec.lease_token, result=spec.result)))
 
 
 async def fail_job(core: Core, principal: Principal, queue_name: str, job_id: str, spec: FailRequest) -> Reported:
     """The worker failed the job: retried after the queue's backoff while attempts are left (unless
     `retry` is false), else failed and dead-lettered, exactly as a failed callback."""
     queue = _pull_queue(core, principal, queue_name)
-    error = spec.error[:MAX_ERROR_CHARS] or "failed"
-    return await core.pull.report(_Report(queue=queue, job_id=job_id, token=spec.lease_token, error=error, retry=spec.retry))
+    outcome = Outcome(id=job_id, lease_token=spec.lease_token, error=spec.error, retry=spec.retry)
+    return await core.pull.report(_outcome(queue, outcome))
+
+
+async def report_outcomes(core: Core, principal: Principal, queue_name: str, spec: OutcomesRequest) -> list[Reported | None]:
+    """Several jobs' outcomes in one request, each as `complete_job` or `fail_job` would apply it; None for
+    an outcome whose lease no longer holds its job (it changed nothing)."""
+    queue = _pull_queue(core, principal, queue_name)
+    if not 1 <= len(spec.outcomes) <= MAX_OUTCOMES:
+        raise ValidationError(f"outcomes holds 1 to {MAX_OUTCOMES} outcomes", field="outcomes")
+    return await core.pull.report_all([_outcome(queue, outcome) for outcome in spec.outcomes])
+
+
+def _outcome(queue: Queue, outcome: Outcome) -> _Report:
+    if outcome.error is None:
+        result = kept_result(msgspec.json.encode(outcome.result))
+        return _Report(queue=queue, job_id=outcome.id, token=outcome.lease_token, ok=True, result=result)
+    error = outcome.error[:MAX_ERROR_CHARS] or "failed"
+    return _Report(queue=queue, job_id=outcome.id, token=outcome.lease_token, error=error, retry=outcome.retry)
 
 
 def _pull_queue(core: Core, principal: Principal, name: str) -> Queue:
@@ -181,14 +199,19 @@ class _Batch(Generic[I, O]):
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: I) -> O:
-        future: asyncio.Future[O] = asyncio.get_running_loop().create_future()
-        self._items.append((item, future))
+        [answer] = await self.submit_all([item])
+        return answer
+
+    async def submit_all(self, items: list[I]) -> list[O]:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[O]] = [loop.create_future() for _ in items]
+        self._items.extend(zip(items, futures))
         if not self._queued:
             self._queued = True
             task = asyncio.ensure_future(self._flush())
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
-        return await future
+        return list(await asyncio.gather(*futures))
 
     async def _flush(self) -> None:
         taken: list[tuple[I, asyncio.Future[O]]] = []
@@ -282,15 +305,17 @@ class PullBroker:
 
     async def report(self, report: _Report) -> Reported:
         """Apply a heartbeat, completion or failure; a lease that no longer holds the job is a 409."""
-        answer = await self._reports.submit(report)
+        [answer] = await self.report_all([report])
         if answer is None:
-            raise Conflict(
-                "the lease token does not hold this job: it is wrong, the lease expired, or the job was settled",
-                {"jobId": report.job_id},
-            )
-        if report.lease_ms is None:  # an outcome freed a slot, and a retry may be ready now
-            self.wake(report.queue.rowid)
+            raise Conflict(NOT_HELD, {"jobId": report.job_id})
         return answer
+
+    async def report_all(self, reports: list[_Report]) -> list[Reported | None]:
+        """Apply the reports in one write; None for each whose lease no longer holds its job."""
+        answers = await self._reports.submit_all(reports)
+        for queue_rowid in {r.queue.rowid for r in reports if r.lease_ms is None}:
+            self.wake(queue_rowid)  # an outcome freed a slot, and a retry may be ready now
+        return answers
 
     # Long polls ---------------------------------------------------------------------------------
 

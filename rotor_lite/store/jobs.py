@@ -148,7 +148,7 @@ def _moved_per_queue(moved: Iterable[tuple[int, int]], source: str, target: str)
 
 
 def has_waiting(conn: sqlite3.Connection, queue_rowid: int) -> bool:
-    """True while the queue has a waiting job (served by the partial `job_waiting` index)."""
+    """True while the queue has a waiting job (served by `job_queue_state`: grouped jobs are not in `job_waiting`)."""
     return conn.execute("SELECT 1 FROM job WHERE queue_id = ? AND state = 'waiting' LIMIT 1", (queue_rowid,)).fetchone() is not None
 
 
@@ -162,7 +162,7 @@ def next_delayed_at(conn: sqlite3.Connection) -> int | None:
 _WAITING_AS_JSON = (
     "SELECT json_group_array(json_array(rowid, id, hex(payload), attempts, max_attempts, concurrency_key,"
     " schedule_id)) FROM (SELECT rowid, id, payload, attempts, max_attempts, concurrency_key, schedule_id FROM job"
-    " WHERE queue_id = ? AND state = 'waiting' ORDER BY priority, run_at LIMIT ?)"
+    " WHERE queue_id = ? AND state = 'waiting' AND group_key IS NULL ORDER BY priority, run_at LIMIT ?)"
 )
 _WaitingRow = tuple[int, str, str, int, int, str | None, str | None]
 _FairRow = tuple[int, str, str, int, int, str | None, str | None, str]  # a waiting row and its group key
@@ -242,7 +242,7 @@ _FAIR_COLUMNS = (
     " j.group_key)"
 )
 _NEXT_HEAD = (
-    "SELECT rowid FROM job WHERE queue_id = ?1 AND state = 'waiting' AND group_key {} {}"
+    "SELECT {} FROM job WHERE queue_id = ?1 AND state = 'waiting' AND group_key {} {}"
     " ORDER BY group_key, priority, run_at LIMIT 1"
 )
 _HEADS = (
@@ -256,11 +256,13 @@ _HEADS = (
 def _walk_sql(from_start: bool, skipping: bool) -> str:
     """The first jobs of up to ?3 groups, walking from the group after ?2 (`from_start`: at or after ?2)
     and leaving out the ?5 groups of the JSON array ?4 (walked over, never returned)."""
-    first = _NEXT_HEAD.format(">=" if from_start else ">", "?2")
-    step = _NEXT_HEAD.format(">", "(SELECT group_key FROM job WHERE rowid = walk.rid)")
+    # Each step reads the next head's rowid and group key from the index alone (two covering seeks are
+    # cheaper than one seek and a lookup of the group key in the table).
+    first = ", ".join(f"({_NEXT_HEAD.format(column, '>=' if from_start else '>', '?2')})" for column in ("rowid", "group_key"))
+    step = ", ".join(f"({_NEXT_HEAD.format(column, '>', 'walk.gk')})" for column in ("rowid", "group_key"))
     skip = " WHERE j.group_key NOT IN (SELECT value FROM json_each(?4))" if skipping else ""
     return (
-        f"WITH RECURSIVE walk(rid) AS (SELECT ({first}) UNION ALL SELECT ({step}) FROM walk"
+        f"WITH RECURSIVE walk(rid, gk) AS (SELECT {first} UNION ALL SELECT {step} FROM walk"
         f" WHERE walk.rid IS NOT NULL LIMIT ?3 + ?5) SELECT json_group_array({_FAIR_COLUMNS})"
         f" FROM (SELECT j.* FROM walk CROSS JOIN job AS j ON j.rowid = walk.rid{skip} LIMIT ?3) AS j"
     )

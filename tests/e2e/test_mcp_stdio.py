@@ -18,11 +18,8 @@ from mcp.shared.exceptions import MCPError
 
 from tests.e2e.mcp_kit import call, eventually, mcp_env, refused, stdio_session
 from tests.e2e.test_readme import README, code_blocks, section
-from tests.helpers import Receiver, Reply, ServerProcess, api_routes, offline
+from tests.helpers import Receiver, Reply, ServerProcess, offline
 from tests.mcp_names import WORKSPACE_TOOL_NAMES
-
-KEY_ROUTES_MISSING = ("GET", "/v1/api-keys") not in api_routes()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
@@ -131,7 +128,6 @@ async def test_schedule_tools_against_the_real_server(server: ServerProcess) -> 
         assert (await refused(s, "rotor_get_schedule", id=name))["code"] == "NOT_FOUND"
 
 
-@pytest.mark.xfail(KEY_ROUTES_MISSING, strict=True, reason="/v1/api-keys and /v1/workspaces come with feat/keys")
 async def test_key_and_workspace_tools_against_the_real_server(server: ServerProcess) -> None:
     async with stdio_session(mcp_env(server)) as s:
         created = await call(s, "rotor_create_api_key", label="claude-code", role="viewer")

@@ -52,3 +52,19 @@ def test_update_help_shows_no_create_time_defaults() -> None:
     assert "(default 1)" in create_help and "(default 2000)" in create_help
     assert "default" not in update_help
     assert "left as they are" in update_help
+
+
+def test_fairness_and_rate_limits_are_set_shown_and_removed(server: ServerProcess) -> None:
+    created = rotor(server, "queues", "create", "tenants", "--fairness-key", "payload.tenantId", "--rate-limit", "10/1s")
+    assert (created["fairness"], created["rateLimit"]) == (
+        {"key": "payload.tenantId"}, {"key": "payload.tenantId", "max": 10, "per": "1s"})
+    shown = CliRunner().invoke(main, ["queues", "get", "tenants", "--api-url", server.url, "--api-key", server.api_key],
+                               terminal_width=200).output
+    assert "payload.tenantId" in shown and "10 per 1s by payload.tenantId" in shown
+    faster = rotor(server, "queues", "update", "tenants", "--rate-limit", "50/2s")  # keyed by the queue's fairness key
+    assert faster["rateLimit"] == {"key": "payload.tenantId", "max": 50, "per": "2s"}
+    removed = rotor(server, "queues", "update", "tenants", "--no-fairness", "--no-rate-limit")
+    assert (removed["fairness"], removed["rateLimit"]) == (None, None)
+    keyless = CliRunner().invoke(main, ["queues", "create", "x", "--rate-limit", "5/1s", "--api-url", server.url,
+                                        "--api-key", server.api_key])
+    assert keyless.exit_code != 0 and "needs a key" in keyless.output

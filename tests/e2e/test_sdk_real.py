@@ -104,6 +104,7 @@ async def test_every_sdk_method_against_a_real_server(
         await webhooks(rotor, receiver, f"/{kind}")
         await secrets_alerts_audit_status(rotor)
         await guardrails(rotor)
+        await pull_workers(rotor)
         await workflows(rotor)
         await keys_and_workspaces(rotor, shared_server)
         if isinstance(rotor, Rotor):
@@ -269,6 +270,30 @@ async def guardrails(rotor: Client) -> None:
     assert await run(rotor.guardrails.remove_dnc_email("no@dnc.example")) is None
     assert await run(rotor.guardrails.remove_dnc_domain("blocked.example")) is None
     assert (await run(rotor.guardrails.get()))["dncEmails"] == []
+
+
+async def pull_workers(rotor: Client) -> None:
+    made = await run(rotor.queues.create("pulled", concurrency=2, fairness={"key": "payload.tenant"},
+                                         rate_limit={"key": "payload.tenant", "max": 100, "per": "1s"}))
+    assert (made["fairness"], made["rateLimit"]["per"]) == ({"key": "payload.tenant"}, "1s")
+    first, second = [await run(rotor.jobs.enqueue("pulled", {"tenant": t})) for t in ("a", "b")]
+    leased = (await run(rotor.jobs.lease("pulled", max=2, lease_seconds=60, wait_seconds="1s")))["data"]
+    assert sorted(job["id"] for job in leased) == sorted([first["id"], second["id"]])
+    token = {job["id"]: job["leaseToken"] for job in leased}
+    assert (await run(rotor.jobs.heartbeat("pulled", first["id"], token[first["id"]], lease_seconds=30)))["state"] == "active"
+    assert await run(rotor.jobs.complete("pulled", first["id"], token[first["id"]], {"ok": 1})) == {
+        "id": first["id"], "state": "completed"}
+    assert (await run(rotor.jobs.fail("pulled", second["id"], token[second["id"]], "no", retry=False)))["state"] == "failed"
+    with pytest.raises(RotorConflict):
+        await run(rotor.jobs.complete("pulled", first["id"], token[first["id"]]))
+    third = await run(rotor.jobs.enqueue("pulled", {"tenant": "c"}))
+    [again] = (await run(rotor.jobs.lease("pulled")))["data"]
+    answered = await run(rotor.jobs.report("pulled", [{"id": third["id"], "lease_token": again["leaseToken"], "result": 3},
+                                                      {"id": first["id"], "lease_token": token[first["id"]]}]))
+    assert [a.get("state") or a["error"]["code"] for a in answered["data"]] == ["completed", "CONFLICT"]
+    unset = await run(rotor.queues.update("pulled", fairness=False, rate_limit=False))
+    assert (unset["fairness"], unset["rateLimit"]) == (None, None)
+    assert await run(rotor.queues.delete("pulled")) is None
 
 
 @create_function(id="sdk-gate", trigger={"event": "sdk.gate"}, retries=0)

@@ -241,8 +241,9 @@ def test_sigterm_stops_leasing_finishes_the_jobs_held_and_exits_0(
 
 
 def test_kill_9_gives_a_workers_jobs_back_after_their_lease_and_the_idempotent_handler_skips_the_resend(
-    server: ServerProcess, receiver: Receiver, workers: Callable[..., Worker]
+    make_server: Callable[..., ServerProcess], receiver: Receiver, workers: Callable[..., Worker]
 ) -> None:
+    server = make_server(ROTOR_METRICS_TOKEN=SCRAPE)
     with server.client() as http:
         assert http.post("/v1/webhooks", json={"url": receiver.url("/hooks"), "eventTypes": ["job.stalled"]}).status_code == 201
         queue = make_queue(http, concurrency=5)
@@ -260,6 +261,31 @@ def test_kill_9_gives_a_workers_jobs_back_after_their_lease_and_the_idempotent_h
     assert sorted(e["id"] for e in events(doomed.log, "sent")) == sorted(ids)  # each email went out once
     assert sorted(e["id"] for e in events(doomed.log, "skipped")) == sorted(ids)
     assert sorted(h.json()["data"]["jobId"] for h in stalled) == sorted(ids)
+    assert _scraped(server, "rotor_jobs_stalled_total") == 3  # the stalled count, as for callback jobs
+
+
+def test_a_worker_rides_out_a_server_restart_and_its_completion_is_not_lost(
+    make_server: Callable[..., ServerProcess], workers: Callable[..., Worker]
+) -> None:
+    server = make_server()
+    with server.client() as http:
+        queue = make_queue(http, concurrency=2)
+        job_id = enqueue(http, queue, {"sleep": 1.0})
+    worker = workers(server, queue, lease_seconds=30.0)
+    wait_until(lambda: events(worker.log, "start"), timeout=15)
+    assert server.terminate() == 0  # the job is still running: its heartbeat, lease and outcome meet a dead port
+    wait_until(lambda: events(worker.log, "done"), timeout=10)
+    time.sleep(0.5)  # the outcome is refused (connection refused) at least once
+    again = ServerProcess(data_dir=server.data_dir, port=server.port)
+    try:
+        again.start()
+        with again.client() as http:
+            finished = wait_until(lambda: (j := job(http, queue, job_id))["state"] == "completed" and j, timeout=15)
+        assert (finished["attempts"], finished["result"]["echo"]) == (1, {"sleep": 1.0})
+        assert len(events(worker.log, "start")) == 1  # computed once, reported once the server was back
+        assert "reporting outcomes failed, trying again" in _output(worker)
+    finally:
+        again.kill()
 
 
 # Long polls ----------------------------------------------------------------------------------------------
@@ -357,6 +383,28 @@ def test_a_wrong_or_expired_lease_token_is_a_409_and_changes_nothing(server: Ser
         assert ok.json() == {"id": job_id, "state": "completed"}
         assert http.post(f"/v1/queues/{queue}/jobs/{job_id}/complete",
                          json={"leaseToken": again["leaseToken"]}).status_code == 409  # settled: once only
+
+
+def test_outcomes_of_several_jobs_apply_in_one_request_each_on_its_own(server: ServerProcess) -> None:
+    with server.client() as http:
+        queue = make_queue(http, concurrency=5, retry_attempts=2)
+        ids = [enqueue(http, queue, {"n": n}) for n in range(3)]
+        token = {job["id"]: job["leaseToken"] for job in lease(http, queue, max=3)}
+        answered = http.post(f"/v1/queues/{queue}/jobs/outcomes", json={"outcomes": [
+            {"id": ids[0], "leaseToken": token[ids[0]], "result": {"ok": 0}},
+            {"id": ids[1], "leaseToken": token[ids[1]], "error": "flaky"},
+            {"id": ids[2], "leaseToken": "not-held"},
+            {"id": ids[0], "leaseToken": token[ids[0]], "result": "twice"},
+        ]})
+        assert answered.status_code == 200, answered.text
+        assert [a.get("state") or a["error"]["code"] for a in answered.json()["data"]] == [
+            "completed", "delayed", "CONFLICT", "CONFLICT"]  # one outcome per job: the repeat changed nothing
+        assert job(http, queue, ids[0])["result"] == {"ok": 0}
+        assert job(http, queue, ids[1])["failReason"] == "flaky"
+        assert job(http, queue, ids[2])["state"] == "active"
+        for outcomes in ([], [{"id": "x", "leaseToken": "t"}] * 101):
+            refused = http.post(f"/v1/queues/{queue}/jobs/outcomes", json={"outcomes": outcomes})
+            assert refused.status_code == 422 and refused.json()["error"]["details"]["field"] == "outcomes"
 
 
 def test_leases_follow_the_queue_rules_and_refuse_bad_requests(server: ServerProcess, receiver: Receiver) -> None:
@@ -524,7 +572,15 @@ def _waiting(http: httpx.Client, queue: str) -> float:
 SCRAPE = "scrape-token-for-the-process-wide-series"
 
 
+def _scraped(server: ServerProcess, series: str) -> float:
+    scraped = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {SCRAPE}"}).text
+    return sum(float(line.split()[-1]) for line in scraped.splitlines() if line.startswith(series))
+
+
+def _output(worker: Worker) -> str:
+    return "".join(path.read_text(errors="replace") for path in worker.log.parent.glob(f"{worker.log.stem}-worker-*.out"))
+
+
 def _requests(server: ServerProcess) -> float:
     """API requests the server answered so far (a process-wide series: scraped with the metrics token)."""
-    scraped = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {SCRAPE}"}).text
-    return sum(float(line.split()[-1]) for line in scraped.splitlines() if line.startswith("rotor_http_requests_total"))
+    return _scraped(server, "rotor_http_requests_total")

@@ -16,13 +16,15 @@ from rotor_lite.api.http import JsonBody, core_of, read_body
 from rotor_lite.clock import iso
 from rotor_lite.models import Principal
 from rotor_lite.schemas import (
-    CompleteRequest, FailRequest, HeartbeatRequest, LeasedJobOut, LeaseOut, LeaseOutcomeOut, LeaseRequest,
+    CompleteRequest, FailRequest, HeartbeatRequest, LeasedJobOut, LeaseOut, LeaseOutcomeOut, LeaseRequest, OutcomeError,
+    OutcomeOut, OutcomesOut, OutcomesRequest,
 )
 from rotor_lite.services import workers as service
 from rotor_lite.services.core import Core
 from rotor_lite.services.workers import Reported
 
 T = TypeVar("T")
+_NOT_HELD = OutcomeError(code="CONFLICT", message=service.NOT_HELD)
 
 # Like enqueue, these routes take only the request: workers call them once per job.
 
@@ -48,6 +50,18 @@ class WorkerController(Controller):
                 leaseToken=job.claimed.lease_token, leaseExpiresAt=iso(job.expires_at), tags=job.tags,
             )
             for job in leased
+        ]))
+
+    @post("/outcomes", status_code=200, opt={"access": QUEUE_WRITE, "body": OutcomesRequest, "returns": OutcomesOut})
+    async def outcomes(self, request: Request[Any, Any, Any]) -> ASGIApp:
+        """Complete or fail up to 100 leased jobs at once; each outcome is applied or refused on its own."""
+        principal = await provide_principal(request)
+        spec = await read_body(request, OutcomesRequest, ("outcomes",))
+        answers = await service.report_outcomes(core_of(request), principal, request.path_params["name"], spec)
+        return JsonBody(OutcomesOut(data=[
+            OutcomeOut(id=outcome.id, error=_NOT_HELD) if answer is None
+            else OutcomeOut(id=outcome.id, state=service.reported_state(answer))
+            for outcome, answer in zip(spec.outcomes, answers)
         ]))
 
     @post("/{job_id:str}/heartbeat", status_code=200, opt={"access": QUEUE_WRITE, "body": HeartbeatRequest, "returns": LeaseOutcomeOut})

@@ -99,7 +99,7 @@ def queue_settings(*, on_create: bool) -> Callable[[F], F]:
                      help="Serve the jobs of each key in turn: concurrencyKey, or payload.<path> (e.g. payload.tenantId)."),
         click.option("--rate-limit", metavar="MAX/PER", callback=_parse_rate,
                      help="Start at most MAX jobs of one key per PER, e.g. 10/1s (keyed by --rate-limit-key, else the fairness key)."),
-        click.option("--rate-limit-key", metavar="KEY", help="The key --rate-limit counts by (default: the fairness key)."),
+        click.option("--rate-limit-key", metavar="KEY", help="The key --rate-limit counts by (else the fairness key)."),
         *(() if on_create else (
             click.option("--no-fairness", is_flag=True, default=None, help="Stop serving keys in turn."),
             click.option("--no-rate-limit", is_flag=True, default=None, help="Remove the per-key rate limit."),

@@ -153,3 +153,17 @@ def test_group_keys_are_checked_and_read_as_documented() -> None:
     for wrong in ("tenant", "payload", "payload.", "payload.a b", "data.x", "payload." + ".x" * 9):
         with pytest.raises(Exception, match="payload path"):
             fairness.check_group_key(wrong, "fairness.key")
+
+
+def test_a_grouped_job_is_in_one_claim_index_and_every_claim_query_searches_its_own(conn: sqlite3.Connection) -> None:
+    add_jobs(conn, "a", 3)
+    [waiting] = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'job_waiting'").fetchone()
+    assert waiting.endswith("group_key IS NULL")  # an enqueue or a claim of a grouped job maintains job_fair only
+    for sql, params, index in (
+        (job_store._WAITING_AS_JSON, (1, 10), "job_waiting"),
+        (job_store._walk_sql(False, True), (1, "a", 10, "[]", 0), "job_fair"),
+    ):
+        plan = " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert f"USING INDEX {index}" in plan and "SCAN job" not in plan, plan
+    plan = " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN SELECT 1 FROM job WHERE queue_id = 1 AND state = 'waiting' LIMIT 1"))
+    assert "SCAN job" not in plan, plan  # has_waiting
