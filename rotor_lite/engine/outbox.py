@@ -1,8 +1,9 @@
 """The delivery task: fans the outbox out into deliveries and sends them, with retries.
 
-Its sends go through the one delivery engine (in this process or in the delivery helpers),
-on a connection pool of their own, separate from job delivery's, so a slow or dead webhook
-endpoint never holds a callback connection or a dispatcher slot: at worst its own deliveries wait. Each attempt's outcome is written back through the writer.
+Its sends go through the one delivery engine (in this process or in the delivery helpers), on
+a connection pool of their own, separate from job delivery's, so a slow or dead webhook endpoint
+never holds a callback connection or a dispatcher slot: at worst its own deliveries wait. Each
+attempt's outcome is written back through the writer.
 """
 
 from __future__ import annotations
