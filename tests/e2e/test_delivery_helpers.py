@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 
+from rotor_lite.cli import main
 from tests.helpers import Receiver, Received, ServerProcess, wait_until
 
 JOBS = 400
@@ -86,7 +88,17 @@ def test_no_helper_outlives_its_server(make_server: Callable[..., ServerProcess]
         wait_until(lambda: all(gone(pid) for pid in pids), timeout=10)
 
 
-def test_with_processes_0_there_is_no_helper(make_server: Callable[..., ServerProcess]) -> None:
-    server = make_server(ROTOR_DELIVERY_PROCESSES="0")
-    with server.client() as http:
-        assert helpers_of(http) == []
+def test_rotor_status_shows_each_helper_and_none_with_processes_0(
+    make_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    for processes, lines in (("2", 2), ("0", 0)):
+        server = make_server(tmp_path / f"p{processes}", ROTOR_DELIVERY_PROCESSES=processes)
+        with server.client() as http:
+            wait_until(lambda: all(h["alive"] for h in helpers_of(http)))
+            helpers = helpers_of(http)
+        shown = CliRunner().invoke(main, ["status", "--api-url", server.url, "--api-key", server.api_key],
+                                   env={"ROTOR_CONFIG_DIR": str(tmp_path / "config")})
+        assert shown.exit_code == 0, shown.output
+        printed = [line for line in shown.output.splitlines() if line.startswith("Delivery helper")]
+        assert len(helpers) == len(printed) == lines
+        assert all(f"pid {helper['pid']}, alive, 0 in flight" in line for helper, line in zip(helpers, printed))
