@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -83,6 +83,13 @@ def machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{time.strftime('%Y-%m-%d %H:%M')} · {os.cpu_count()} cores · {cpu} · Linux {platform.release()} · "
             f"Python {platform.python_version()} · load average {load}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process itself (not of its children), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kb(pid: int) -> tuple[int, int]:
@@ -340,9 +347,17 @@ async def steady_load(api: Api, queue: str, rate: float, stop: asyncio.Event, ti
     return sent
 
 
-async def rotor_throughput(api: Api, receiver: str, queue: str, jobs: int, concurrency: int) -> tuple[float, float]:
-    """(deliveries/s, enqueue seconds): `jobs` jobs batch-enqueued into a paused queue, which is then
-    resumed; deliveries/s counts from the resume to the last job completed.
+class Throughput(NamedTuple):
+    rate: float  # deliveries/s
+    enqueue_s: float
+    main_cpu_us: float | None  # the server's own process, per delivery (its delivery helpers not included)
+
+
+async def rotor_throughput(
+    api: Api, receiver: str, queue: str, jobs: int, concurrency: int, pid: int | None = None
+) -> Throughput:
+    """`jobs` jobs batch-enqueued into a paused queue, which is then resumed; deliveries/s counts from
+    the resume to the last job completed, and so does the CPU time of process `pid` (the server's).
 
     The receiver checks every signature against the queue's secret; a bad one stops the benchmark.
     """
@@ -353,14 +368,15 @@ async def rotor_throughput(api: Api, receiver: str, queue: str, jobs: int, concu
     await api.enqueue_backlog(queue, jobs)
     enqueue_seconds = time.perf_counter() - enqueue_started
     receiver_get(receiver, "/reset")
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_seconds(pid) if pid else 0.0
     await api.call("POST", f"/v1/queues/{queue}/resume")
     await wait_delivered_and_completed(api, receiver, queue, jobs)
     elapsed = time.perf_counter() - started
+    cpu_us = (cpu_seconds(pid) - cpu_before) / jobs * 1e6 if pid else None
     seen = await receiver_stats(api.session, receiver)
     if seen["bad"] or seen["verified"] < jobs:
         raise SystemExit(f"signature check failed at the receiver: {seen}")
-    return jobs / elapsed, enqueue_seconds
+    return Throughput(jobs / elapsed, enqueue_seconds, cpu_us)
 
 
 def client_session(limit: int = 64) -> aiohttp.ClientSession:

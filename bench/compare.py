@@ -1,7 +1,7 @@
 """The same delivery workload run by BullMQ (on Redis) and by rotor-lite, in one run; prints the ratio.
 
     python bench/compare.py [--jobs 20000] [--concurrency 64] [--rounds 1] [--synchronous FULL|NORMAL]
-                            [--redis-fsync everysec|always|no]
+                            [--redis-fsync everysec|always|no] [--processes auto,0,1,2,4]
 
 Workload: `--jobs` jobs with the same payload, all enqueued first (BullMQ: `addBulk`, 1,000 per call;
 rotor-lite: batch enqueue into a paused queue), then delivered with `--concurrency` requests in
@@ -11,7 +11,8 @@ The figure is the time from all-enqueued to all-completed, as deliveries/s.
 Starts everything itself on 127.0.0.1 and stops it: a redis-server from Debian's packages (installed
 with apt-get when missing and running as root) on a free port with a temp dir and AOF persistence
 (`appendfsync` = `--redis-fsync`), bullmq + ioredis from the npm registry installed into
-`bench/.work/` (ignored by git), the Node receiver and a `rotor-lite serve`.
+`bench/.work/` (ignored by git), the Node receiver and one `rotor-lite serve` per value of
+`--processes` (its `[delivery] processes`), each run in every round right after BullMQ's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from _common import (
     WORK,
     Api,
     Processes,
+    Server,
+    Throughput,
     client_session,
     free_port,
     machine,
@@ -110,9 +113,9 @@ def run_bullmq(modules: Path, redis_port: int, receiver: str, jobs: int, concurr
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-async def run_rotor(url: str, receiver: str, queue: str, jobs: int, concurrency: int) -> tuple[float, float]:
+async def run_rotor(server: Server, receiver: str, queue: str, jobs: int, concurrency: int) -> Throughput:
     async with client_session() as session:
-        return await rotor_throughput(Api(session, url), receiver, queue, jobs, concurrency)
+        return await rotor_throughput(Api(session, server.url), receiver, queue, jobs, concurrency, server.proc.pid)
 
 
 def main() -> None:
@@ -122,21 +125,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternate BullMQ and rotor-lite this many times")
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument("--redis-fsync", default="everysec", choices=["everysec", "always", "no"])
+    parser.add_argument("--processes", default="auto", help="rotor-lite's [delivery] processes, comma-separated "
+                        "values each with a server of its own (default auto)")
     args = parser.parse_args()
     redis_binary, modules = ensure_redis(), ensure_bullmq()
     print(f"BullMQ vs rotor-lite — {machine()}", flush=True)
     with Processes() as procs, tempfile.TemporaryDirectory() as tmp:
         redis_port = start_redis(procs, redis_binary, Path(tmp), args.redis_fsync)
         receiver = start_receiver(procs)
-        server = start_server(procs, Path(tmp) / "data", args.synchronous)
-        print("\n| round | BullMQ deliveries/s (enqueue s) | rotor-lite deliveries/s (enqueue s) "
-              "| rotor-lite / BullMQ |")
-        print("|---|---|---|---|")
+        servers = {
+            processes: start_server(procs, Path(tmp) / f"data-{processes}", args.synchronous,
+                                    ROTOR_DELIVERY_PROCESSES=processes)
+            for processes in args.processes.split(",")
+        }
+        print("\n| round | BullMQ deliveries/s (enqueue s) | rotor-lite processes | rotor-lite deliveries/s (enqueue s) "
+              "| server process CPU per delivery | rotor-lite / BullMQ |")
+        print("|---|---|---|---|---|---|")
         for n in range(1, args.rounds + 1):
             bull = run_bullmq(modules, redis_port, receiver, args.jobs, args.concurrency)
-            rate, enqueue_s = run_event_loop(run_rotor(server.url, receiver, f"cmp{n}", args.jobs, args.concurrency))
-            print(f"| {n} | {bull['rate']:,.0f} ({bull['enqueue_s']:.2f}) | {rate:,.0f} ({enqueue_s:.2f}) | "
-                  f"{rate / bull['rate']:.2f}× |", flush=True)
+            for processes, server in servers.items():
+                rate, enqueue_s, cpu_us = run_event_loop(
+                    run_rotor(server, receiver, f"cmp{n}", args.jobs, args.concurrency))
+                print(f"| {n} | {bull['rate']:,.0f} ({bull['enqueue_s']:.2f}) | {processes} | {rate:,.0f} ({enqueue_s:.2f}) "
+                      f"| {cpu_us:.0f} µs | {rate / bull['rate']:.2f}× |", flush=True)
     print(f"\n{args.jobs:,} jobs, concurrency {args.concurrency}; rotor-lite synchronous={args.synchronous}, "
           f"Redis AOF appendfsync={args.redis_fsync}")
 

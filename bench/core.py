@@ -60,7 +60,7 @@ def bench_claim_cost(finished: int) -> float:
 async def deliveries(url: str, receiver: str, jobs: int, samples: int) -> tuple[float, list[float]]:
     async with client_session() as session:
         api = Api(session, url)
-        rate, _ = await rotor_throughput(api, receiver, "e2e", jobs, 128)
+        rate, _, _ = await rotor_throughput(api, receiver, "e2e", jobs, 128)
         await api.create_queue("latency", concurrency=8, callback_url=receiver + "/lat")
         return rate, await probe_latency(api, receiver, "latency", samples)
 

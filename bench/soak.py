@@ -83,7 +83,7 @@ async def soak(args: argparse.Namespace, receiver: str, url: str, pid: int) -> l
         api = Api(session, url)
         rate = args.rate
         if rate is None:
-            peak, _ = await rotor_throughput(api, receiver, "peak", 10_000, args.concurrency)
+            peak, _, _ = await rotor_throughput(api, receiver, "peak", 10_000, args.concurrency)
             rate = peak / 2
             print(f"peak {peak:,.0f} deliveries/s; soaking at {rate:,.0f}/s for {args.minutes} min", flush=True)
         await api.create_queue("soak", concurrency=args.concurrency, callback_url=receiver + "/cb")

@@ -150,7 +150,7 @@ def _median_claim(conn: Any, repeats: int, claim: Callable[[], list[Any]]) -> fl
 async def run(args: argparse.Namespace, procs: Processes, url: str, receiver: str, tmp: Path) -> None:
     async with client_session() as session:
         api = Api(session, url)
-        callback, _ = await rotor_throughput(api, receiver, "callback", args.jobs, args.concurrency)
+        callback, _, _ = await rotor_throughput(api, receiver, "callback", args.jobs, args.concurrency)
         callback_lat = await lease_to_complete(api, "callback")
         one = await pulled_throughput(api, procs, "pull-1", args.jobs, 1, args.concurrency)
         one_lat = await lease_to_complete(api, "pull-1")

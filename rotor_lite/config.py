@@ -76,6 +76,14 @@ class CallbackSettings(_Section):
     max_connections: int = 256
 
 
+class DeliverySettings(_Section):
+    processes: int | Literal["auto"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.processes != "auto" and self.processes < 0:
+            raise ValueError("delivery.processes must be \"auto\", 0 (deliver in the server's process) or more")
+
+
 class DispatchSettings(_Section):
     concurrency_key_recheck: Duration = "10s"
     concurrency_key_ttl: Duration = "300s"
@@ -272,6 +280,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     callbacks: CallbackSettings = msgspec.field(default_factory=CallbackSettings)
     dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     schedules: ScheduleSettings = msgspec.field(default_factory=ScheduleSettings)

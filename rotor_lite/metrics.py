@@ -8,15 +8,16 @@ a deleted queue's series are forgotten with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "QueueKey"]
 
 QueueKey = tuple[str, str]  # (workspace id, queue name)
+HelperFigures = tuple[int, bool, int, int, int]  # a delivery helper's index, alive, in flight, restarts, delivered
 
 
 class Metrics:
@@ -24,6 +25,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.helpers: Callable[[], list[HelperFigures]] = list  # the delivery helpers, read at scrape time
         self.enqueued = Counter("rotor_jobs_enqueued", "Jobs accepted", ["workspace", "queue"], registry=self.registry)
         self.deliveries = Counter(
             "rotor_deliveries", "Callback deliveries by outcome", ["workspace", "queue", "outcome"],
@@ -68,22 +70,26 @@ class Metrics:
 
         With `workspace_id`, only per-queue series are shown (the process-wide ones span workspaces).
         """
-        return generate_latest(_Scrape(self.registry, job_counts, workspace_id))
+        return generate_latest(_Scrape(self.registry, job_counts, workspace_id, self.helpers))
 
 
 class _Scrape:
     """One scrape's view of the registry, plus the job counts as a gauge."""
 
     def __init__(
-        self, registry: CollectorRegistry, job_counts: Mapping[QueueKey, Mapping[str, int]], workspace_id: str | None
+        self, registry: CollectorRegistry, job_counts: Mapping[QueueKey, Mapping[str, int]], workspace_id: str | None,
+        helpers: Callable[[], list[HelperFigures]],
     ) -> None:
         self._registry, self._job_counts, self._workspace_id = registry, job_counts, workspace_id
+        self._helpers = helpers
 
     def collect(self) -> Iterator[Metric]:
         for family in self._registry.collect():  # fresh objects on every collect: safe to narrow
             family.samples = [s for s in family.samples if self._shown(s.labels)]
             yield family
         yield self._jobs()
+        if self._workspace_id is None:  # process-wide, like the other series without a workspace
+            yield from self._delivery_helpers()
 
     def _shown(self, labels: Mapping[str, str]) -> bool:
         if "queue" in labels:
@@ -98,3 +104,16 @@ class _Scrape:
             for state, count in counts.items():
                 gauge.add_metric([workspace_id, queue, state], count)
         return gauge
+
+    def _delivery_helpers(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("rotor_delivery_helper_up", "1 while the delivery helper runs", labels=["helper"])
+        in_flight = GaugeMetricFamily("rotor_delivery_helper_in_flight", "Requests a delivery helper holds", labels=["helper"])
+        restarts = CounterMetricFamily("rotor_delivery_helper_restarts", "Times a delivery helper was started again", labels=["helper"])
+        delivered = CounterMetricFamily("rotor_delivery_helper_delivered", "Job callbacks a delivery helper sent", labels=["helper"])
+        for index, alive, held, restarted, sent in self._helpers():
+            label = [str(index)]
+            up.add_metric(label, int(alive))
+            in_flight.add_metric(label, held)
+            restarts.add_metric(label, restarted)
+            delivered.add_metric(label, sent)
+        yield from (up, in_flight, restarts, delivered)

@@ -223,6 +223,17 @@ class ScheduleRun(msgspec.Struct, kw_only=True):
     rowid: int = 0
 
 
+class DeliveryHelper(msgspec.Struct, kw_only=True, frozen=True):
+    """One delivery helper process as the server sees it (`[delivery] processes`)."""
+
+    index: int
+    pid: int | None  # None until its first start
+    alive: bool
+    in_flight: int
+    restarts: int
+    delivered: int
+
+
 class Settlement(msgspec.Struct, kw_only=True, frozen=True):
     """How one delivery ends for its job: `state` completed, failed, or delayed/waiting for a retry.
 

@@ -276,11 +276,20 @@ class Quota(msgspec.Struct, kw_only=True):
     resetAt: str
 
 
+class DeliveryHelperOut(msgspec.Struct, kw_only=True):
+    pid: int | None
+    alive: bool
+    inFlight: int
+    restarts: int
+    delivered: int
+
+
 class StatusOut(msgspec.Struct, kw_only=True):
     api: str
     database: str
     version: str
     quota: Quota
+    deliveryHelpers: list[DeliveryHelperOut] = msgspec.field(default_factory=list)
 
 
 class Period(msgspec.Struct, kw_only=True):

@@ -12,6 +12,7 @@ from typing import Any
 from rotor_lite.config import load_settings
 from rotor_lite.crypto import Vault
 from rotor_lite.engine.outbox import OutboxDelivery, install_notifications
+from rotor_lite.engine.runtime import make_deliverer
 from rotor_lite.models import Principal, Role
 from rotor_lite.services import workspaces
 from rotor_lite.services.core import Core
@@ -58,6 +59,7 @@ async def notify_env(
     """
     values = {("storage", "data_dir"): str(tmp_path), ("callbacks", "allow_private_networks"): True,
               ("webhooks", "retry_schedule"): retry_schedule or ["0s", "30s", "5m"],
+              ("delivery", "processes"): 0,
               **{tuple(name.split("__", 1)): value for name, value in settings.items()}}
     settings = load_settings(env={}, overrides=values)
     clock = FakeClock()
@@ -67,5 +69,6 @@ async def notify_env(
         row = await db.fetchone("SELECT id FROM workspace")
         principal = Principal(key_id="key_test", workspace_id=row[0], role=Role.ADMIN)
         sink = install_notifications(core)
-        async with OutboxDelivery(core, sink, run_loop=False) as outbox:
+        async with make_deliverer(settings, clock, core.secret_values) as deliverer, \
+                OutboxDelivery(core, sink, deliverer, run_loop=False) as outbox:
             yield NotifyEnv(core=core, sink=sink, outbox=outbox, principal=principal, clock=clock)

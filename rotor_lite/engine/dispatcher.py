@@ -24,7 +24,8 @@ from collections import Counter, deque
 from functools import partial
 from typing import Any, TypeVar
 
-from rotor_lite.engine.delivery import Deliverer, Outcome
+from rotor_lite.backoff import parse_retry_after
+from rotor_lite.engine.delivery import Deliverer, Outcome, Ticket
 from rotor_lite.models import Attempt, Claimed, Queue, QueueState, Settlement
 from rotor_lite.services import leases
 from rotor_lite.services.core import Core
@@ -71,7 +72,7 @@ class Dispatcher:
         self._next_due: int | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self._writing = 0  # ops queued or running in the writer
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._metric_children: dict[tuple[Any, ...], Any] = {}
@@ -92,7 +93,7 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return self._in_flight
 
     async def stop(self, drain_seconds: float) -> None:
         """Stop claiming, let deliveries in flight finish and be recorded (bounded), then cancel the rest."""
@@ -101,7 +102,7 @@ class Dispatcher:
         if self._loop_task is not None:
             await _finish_or_cancel({self._loop_task}, drain_seconds)
         await _finish_or_cancel(set(self._writes), drain_seconds)
-        await _finish_or_cancel(set(self._tasks), 0)
+        await self._deliverer.cancel()
 
     # Event loop side ------------------------------------------------------------------
 
@@ -159,31 +160,42 @@ class Dispatcher:
                 self._slots.update(op.freed)
 
     def _start(self, claimed: list[Claimed]) -> None:
+        tickets = []
         for job in claimed:
             queue = self._core.queues.by_rowid(job.queue_id)
             if queue is None:  # deleted meanwhile: the lease runs out
                 self._released.append(job.queue_id)
                 continue
-            self._spawn(self._tasks, self._deliver(queue, job))
+            tickets.append((queue, job))
+        self._in_flight += len(tickets)
+        self._deliverer.start(tickets, self._delivered, self._lost)
 
     def _spawn(self, tasks: set[asyncio.Task[None]], coro: Any) -> None:
         task = asyncio.create_task(coro)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _deliver(self, queue: Queue, job: Claimed) -> None:
+    def _delivered(self, ticket: Ticket, outcome: Outcome) -> None:
+        queue, job = ticket
         try:
-            outcome = await self._deliverer.deliver(queue, job)
             self._count(queue, outcome)
             self._finished.append((queue, self._settlement(queue, job, outcome)))
         except Exception:
-            # deliver() turns every error of an attempt into an outcome, so only a bug in the bookkeeping
-            # lands here. Nothing to record: the lease runs out and the job is delivered again.
+            # Every error of an attempt is an outcome, so only a bug in the bookkeeping lands here.
+            # Nothing to record: the lease runs out and the job is delivered again.
             log.exception("delivery bookkeeping crashed", extra={"job_id": job.id})
             self._released.append(queue.rowid)
-        finally:
-            if self._writing < _PIPELINE:  # else the op that finishes next wakes the loop anyway
-                self._wake.set()
+        self._ended()
+
+    def _lost(self, ticket: Ticket) -> None:
+        """A helper died holding the job: its slot is free again, and its lease brings it back."""
+        self._released.append(ticket[0].rowid)
+        self._ended()
+
+    def _ended(self) -> None:
+        self._in_flight -= 1
+        if self._writing < _PIPELINE:  # else the op that finishes next wakes the loop anyway
+            self._wake.set()
 
     def _count(self, queue: Queue, outcome: Outcome) -> None:
         metrics = self._core.metrics
@@ -205,7 +217,8 @@ class Dispatcher:
             attempt=job.attempt, at=now - outcome.duration_ms, duration_ms=outcome.duration_ms,
             status=outcome.status, outcome=outcome.outcome, error=outcome.error,
         )
-        return leases.settlement(queue, job, attempt, now, result=outcome.result, retry_after_ms=outcome.retry_after_ms)
+        retry_after_ms = None if outcome.retry_after is None else parse_retry_after(outcome.retry_after, now)
+        return leases.settlement(queue, job, attempt, now, result=outcome.result, retry_after_ms=retry_after_ms)
 
     async def _settle_one_by_one(self, finished: list[Finished]) -> None:
         """After a failed op: each outcome in its own write, so one bad outcome cannot sink the others."""

@@ -1,8 +1,9 @@
 """The delivery task: fans the outbox out into deliveries and sends them, with retries.
 
-It owns its own aiohttp session and a bounded pool, separate from job delivery, so a slow
-or dead webhook endpoint never holds a callback connection or a dispatcher slot: at worst
-its own deliveries wait. Each attempt's outcome is written back through the writer.
+Its sends go through the one delivery engine (in this process or in the delivery helpers), on
+a connection pool of their own, separate from job delivery's, so a slow or dead webhook endpoint
+never holds a callback connection or a dispatcher slot: at worst its own deliveries wait. Each
+attempt's outcome is written back through the writer.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import time
 from collections import Counter
 from typing import Any
 
-import aiohttp
 import aiosmtplib
 import msgspec
 
-from rotor_lite.engine.outbound import describe_client_error, guarded_session
-from rotor_lite.errors import ValidationError
-from rotor_lite.netguard import check_callback_url
+from rotor_lite.engine.delivery import Deliverer
+from rotor_lite.engine.sending import Post
 from rotor_lite.services import alerts, webhooks
 from rotor_lite.services.core import Core
 from rotor_lite.services.events import OutboxSink, QueueErrorObserver
@@ -34,6 +33,7 @@ log = logging.getLogger("rotor_lite.outbox")
 _FAN_OUT_BATCH = 500
 _STOP_GRACE_S = 2.0
 _HOOK_CACHE_S = 1.0
+_SNIPPET_BYTES = 300
 
 
 def install_notifications(core: Core) -> OutboxSink:
@@ -57,10 +57,10 @@ class Attempt(msgspec.Struct, kw_only=True, frozen=True):
 class OutboxDelivery:
     """Runs in the server's lifespan; `pump()` and `settle()` let tests drive it step by step."""
 
-    def __init__(self, core: Core, sink: OutboxSink, *, run_loop: bool = True) -> None:
-        self._core, self._sink, self._run_loop = core, sink, run_loop
+    def __init__(self, core: Core, sink: OutboxSink, deliverer: Deliverer, *, run_loop: bool = True) -> None:
+        self._core, self._sink, self._deliverer, self._run_loop = core, sink, deliverer, run_loop
         settings = core.settings.webhooks
-        self._timeout_s = settings.ms("timeout") / 1000
+        self._timeout_ms = settings.ms("timeout")
         self._max, self._per_endpoint = settings.max_in_flight, settings.max_in_flight_per_endpoint
         self._poll_ms = settings.ms("poll_interval")
         self._wake = asyncio.Event()
@@ -69,7 +69,6 @@ class OutboxDelivery:
         self._per_key: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._check_outbox = True
         delays = settings.retry_delays_ms()
         self._probe_ms = next((d for d in delays[1:] if d > 0), self._poll_ms)
@@ -84,9 +83,6 @@ class OutboxDelivery:
 
         self._sink.set_waker(wake_from_writer)
         await self._core.db.write(self._sink.load)
-        self._session = guarded_session(
-            allow_private=self._core.settings.callbacks.allow_private_networks, limit=self._max
-        )
         if self._run_loop:
             self._loop_task = asyncio.create_task(self._run(), name="rotor-outbox")
         return self
@@ -100,8 +96,6 @@ class OutboxDelivery:
             for task in pending:  # still `pending` in the database: sent again after the restart
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -262,21 +256,18 @@ class OutboxDelivery:
         return await self._post(hook.url, row.body, headers)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
-        assert self._session is not None, "the delivery task is not running"
-        try:
-            check_callback_url(url, allow_private=self._core.settings.callbacks.allow_private_networks, field="url")
-            timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-            async with self._session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False) as resp:
-                snippet = (await resp.content.read(300)).decode("utf-8", "replace")
-                if 200 <= resp.status < 300:
-                    return Attempt(ok=True, status=resp.status)
-                return Attempt(ok=False, status=resp.status, error=f"HTTP {resp.status}" + (f": {snippet}" if snippet else ""))
-        except asyncio.TimeoutError:
-            return Attempt(ok=False, error=f"no response within {self._timeout_s:g}s")
-        except ValidationError as exc:
-            return Attempt(ok=False, error=exc.message)
-        except (aiohttp.ClientError, OSError) as exc:
-            return Attempt(ok=False, error=describe_client_error(exc))
+        answer = await self._deliverer.post(Post(
+            url=url, body=body, headers=headers, timeout_ms=self._timeout_ms, max_bytes=_SNIPPET_BYTES,
+            channel="notifications",
+        ))
+        if answer.failure == "timeout":
+            return Attempt(ok=False, error=f"no response within {self._timeout_ms / 1000:g}s")
+        if answer.status is None:
+            return Attempt(ok=False, error=answer.error)
+        if 200 <= answer.status < 300:
+            return Attempt(ok=True, status=answer.status)
+        snippet = answer.body.decode("utf-8", "replace")
+        return Attempt(ok=False, status=answer.status, error=f"HTTP {answer.status}" + (f": {snippet}" if snippet else ""))
 
     async def _send_email(self, to: str, data: dict[str, Any], link: str) -> Attempt:
         smtp = self._core.settings.alerts.smtp

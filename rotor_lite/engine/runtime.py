@@ -19,11 +19,13 @@ from rotor_lite.engine.delivery import Deliverer
 from rotor_lite.engine.dispatcher import Dispatcher
 from rotor_lite.engine.judge import BrandToneJudge
 from rotor_lite.engine.outbox import OutboxDelivery, install_notifications
+from rotor_lite.engine.pool import helper_count
 from rotor_lite.engine.scheduler import Scheduler
 from rotor_lite.engine.sweeper import Sweeper
 from rotor_lite.engine.workflows import RunDriver
 from rotor_lite.services import workspaces
 from rotor_lite.services.core import Core
+from rotor_lite.services.hooks import SecretSource
 from rotor_lite.services.keyring import CreatedKey
 from rotor_lite.services.workers import PullBroker
 from rotor_lite.store import jobs as job_store
@@ -59,12 +61,12 @@ class Runtime:
         if requeued:
             log.warning("requeued jobs left active by a previous process", extra={"count": requeued})
         sink = install_notifications(core)  # outbox event sink, vault values, queue.error observer
-        await self._stack.enter_async_context(OutboxDelivery(core, sink))
+        # First in, last out: every part that sends (dispatcher, outbox, workflow runs) has stopped before it.
+        deliverer = await self._stack.enter_async_context(make_deliverer(self.settings, self.clock, core.secret_values))
+        core.delivery_helpers = deliverer.helpers
+        core.metrics.helpers = lambda: [(h.index, h.alive, h.in_flight, h.restarts, h.delivered) for h in deliverer.helpers()]
+        await self._stack.enter_async_context(OutboxDelivery(core, sink, deliverer))
         await self._stack.enter_async_context(BrandToneJudge(core))  # installs the guardrail admission
-        deliverer = await self._stack.enter_async_context(Deliverer(
-            self.clock, allow_private=self.settings.callbacks.allow_private_networks,
-            max_connections=self.settings.callbacks.max_connections, secrets=core.secret_values,
-        ))
         core.pull = await self._stack.enter_async_context(PullBroker(core))
         self.dispatcher = await self._stack.enter_async_context(Dispatcher(core, deliverer))
         core.on_jobs_ready = self._wake_claimers
@@ -99,6 +101,15 @@ class Runtime:
         self.core.plans.load(conn)
         self.core.workflows.load(conn, self.core.vault)
         return job_store.requeue_orphans(conn)
+
+
+def make_deliverer(settings: Settings, clock: Clock, secrets: SecretSource | None) -> Deliverer:
+    """The one delivery engine: job callbacks, workflow calls, webhooks and alerts all go through it."""
+    return Deliverer(
+        clock, allow_private=settings.callbacks.allow_private_networks, max_connections=settings.callbacks.max_connections,
+        max_notifications=settings.webhooks.max_in_flight, secrets=secrets,
+        processes=helper_count(settings.delivery.processes), log_format=settings.server.log_format,
+    )
 
 
 def _check_master_key(conn: sqlite3.Connection, vault: Vault) -> None:

@@ -18,12 +18,11 @@ from collections import Counter, deque
 from functools import partial
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from rotor_lite.engine.delivery import Deliverer
+from rotor_lite.engine.sending import Post
 from rotor_lite.engine.signing import sign_callback
-from rotor_lite.errors import ValidationError
 from rotor_lite.models import Run, RunCall, Step, StepStatus, StepType
 from rotor_lite.protocol import PROTOCOL_VERSION, CallResult, decode_answer
 from rotor_lite.services import run_progress
@@ -186,18 +185,19 @@ class RunDriver:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout_ms: int) -> CallResult:
         started = time.perf_counter()
-        try:
-            status, answer = await self._deliverer.call(url, body, headers, timeout_ms, _MAX_ANSWER_BYTES)
-        except TimeoutError:
+        answer = await self._deliverer.post(
+            Post(url=url, body=body, headers=headers, timeout_ms=timeout_ms, max_bytes=_MAX_ANSWER_BYTES, field="serve_url")
+        )
+        if answer.failure == "timeout":
             return _failed(f"no answer within {timeout_ms} ms", started)
-        except ValidationError as exc:
-            return _failed(exc.message, started)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return _failed(str(exc) or type(exc).__name__, started)
-        if not 200 <= status < 300:
-            return _failed(f"HTTP {status}: {answer[:200].decode('utf-8', 'replace')}", started)
+        if answer.failure is not None or answer.status is None:
+            return _failed(answer.error or "no answer", started)
+        if answer.cut:
+            return _failed(f"the answer is larger than {_MAX_ANSWER_BYTES} bytes, or did not end in time", started)
+        if not 200 <= answer.status < 300:
+            return _failed(f"HTTP {answer.status}: {answer.body[:200].decode('utf-8', 'replace')}", started)
         try:
-            return CallResult(answer=decode_answer(answer), duration_ms=_elapsed_ms(started))
+            return CallResult(answer=decode_answer(answer.body), duration_ms=_elapsed_ms(started))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return _failed(f"the answer is not one of the protocol's: {exc}", started)
 

@@ -18,7 +18,7 @@ from rotor_lite.services.hooks import NoSecrets, SecretSource
 from rotor_lite.services.keyring import Authenticator
 from rotor_lite.services.plans import WorkspacePlans
 from rotor_lite.services.workflow_state import WorkflowState
-from rotor_lite.models import Principal, Queue
+from rotor_lite.models import DeliveryHelper, Principal, Queue
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
 from rotor_lite.store.db import Database
@@ -116,6 +116,7 @@ class Core:
         self.on_schedules_changed: Callable[[], None] = lambda: None  # wakes the scheduler
         self.workflows = WorkflowState()
         self.turns = Turns()  # fair claims' turns and rate windows (writer thread)
+        self.delivery_helpers: Callable[[], list[DeliveryHelper]] = list  # each helper's health (none: in-process)
 
     def queue_for(self, principal: Principal, name: str) -> Queue:
         """The caller's queue `name`; a queue-scoped key sees only its own queue."""

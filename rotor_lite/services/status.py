@@ -21,7 +21,7 @@ def _period_bounds(now_ms: int) -> tuple[int, int]:
 
 
 async def status(core: Core, principal: Principal) -> dict[str, Any]:
-    """`{api, database, version, quota}`; `database` is "error" when a read fails."""
+    """`{api, database, version, quota, deliveryHelpers}`; `database` is "error" when a read fails."""
     now = core.clock.now_ms()
     limits = await core.plans.limits(core.db, principal.workspace_id)  # known: the request was counted against it
     try:
@@ -33,6 +33,10 @@ async def status(core: Core, principal: Principal) -> dict[str, Any]:
     return {
         "api": "ok", "database": database, "version": __version__,
         "quota": {"used": used, "limit": limits.jobs_per_month or None, "plan": limits.plan, "resetAt": iso_from_ms(reset)},
+        "deliveryHelpers": [
+            {"pid": h.pid, "alive": h.alive, "inFlight": h.in_flight, "restarts": h.restarts, "delivered": h.delivered}
+            for h in core.delivery_helpers()
+        ],
     }
 
 

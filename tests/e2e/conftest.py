@@ -9,9 +9,9 @@ from tests.helpers import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def shared_server(tmp_path_factory: pytest.TempPathFactory, delivery_processes: dict[str, str]) -> Iterator[ServerProcess]:
     """One server for the module: every test works in queues of its own."""
-    server = ServerProcess(data_dir=tmp_path_factory.mktemp("shared") / "data").start()
+    server = ServerProcess(data_dir=tmp_path_factory.mktemp("shared") / "data", env=delivery_processes).start()
     yield server
     server.kill()
 

@@ -12,6 +12,8 @@ from aiosmtpd.controller import Controller
 
 from tests.helpers import Receiver, Reply, ServerProcess, free_port, offline, wait_until
 
+pytestmark = pytest.mark.both_delivery_paths  # every test: in-process, and through two delivery helpers
+
 
 class Mailbox:
     """An aiosmtpd handler that keeps every message it receives."""

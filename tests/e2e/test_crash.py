@@ -9,6 +9,8 @@ import pytest
 
 from tests.helpers import KillDuringDelivery, Receiver, Reply, ServerProcess, wait_until
 
+pytestmark = pytest.mark.both_delivery_paths  # every test: in-process, and through two delivery helpers
+
 JOBS = 1000
 CONCURRENCY = 20
 

@@ -19,6 +19,8 @@ import pytest
 
 from tests.helpers import ConnectionCounter, Receiver, Reply, ServerProcess, wait_until
 
+pytestmark = pytest.mark.both_delivery_paths  # every test: in-process, and through two delivery helpers
+
 QueueMaker = Callable[..., dict[str, Any]]
 
 

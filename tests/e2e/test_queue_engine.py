@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers import Receiver, Reply, wait_until
 
+pytestmark = pytest.mark.both_delivery_paths  # every test: in-process, and through two delivery helpers
+
 QueueMaker = Callable[..., str]
 STATS_KEYS = {"waiting", "active", "completed", "failed", "delayed", "pending_approval", "blocked", "cancelled"}
 QUEUE_KEYS = {

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
 from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+
+pytestmark = pytest.mark.both_delivery_paths  # every test: in-process, and through two delivery helpers
 
 VALUE = "sk_live_Zq8Xv1Tn4Rm7Wc2Ya9Kb"
 ROTATED = "sk_live_Hf3Jd6Lp0Qs5Ue8Ix1Vo"

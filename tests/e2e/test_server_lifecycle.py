@@ -137,6 +137,7 @@ def test_first_start_prints_a_generated_key_once(make_server: Callable[..., Serv
 # Shutdown and the data directory ------------------------------------------------------------------
 
 
+@pytest.mark.both_delivery_paths
 def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(
     make_server: Callable[..., ServerProcess], receiver: Receiver
 ) -> None:
@@ -159,6 +160,7 @@ def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(
     assert len(receiver.for_path("/slow")) == 1  # recorded before exit, so not delivered again
 
 
+@pytest.mark.both_delivery_paths
 def test_after_sigterm_a_job_that_falls_due_during_the_drain_is_not_claimed(
     make_server: Callable[..., ServerProcess], receiver: Receiver
 ) -> None:

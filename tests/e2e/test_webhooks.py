@@ -10,6 +10,8 @@ from standardwebhooks import Webhook as StandardWebhook
 from rotor_lite.sdk import RotorSignatureError, Webhook
 from tests.helpers import Receiver, Reply, ServerProcess, wait_until
 
+pytestmark = pytest.mark.both_delivery_paths  # every test: in-process, and through two delivery helpers
+
 FAST = {"ROTOR_WEBHOOKS_RETRY_SCHEDULE": "0s,50ms,100ms", "ROTOR_WEBHOOKS_POLL_INTERVAL": "50ms"}
 
 

@@ -18,6 +18,8 @@ from rotor_lite.sdk.workflows import Context, Step
 from tests.e2e.workflow_kit import WorkflowEnv, workflow_env
 from tests.helpers import ServerProcess
 
+pytestmark = pytest.mark.both_delivery_paths  # every test: in-process, and through two delivery helpers
+
 executed: Counter[str] = Counter()
 
 

@@ -56,6 +56,10 @@ def render_status(output: Output, status: dict[str, Any]) -> None:
     output.line(f"Plan: {quota.get('plan') or '-'}")
     output.line(f"Quota: {format_count(quota.get('used', 0))} / {limit_text} jobs used this period")
     output.line(f"Resets: {_date(quota.get('resetAt'))}")
+    for number, helper in enumerate(status.get("deliveryHelpers") or []):
+        state = "alive" if helper.get("alive") else "restarting"
+        output.line(f"Delivery helper {number}: pid {helper.get('pid') or '-'}, {state}, {helper.get('inFlight', 0)} in flight, "
+                    f"{format_count(helper.get('delivered', 0))} delivered, {helper.get('restarts', 0)} restarts")
 
 
 def render_usage(output: Output, usage: dict[str, Any]) -> None:

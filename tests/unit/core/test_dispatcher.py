@@ -26,10 +26,11 @@ from rotor_lite.store import jobs as job_store
 from rotor_lite.store.db import Database
 
 
-class FakeDeliverer:
+class FakeDeliverer(Deliverer):
     """Answers every delivery after a short pause; remembers how many ran at once."""
 
     def __init__(self, ok: bool = True) -> None:
+        super().__init__(SystemClock(), allow_private=False, max_connections=1)
         self.ok, self.running, self.most = ok, 0, 0
         self.seen: list[str] = []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from rotor_lite.engine import delivery, outbox
+from rotor_lite.engine import sending
 from rotor_lite.engine.delivery import Deliverer
 from rotor_lite.engine.outbound import guarded_session
 from rotor_lite.models import BackoffType, Claimed, Queue, QueueState
@@ -54,7 +54,7 @@ async def test_the_session_connects_to_loopback_when_private_networks_are_allowe
 
 
 async def test_a_callback_that_skipped_validation_is_not_connected(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delivery, "check_callback_url", _unvalidated)
+    monkeypatch.setattr(sending, "check_callback_url", _unvalidated)
     with ConnectionCounter() as target:
         queue = Queue(
             rowid=1, workspace_id="ws_1", name="q", concurrency=1, max_attempts=1, backoff_type=BackoffType.FIXED,
@@ -74,7 +74,7 @@ async def test_a_webhook_that_skipped_validation_is_not_connected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(webhooks, "check_callback_url", _unvalidated)
-    monkeypatch.setattr(outbox, "check_callback_url", _unvalidated)
+    monkeypatch.setattr(sending, "check_callback_url", _unvalidated)
     with ConnectionCounter() as target:
         async with notify_env(tmp_path, callbacks__allow_private_networks=False) as env:
             hook, _ = await webhooks.create_webhook(env.core, env.principal, WebhookCreate(

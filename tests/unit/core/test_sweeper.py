@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from rotor_lite.clock import SystemClock
 from rotor_lite.engine.delivery import Deliverer, Outcome
 from rotor_lite.engine.dispatcher import Dispatcher
 from rotor_lite.engine.sweeper import Sweeper
@@ -26,10 +27,11 @@ from tests.notify_helpers import notify_env
 TIMEOUT_S, LEASE_GRACE_MS = 5, 1_000
 
 
-class FirstDeliveryHangs:
+class FirstDeliveryHangs(Deliverer):
     """The first delivery waits for `answer` (a hung handler, a stuck resolver…); later ones succeed at once."""
 
     def __init__(self) -> None:
+        super().__init__(SystemClock(), allow_private=False, max_connections=1)
         self.answer = asyncio.Event()
         self.calls: list[Claimed] = []
 

@@ -19,6 +19,7 @@ import msgspec
 
 from rotor_lite.config import load_settings
 from rotor_lite.crypto import Vault
+from rotor_lite.engine.sending import Answer, Post
 from rotor_lite.engine.workflows import RunDriver, _Op
 from rotor_lite.models import Principal, Role, Step, StepStatus, StepType
 from rotor_lite.schemas import FunctionCreate
@@ -38,9 +39,9 @@ class StubDeliverer:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
 
-    async def call(self, url: str, body: bytes, headers: dict[str, str], timeout_ms: int, max_bytes: int) -> tuple[int, bytes]:
-        self.bodies.append(msgspec.json.decode(body))
-        return 200, b'{"type": "waiting"}'
+    async def post(self, post: Post) -> Answer:
+        self.bodies.append(msgspec.json.decode(post.body))
+        return Answer(status=200, body=b'{"type": "waiting"}')
 
 
 @asynccontextmanager
