@@ -55,6 +55,7 @@ class Runtime:
         db = await self._stack.enter_async_context(Database(self.settings.db_path, self.settings.storage.synchronous))
         core = self.core = Core(self.settings, self.clock, db, vault)
         await self._stack.enter_async_context(core.keys)  # writes the keys' last use, also on the way out
+        await self._stack.enter_async_context(core.throughput)  # writes the delivery tallies, also on the way out
         requeued = await db.write(self._prepare)
         if requeued:
             log.warning("requeued jobs left active by a previous process", extra={"count": requeued})
