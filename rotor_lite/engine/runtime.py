@@ -82,7 +82,10 @@ class Runtime:
         self.core.pull.wake()
 
     def stop_waiting(self) -> None:
-        """The server begins to stop: long-polling lease requests answer now instead of holding it up."""
+        """The server begins to stop: long-polling lease requests answer now, and the dashboard's live streams
+        end, instead of holding it up."""
+        if self.core is not None:
+            self.core.stopping.set()
         pull = getattr(self.core, "pull", None)
         if pull is not None:
             pull.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -112,6 +113,7 @@ class Core:
         self.events: EventSink = NoEvents()
         self.admission: Admission = AdmitAll()
         self.throughput = Throughput(db, clock)  # delivery outcomes per minute, for the dashboard
+        self.stopping = asyncio.Event()  # set as the server begins to stop: long-lived responses end then
         self.attempt_observers: list[AttemptObserver] = [self.throughput.observe]
         self.secret_values: SecretSource = NoSecrets()  # `${{ secrets.NAME }}` at dispatch
         self.on_jobs_ready: Callable[[], None] = lambda: None
