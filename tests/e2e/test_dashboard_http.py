@@ -180,7 +180,8 @@ def test_a_page_without_a_session_leads_to_sign_in_and_back(world: World) -> Non
     for target in ("//evil.example/", "https://evil.example/dashboard", "/dashboard\\@evil.example"):
         with httpx.Client(base_url=world.server.url, follow_redirects=False) as browser:
             token = csrf_of(browser.get("/dashboard/login").text)
-            elsewhere = browser.post("/dashboard/login", data={"csrf": token, "api_key": world.server.api_key, "next": target})
+            fields = {"csrf": token, "api_key": world.server.api_key, "next": target}
+            elsewhere = browser.post("/dashboard/login", data=fields)
         assert elsewhere.headers["location"] == "/dashboard", target
 
 
@@ -216,7 +217,8 @@ def test_a_wrong_key_is_refused_and_audited(world: World) -> None:
 def test_a_queue_key_may_not_sign_in(world: World) -> None:
     key = world.api.post("/v1/api-keys", json={"label": "q", "queue": "mail", "role": "developer"}).json()["key"]
     with httpx.Client(base_url=world.server.url, follow_redirects=False) as browser:
-        answer = browser.post("/dashboard/login", data={"csrf": csrf_of(browser.get("/dashboard/login").text), "api_key": key})
+        token = csrf_of(browser.get("/dashboard/login").text)
+        answer = browser.post("/dashboard/login", data={"csrf": token, "api_key": key})
     assert answer.status_code == 403 and "queue key" in answer.text
 
 

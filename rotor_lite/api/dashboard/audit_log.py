@@ -11,12 +11,11 @@ from litestar.response import Stream, Template
 
 from rotor_lite.api.controllers.audit import list_audit
 from rotor_lite.api.dashboard.access import mirror
-from rotor_lite.api.dashboard.render import page
+from rotor_lite.api.dashboard.render import PAGE_SIZE, page
 from rotor_lite.api.http import core_of
 from rotor_lite.models import Principal
 from rotor_lite.services import audit
 
-PAGE = 50
 # Suggestions for the event type filter (any type can be typed).
 COMMON_TYPES = (
     "auth.failed", "auth.forbidden", "api_key.created", "api_key.revoked", "api_key.rotated", "approval.approved",
@@ -34,7 +33,7 @@ async def audit_page(
 ) -> Template:
     """Events newest first, filtered by type, resource type and time (UTC); a link exports the filter as CSV."""
     filters = audit.parse_filter(event_type, resource_type, since, until)
-    events, next_cursor = await audit.list_events(core_of(request), principal, filters, limit=PAGE, cursor=cursor)
+    events, next_cursor = await audit.list_events(core_of(request), principal, filters, limit=PAGE_SIZE, cursor=cursor)
     shown = {"event_type": event_type or "", "resource_type": resource_type or "", "from": since or "", "to": until or ""}
     return page(
         request, principal, "audit.html", events=events, filters=shown, types=COMMON_TYPES,

@@ -11,14 +11,13 @@ from litestar.response import Redirect, Template
 from rotor_lite.api.controllers.approvals import ApprovalController
 from rotor_lite.api.controllers.signals import complete_signal
 from rotor_lite.api.dashboard.access import act, allowed_all, mirror
-from rotor_lite.api.dashboard.render import page
+from rotor_lite.api.dashboard.render import PAGE_SIZE, page
 from rotor_lite.api.http import core_of
 from rotor_lite.models import Principal
 from rotor_lite.schemas import SignalComplete
 from rotor_lite.services import approvals, signals
 from rotor_lite.store.runs import AwaitedSignal
 
-PAGE = 50
 INBOX = "/dashboard/approvals"
 
 
@@ -30,11 +29,11 @@ async def approvals_page(
     """Approvals by status (pending first) with a payload preview; the pending view lists awaited signals too."""
     core = core_of(request)
     rows, next_cursor = await approvals.list_approvals(core, principal, status=status or None, queue_name=None,
-                                                       limit=PAGE, cursor=cursor)
+                                                       limit=PAGE_SIZE, cursor=cursor)
     awaited: list[AwaitedSignal] = []
     next_signals = None
     if status == "pending":
-        awaited, next_signals = await signals.awaited_signals(core, principal, limit=PAGE, cursor=signals_cursor)
+        awaited, next_signals = await signals.awaited_signals(core, principal, limit=PAGE_SIZE, cursor=signals_cursor)
     return page(
         request, principal, "approvals.html", approvals=rows, signals=awaited, status=status,
         more=urlencode({"status": status, "cursor": next_cursor}) if next_cursor else None,

@@ -19,7 +19,7 @@ NODE_W, NODE_H = 236, 58
 GAP_X, GAP_Y = 16, 34
 MARGIN = 8
 LABEL_CHARS = 26  # the name; the detail line (smaller) gets a few more
-DETAIL_CHARS = 33
+DETAIL_CHARS = 30
 
 
 class Node(msgspec.Struct, frozen=True, kw_only=True):

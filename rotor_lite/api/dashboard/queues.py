@@ -15,9 +15,10 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage,
 
 from rotor_lite.api.controllers.jobs import DlqController, JobController
 from rotor_lite.api.controllers.queues import QueueController
-from rotor_lite.api.dashboard.access import SignInRequired, act, allowed_all, mirror, record_action, session_of
-from rotor_lite.api.dashboard.access import session_principal
-from rotor_lite.api.dashboard.render import failure_chart, page, throughput_chart, total_series
+from rotor_lite.api.dashboard.access import (
+    SignInRequired, act, allowed_all, mirror, record_action, session_of, session_principal,
+)
+from rotor_lite.api.dashboard.render import PAGE_SIZE, failure_chart, page, throughput_chart, total_series
 from rotor_lite.api.http import core_of
 from rotor_lite.api.render import attempt_out, job_out, queue_out
 from rotor_lite.errors import JobNotFound, RotorError
@@ -26,7 +27,6 @@ from rotor_lite.services import jobs, status, throughput
 from rotor_lite.services import queues as queue_service
 from rotor_lite.services.core import Core
 
-PAGE = 50
 LIVE_EVERY_S = 2.0
 LIVE_FOR_S = 300.0  # a live stream ends after this; the browser opens a new one (EventSource retries)
 
@@ -102,7 +102,7 @@ async def queue_page(
     if job:
         return await _find_job(request, principal, queue, job.strip())
     found, next_cursor = await jobs.list_jobs(core, principal, name, state=job_state or None, tag=tag or None,
-                                              limit=PAGE, cursor=cursor)
+                                              limit=PAGE_SIZE, cursor=cursor)
     counts = await queue_service.queue_counts(core, queue)
     series = (await throughput.last_hour(core.db, core.clock.now_ms(), [queue.rowid]))[queue.rowid]
     more = {"state": job_state or "", "tag": tag or "", "cursor": next_cursor} if next_cursor else None
@@ -184,7 +184,7 @@ async def dlq_page(
 ) -> Template:
     """Failed jobs across queues (or of one), newest first, to select and replay."""
     core = core_of(request)
-    found, next_cursor = await jobs.list_dlq(core, principal, queue_name=queue or None, limit=PAGE, cursor=cursor)
+    found, next_cursor = await jobs.list_dlq(core, principal, queue_name=queue or None, limit=PAGE_SIZE, cursor=cursor)
     queues = core.queues.of_workspace(principal.workspace_id)
     counts = await queue_service.counts_of_queues(core, queues)
     depth = {q.name: counts[q.rowid]["failed"] for q in queues}

@@ -26,6 +26,7 @@ from rotor_lite.store.throughput import Tally
 
 HERE = Path(__file__).parent
 PREVIEW_CHARS = 600  # a payload in a list shows this much
+PAGE_SIZE = 50  # rows on a page of every list (keyset pages: `?cursor=`)
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:

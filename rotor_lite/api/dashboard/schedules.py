@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from rotor_lite.api.controllers.schedules import ScheduleController, run_out, schedule_out
 from rotor_lite.api.dashboard.access import act, allowed_all, mirror
-from rotor_lite.api.dashboard.render import page, zoned_time
+from rotor_lite.api.dashboard.render import PAGE_SIZE, page, zoned_time
 from rotor_lite.api.http import core_of, json_response
 from rotor_lite.clock import iso
 from rotor_lite.errors import RotorError, ValidationError
@@ -22,7 +22,6 @@ from rotor_lite.models import Principal, Schedule
 from rotor_lite.schemas import ScheduleCreate, SchedulePreview, ScheduleUpdate
 from rotor_lite.services import schedules
 
-PAGE = 50
 NEXT_FIRES = 5
 LIST = "/dashboard/schedules"
 
@@ -35,17 +34,20 @@ def schedule_url(schedule_id: str) -> str:
 async def schedules_page(request: Request[Any, Any, Any], principal: Principal, cursor: str | None = None) -> Template:
     """Every schedule with its next fire time; a form to create one."""
     core = core_of(request)
-    found, next_cursor = await schedules.list_schedules(core, principal, limit=PAGE, cursor=cursor)
+    found, next_cursor = await schedules.list_schedules(core, principal, limit=PAGE_SIZE, cursor=cursor)
     shown = [{"schedule": schedule_out(core, s), "next_ms": s.next_fire_at, "zone": s.timezone} for s in found]
     return page(
-        request, principal, "schedules.html", schedules=shown, more=urlencode({"cursor": next_cursor}) if next_cursor else None,
+        request, principal, "schedules.html", schedules=shown,
+        more=urlencode({"cursor": next_cursor}) if next_cursor else None,
         queues=[q.name for q in core.queues.of_workspace(principal.workspace_id)], zones=_zones(),
         can=allowed_all(principal, create=create_schedule),
     )
 
 
 @get("/schedules/preview", opt=mirror(ScheduleController.preview), media_type="application/json")
-async def preview(request: Request[Any, Any, Any], principal: Principal, cron: str = "", timezone: str = "") -> Response[bytes]:
+async def preview(
+    request: Request[Any, Any, Any], principal: Principal, cron: str = "", timezone: str = "",
+) -> Response[bytes]:
     """The next fires of a cron in a zone (UTC and in that zone) and the cron in words; a 422 says what is wrong."""
     try:
         _, zone = schedules.check_cron_and_zone(cron, timezone)  # the zone's own spelling ("europe/paris" is accepted)
@@ -86,7 +88,7 @@ async def schedule_page(
     """A schedule: its next fires (its zone's and the viewer's), its run history, and what may be done to it."""
     core = core_of(request)
     schedule = await schedules.get_schedule(core, principal, schedule_id)
-    history, next_cursor = await schedules.list_runs(core, principal, schedule.id, limit=PAGE, cursor=cursor)
+    history, next_cursor = await schedules.list_runs(core, principal, schedule.id, limit=PAGE_SIZE, cursor=cursor)
     fires: list[int] = []
     if schedule.enabled:
         fires, _ = schedules.preview(SchedulePreview(cron=schedule.cron, timezone=schedule.timezone, count=NEXT_FIRES),

@@ -15,13 +15,12 @@ from rotor_lite.api.controllers.guardrails import GuardrailController
 from rotor_lite.api.controllers.secrets import SecretController
 from rotor_lite.api.controllers.webhooks import WebhookController
 from rotor_lite.api.dashboard.access import act, allowed_all, mirror, session_of
-from rotor_lite.api.dashboard.render import page
+from rotor_lite.api.dashboard.render import PAGE_SIZE, page
 from rotor_lite.api.http import core_of
 from rotor_lite.models import Principal, Role
 from rotor_lite.schemas import AlertsUpdate, ApiKeyCreate, ApiKeyOut, ApiKeyRotate, DncAppend, convert_request
 from rotor_lite.services import alerts, api_keys, guardrails, secrets, webhooks
 
-PAGE = 50
 WEBHOOKS, SECRETS, GUARDRAILS = "/dashboard/webhooks", "/dashboard/settings/secrets", "/dashboard/guardrails"
 KEYS, NOTIFICATIONS = "/dashboard/api-keys", "/dashboard/settings/notifications"
 
@@ -47,7 +46,7 @@ async def webhook_page(
     """An endpoint and its delivery log, newest first."""
     core = core_of(request)
     hook = await webhooks.get_webhook(core, principal, webhook_id)
-    rows, next_cursor = await webhooks.list_deliveries(core, principal, webhook_id, status=status or None, limit=PAGE,
+    rows, next_cursor = await webhooks.list_deliveries(core, principal, webhook_id, status=status or None, limit=PAGE_SIZE,
                                                        cursor=cursor)
     return page(
         request, principal, "webhook.html", webhook=webhooks.webhook_out(hook), status=status or "",
@@ -111,8 +110,8 @@ async def guardrails_page(
     """The settings, blocked jobs per stage over 30 days, and the do-not-contact lists a page at a time."""
     core = core_of(request)
     config = await guardrails.current_config(core, principal.workspace_id)
-    email_page, next_emails = await guardrails.list_dnc(core, principal, "emails", limit=PAGE, cursor=emails)
-    domain_page, next_domains = await guardrails.list_dnc(core, principal, "domains", limit=PAGE, cursor=domains)
+    email_page, next_emails = await guardrails.list_dnc(core, principal, "emails", limit=PAGE_SIZE, cursor=emails)
+    domain_page, next_domains = await guardrails.list_dnc(core, principal, "domains", limit=PAGE_SIZE, cursor=domains)
     return page(
         request, principal, "guardrails.html", config=config, stats=await guardrails.block_stats(core, principal, 30),
         emails=email_page, domains=domain_page,
@@ -181,7 +180,9 @@ async def rotate_key(request: Request[Any, Any, Any], principal: Principal, key_
     return await act(request, principal, KEYS, work, lambda key: _shown_once(request, key.label, key.key))
 
 
-async def _rotate_key(request: Request[Any, Any, Any], principal: Principal, key_id: str, fields: dict[str, Any]) -> ApiKeyOut:
+async def _rotate_key(
+    request: Request[Any, Any, Any], principal: Principal, key_id: str, fields: dict[str, Any],
+) -> ApiKeyOut:
     spec = convert_request(fields, ApiKeyRotate)
     return await api_keys.rotate_key(core_of(request), principal, key_id, spec.grace_seconds)
 

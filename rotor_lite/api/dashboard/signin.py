@@ -26,6 +26,7 @@ from rotor_lite.services import workspaces
 HOME = "/dashboard"
 SIGN_IN = "/dashboard/login"
 CHOOSE = "/dashboard/workspaces"
+QUEUE_KEY_REFUSED = "A queue key (rt_q_) reaches one queue's jobs only: sign in with a workspace or team key."
 
 
 def safe_next(target: Any) -> str:
@@ -78,8 +79,7 @@ async def sign_in(request: Request[Any, Any, Any]) -> Template | Redirect:
         request.state.key_refused = refused  # audited as auth.failed, as the API's refusals are
         return sign_in_page(request, message=f"{refused.message}.", status=401, next_page=next_page)
     if principal.key_type is KeyType.QUEUE:
-        return sign_in_page(request, status=403, next_page=next_page,
-                            message="A queue key (rt_q_) reaches one queue's jobs only: sign in with a workspace or team key.")
+        return sign_in_page(request, status=403, next_page=next_page, message=QUEUE_KEY_REFUSED)
     team = principal.key_type is KeyType.TEAM  # it chooses its workspace next
     name = "" if team else (await workspaces.get_workspace(core, principal, principal.workspace_id)).name
     session = sessions_of(request).open(key, principal.key_id, name, now)
@@ -100,7 +100,9 @@ async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
 
 
 @get("/workspaces", opt=mirror(WorkspaceController.list_workspaces))
-async def workspaces_page(request: Request[Any, Any, Any], principal: Principal, next: str | None = None) -> Template:  # noqa: A002
+async def workspaces_page(
+    request: Request[Any, Any, Any], principal: Principal, next: str | None = None,  # noqa: A002
+) -> Template:
     """A team key's workspaces, to act in one."""
     rows = await workspaces.reachable_workspaces(core_of(request), principal)
     return page(request, principal, "workspaces.html", workspaces=rows, next_page=safe_next(next))

@@ -13,14 +13,13 @@ from rotor_lite.api.controllers.functions import FunctionController
 from rotor_lite.api.controllers.runs import RunController
 from rotor_lite.api.dashboard.access import act, allowed, allowed_all, mirror
 from rotor_lite.api.dashboard.graph import run_graph, step_detail
-from rotor_lite.api.dashboard.render import page
+from rotor_lite.api.dashboard.render import PAGE_SIZE, page
 from rotor_lite.api.http import core_of
 from rotor_lite.errors import ValidationError
 from rotor_lite.models import RUN_TERMINAL, Principal, RunStatus
 from rotor_lite.services import functions, runs
 from rotor_lite.services.jobs import parse_timestamp
 
-PAGE = 50
 FUNCTIONS_SHOWN = 500  # the function filter's choices
 _STATUSES = [status.value for status in RunStatus]
 
@@ -42,7 +41,7 @@ async def runs_page(
     found, next_cursor = await runs.list_runs(
         core, principal, function_id=function or None, status=status or None,
         since=parse_timestamp(since, "from") if since else None, until=parse_timestamp(until, "to") if until else None,
-        limit=PAGE, cursor=cursor,
+        limit=PAGE_SIZE, cursor=cursor,
     )
     known = []
     if allowed(principal, FunctionController.list_functions):

@@ -8,7 +8,9 @@ from pathlib import Path
 from rotor_lite.api.dashboard.graph import NODE_H, run_graph, step_detail, step_groups
 from rotor_lite.api.dashboard.render import failure_chart, throughput_chart, total_series
 from rotor_lite.api.dashboard.signin import safe_next
-from rotor_lite.models import Attempt, Claimed, Queue, Run, RunStatus, Step, StepStatus, StepType
+from rotor_lite.models import (
+    Attempt, BackoffType, Claimed, Queue, QueueState, Run, RunStatus, Step, StepStatus, StepType,
+)
 from rotor_lite.services.throughput import MINUTE_MS, Throughput, last_hour
 from rotor_lite.store.db import Database
 
@@ -87,13 +89,16 @@ def test_signing_in_only_ever_returns_to_a_dashboard_page() -> None:
 
 
 def a_queue(rowid: int) -> Queue:
-    return Queue(rowid=rowid, workspace_id="ws", name=f"q{rowid}", concurrency=1, max_attempts=3,
-                 backoff_type="fixed", backoff_delay_ms=0, callback_url=None, callback_headers={}, callback_secret=None,  # type: ignore[arg-type]
-                 approval_required=False, timeout_ms=1000, state="active", created_at=0, updated_at=0)  # type: ignore[arg-type]
+    return Queue(
+        rowid=rowid, workspace_id="ws", name=f"q{rowid}", concurrency=1, max_attempts=3, backoff_type=BackoffType.FIXED,
+        backoff_delay_ms=0, callback_url=None, callback_headers={}, callback_secret=None, approval_required=False,
+        timeout_ms=1000, state=QueueState.ACTIVE, created_at=0, updated_at=0,
+    )
 
 
 def attempt(ended_ms: int, outcome: str) -> Attempt:
-    return Attempt(attempt=1, at=ended_ms - 5, duration_ms=5, status=200 if outcome == "2xx" else 500, outcome=outcome, error=None)
+    status = 200 if outcome == "2xx" else 500
+    return Attempt(attempt=1, at=ended_ms - 5, duration_ms=5, status=status, outcome=outcome, error=None)
 
 
 class Frozen:
@@ -106,7 +111,8 @@ class Frozen:
 
 async def test_delivery_tallies_land_in_the_minute_each_attempt_ended(tmp_path: Path) -> None:
     now = 1_000 * MINUTE_MS + 30_000
-    job = Claimed(rowid=1, id="job_1", queue_id=1, payload=b"{}", attempt=1, max_attempts=3, lease_token="t", concurrency_key=None)
+    job = Claimed(rowid=1, id="job_1", queue_id=1, payload=b"{}", attempt=1, max_attempts=3, lease_token="t",
+                  concurrency_key=None)
     async with Database(tmp_path / "rotor.db") as db:
         tallies = Throughput(db, Frozen(now))  # type: ignore[arg-type]
         for ended, outcome, terminal in [(now, "2xx", True), (now, "5xx", False), (now, "5xx", True),
