@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.dashboard_kit import lead_score, onboard_contact
+from tests.e2e.dashboard_kit import SCRIPT, lead_score, onboard_contact
 from tests.e2e.workflow_kit import WorkflowEnv, role_key
 from tests.helpers import Receiver, Reply, ServerProcess, wait_until
 
@@ -208,13 +208,72 @@ def test_a_viewer_sees_no_write_buttons(page: Page, site: Site) -> None:
     assert "API keys" not in nav and "Secrets" not in nav and "Audit" in nav
 
 
+INJECTED = "[...document.querySelectorAll('script')].filter(el => !el.src).length"  # the page's own script has a src
+
+
+def test_user_data_is_shown_as_text_and_never_runs(page: Page, site: Site) -> None:
+    """A `<script>` in a job's and a schedule's payload, tags, a callback's error, a key's name, a rejection's reason
+    and a run's event: each page shows it as text, and no script element comes of it (nor any dialog)."""
+    site.receiver.script("/hostile", Reply(status=500, body=f'{{"error": "{SCRIPT}"}}'.encode()))
+    site.queue("hostile", retry_attempts=1)
+    site.queue("hostile-gate", approval_required=True)
+    job = site.api.post("/v1/queues/hostile/jobs", json={"payload": {"note": SCRIPT}, "tags": [SCRIPT]}).json()
+    held = site.enqueue("hostile-gate", {"subject": SCRIPT})
+    site.api.post(f"/v1/approvals/{held['approvalId']}/reject", json={"reason": SCRIPT}).raise_for_status()
+    schedule = site.api.post("/v1/schedules", json={"queue": "hostile", "cron": "0 9 * * 1-5", "timezone": "UTC",
+                                                    "payload": {"note": SCRIPT}}).json()
+    site.api.post("/v1/api-keys", json={"label": SCRIPT, "role": "viewer"}).raise_for_status()
+    run_id = site.workflows.send("contact.created", {"name": SCRIPT})["runIds"][0]
+    wait_until(lambda: site.job("hostile", job["id"])["state"] == "failed")
+    site.workflows.wait_status(run_id, "waiting")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in(page, site.server.api_key)
+    for path in ("/dashboard/queues/hostile", f"/dashboard/queues/hostile/jobs/{job['id']}", "/dashboard/dlq",
+                 "/dashboard/approvals?status=rejected", f"/dashboard/schedules/{schedule['id']}", "/dashboard/api-keys",
+                 f"/dashboard/runs/{run_id}", "/dashboard/audit"):
+        page.goto(path)
+        expect(page.get_by_text(SCRIPT).first).to_be_visible()
+        assert page.evaluate(INJECTED) == 0, path
+    assert dialogs == []
+
+
 UNLABELLED = """[...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
   .filter(el => el.tagName === 'BUTTON' ? !(el.innerText.trim() || el.getAttribute('aria-label'))
                                         : !((el.labels && el.labels.length) || el.getAttribute('aria-label')))
   .map(el => el.outerHTML.slice(0, 120))"""
 
 
-def test_every_control_is_labelled_focus_is_visible_and_pages_fit_375_px(page: Page, site: Site, tmp_path: Path) -> None:
+# Text whose colour against the first opaque background behind it is under WCAG AA: 4.5:1, or 3:1 for large text
+# (24 px, or 18.66 px bold). The graph's SVG text is left out (its nodes' text is also their aria-label).
+LOW_CONTRAST = """(() => {
+  const rgba = s => s.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(c => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)
+                                      .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+  const backdrop = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255];
+  };
+  return [...document.querySelectorAll('body *')]
+    .filter(el => !el.closest('svg') && el.getClientRects().length
+                  && [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
+    .map(el => {
+      const style = getComputedStyle(el), size = parseFloat(style.fontSize);
+      const [hi, lo] = [lum(rgba(style.color)), lum(backdrop(el))].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const large = size >= 24 || (parseInt(style.fontWeight) >= 700 && size >= 18.66);
+      return ratio < (large ? 3 : 4.5) ? `${el.tagName} ${ratio.toFixed(2)} ${el.textContent.trim().slice(0, 40)}` : '';
+    })
+    .filter(Boolean);
+})()"""
+
+
+def test_every_control_is_labelled_text_has_aa_contrast_focus_is_visible_and_pages_fit_375_px(
+    page: Page, site: Site, tmp_path: Path,
+) -> None:
     site.queue("a11y", approval_required=True)
     job = site.enqueue("a11y", {"n": 1})
     schedule = site.api.post("/v1/schedules", json={"queue": "a11y", "cron": "*/5 * * * *", "timezone": "UTC"}).json()
@@ -229,6 +288,7 @@ def test_every_control_is_labelled_focus_is_visible_and_pages_fit_375_px(page: P
     for number, path in enumerate(paths):
         page.goto(path)
         assert page.evaluate(UNLABELLED) == [], path
+        assert page.evaluate(LOW_CONTRAST) == [], path
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path  # tables scroll inside
         page.screenshot(path=str(tmp_path / f"375-{number:02}.png"), full_page=True)
     page.keyboard.press("Tab")  # the skip link comes first, and shows where focus is
