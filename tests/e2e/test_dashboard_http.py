@@ -112,6 +112,17 @@ def test_every_page_answers_200_for_an_admin_within_the_page_budget(world: World
     assert "cdn" not in page.text.lower() and "https://" not in page.text  # every asset is the server's own
 
 
+
+def test_a_queue_page_shows_its_fairness_rate_limit_and_pull_workers(world: World, admin: httpx.Client) -> None:
+    per_tenant = {"key": "payload.tenantId"}
+    created = world.api.post("/v1/queues", json={"name": "tenants", "fairness": per_tenant,
+                                                 "rateLimit": {**per_tenant, "max": 10, "per": "1s"}})
+    assert created.status_code == 201, created.text
+    text = admin.get("/dashboard/queues/tenants").text
+    assert "each <code>payload.tenantId</code> in turn" in text
+    assert "10 per 1s for each <code>payload.tenantId</code>" in text
+    assert "none: pull workers lease its jobs" in text
+
 def test_the_link_of_a_failure_alert_opens_the_job_page(world: World, admin: httpx.Client) -> None:
     link = job_link(load_settings(env={}), "broken", world.ids["failed"])
     answer = admin.get(httpx.URL(link).path)
