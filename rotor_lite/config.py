@@ -271,6 +271,10 @@ class McpSettings(_Section):
     admin_token: str = ""
 
 
+class DashboardSettings(_Section):
+    session_lifetime: Duration = "12h"
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Every setting of the server; `rotor.toml.example` documents each key."""
 
@@ -290,6 +294,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     guardrails: GuardrailSettings = msgspec.field(default_factory=GuardrailSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     mcp: McpSettings = msgspec.field(default_factory=McpSettings)
+    dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
     plans: PlansSettings = msgspec.field(default_factory=PlansSettings)
 
     @property
@@ -310,6 +315,7 @@ _DURATION_KEYS = {
     ("schedules", "misfire_grace"),
     ("webhooks", "timeout"), ("webhooks", "disable_after"), ("webhooks", "previous_secret_ttl"),
     ("webhooks", "poll_interval"),
+    ("dashboard", "session_lifetime"),
 }
 _NESTED_SECTIONS: dict[tuple[str, str], type[_Section]] = {("alerts", "smtp"): SmtpSettings}
 _NESTED_SECTIONS[("guardrails", "brand_tone")] = BrandToneSettings

@@ -37,6 +37,7 @@ from rotor_lite.api.controllers.runs import RunController
 from rotor_lite.api.controllers.signals import complete_signal
 from rotor_lite.api.controllers.workers import WorkerController
 from rotor_lite.api.controllers.workspaces import WorkspaceController
+from rotor_lite.api.dashboard import dashboard_routes, template_config
 from rotor_lite.api.errors import http_error_handler, internal_error_handler, rate_limit_headers, rotor_error_handler
 from rotor_lite.api.mcp_endpoint import McpEndpoint
 from rotor_lite.clock import Clock
@@ -87,7 +88,8 @@ def create_app(
 
     mcp = McpEndpoint()
     app = Litestar(
-        route_handlers=[*ROUTES, mcp.route],
+        route_handlers=[*ROUTES, mcp.route, *dashboard_routes()],
+        template_config=template_config(),
         middleware=[audit_middleware],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={RotorError: rotor_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler},

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, cast
 
@@ -27,6 +28,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from rotor_lite.errors import KeyRefused
+from rotor_lite.models import Principal
 from rotor_lite.services import audit
 from rotor_lite.services.core import Core
 from rotor_lite.store.audit import AuditRow
@@ -66,7 +68,7 @@ def _singular(segment: str) -> str:
 
 def describe(method: str, template: str, params: dict[str, Any]) -> tuple[str, str, str | None] | None:
     """(event type, resource type, resource id) of a mutating call, or None when it is not audited."""
-    template = _plain_template(template)
+    template = plain_template(template)
     if method not in _MUTATING or (method, template) in _NOT_AUDITED or not template.startswith("/v1/"):
         return None
     named = _NAMED.get((method, template))
@@ -87,7 +89,7 @@ def describe(method: str, template: str, params: dict[str, Any]) -> tuple[str, s
 
 
 @lru_cache(maxsize=512)  # one entry per route: this runs for every mutating request
-def _plain_template(template: str) -> str:
+def plain_template(template: str) -> str:
     """`/v1/queues/{name:str}` → `/v1/queues/{name}`."""
     return "/".join(s.split(":")[0] + "}" if s.startswith("{") and ":" in s else s for s in template.split("/"))
 
@@ -127,14 +129,33 @@ def _described(asgi_scope: Scope) -> tuple[str, str, str | None] | None:
     scope = cast(dict[str, Any], asgi_scope)
     if scope.get("method") not in _MUTATING:
         return None
-    handler = scope.get("route_handler")
-    opt = getattr(handler, "opt", None) or {}
+    opt = getattr(scope.get("route_handler"), "opt", None) or {}
+    return describe_route(scope["method"], scope.get("path_template", ""), scope.get("path_params") or {}, opt)
+
+
+def describe_route(
+    method: str, template: str, params: dict[str, Any], opt: Mapping[str, Any]
+) -> tuple[str, str, str | None] | None:
+    """What a successful call of a route is recorded as (its handler's `opt["audit"]` names or silences it);
+    the dashboard records its actions through this too, as the API routes they mirror."""
     if opt.get("audit") is False:
         return None
-    described = describe(scope["method"], scope.get("path_template", ""), scope.get("path_params") or {})
+    described = describe(method, template, params)
     if described is not None and isinstance(opt.get("audit"), str):
         return opt["audit"], described[1], described[2]
     return described
+
+
+def route_event(
+    principal: Principal, described: tuple[str, str, str | None], *, now: int, found_id: str | None,
+    metadata: Mapping[str, Any],
+) -> AuditRow:
+    """The audit row of a successful call described by `describe_route`."""
+    event_type, resource_type, resource_id = described
+    return audit.audit_event(
+        principal.workspace_id, event_type, actor=principal.key_id, now=now, resource_type=resource_type,
+        resource_id=resource_id or found_id, metadata=metadata,
+    )
 
 
 class _Recorder:
@@ -181,11 +202,10 @@ class _Recorder:
         principal = (self._scope.get("state") or {}).get("principal")
         if principal is None or self._described is None:
             return []
-        event_type, resource_type, resource_id = self._described
+        _, resource_type, resource_id = self._described
         found = _response_fields(body)
-        events = [audit.audit_event(
-            principal.workspace_id, event_type, actor=principal.key_id, now=core.clock.now_ms(),
-            resource_type=resource_type, resource_id=resource_id or found.get("id") or found.get("name"),
+        events = [route_event(
+            principal, self._described, now=core.clock.now_ms(), found_id=found.get("id") or found.get("name"),
             metadata={"method": self._scope["method"], "path": self._scope["path"],
                       "status": self._start["status"] if self._start else None},
         )]
@@ -200,7 +220,7 @@ class _Recorder:
         """`auth.forbidden` in the caller's workspace; `auth.failed` in each workspace the refused key
         traces to, or only a log line when it traces to none (an audit row needs a workspace)."""
         state = self._scope.get("state") or {}
-        request = {"method": self._scope["method"], "route": _plain_template(self._scope.get("path_template", "")),
+        request = {"method": self._scope["method"], "route": plain_template(self._scope.get("path_template", "")),
                    "path": self._scope["path"], "status": status}
         now = core.clock.now_ms()
         principal = state.get("principal")

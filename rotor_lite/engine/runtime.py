@@ -57,6 +57,7 @@ class Runtime:
         db = await self._stack.enter_async_context(Database(self.settings.db_path, self.settings.storage.synchronous))
         core = self.core = Core(self.settings, self.clock, db, vault)
         await self._stack.enter_async_context(core.keys)  # writes the keys' last use, also on the way out
+        await self._stack.enter_async_context(core.throughput)  # writes the delivery tallies, also on the way out
         requeued = await db.write(self._prepare)
         if requeued:
             log.warning("requeued jobs left active by a previous process", extra={"count": requeued})
@@ -83,7 +84,10 @@ class Runtime:
         self.core.pull.wake()
 
     def stop_waiting(self) -> None:
-        """The server begins to stop: long-polling lease requests answer now instead of holding it up."""
+        """The server begins to stop: long-polling lease requests answer now, and the dashboard's live streams
+        end, instead of holding it up."""
+        if self.core is not None:
+            self.core.stopping.set()
         pull = getattr(self.core, "pull", None)
         if pull is not None:
             pull.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from rotor_lite.services.hooks import Admission, AdmitAll, AttemptObserver, Even
 from rotor_lite.services.hooks import NoSecrets, SecretSource
 from rotor_lite.services.keyring import Authenticator
 from rotor_lite.services.plans import WorkspacePlans
+from rotor_lite.services.throughput import Throughput
 from rotor_lite.services.workflow_state import WorkflowState
 from rotor_lite.models import DeliveryHelper, Principal, Queue
 from rotor_lite.store import jobs as job_store
@@ -110,7 +112,9 @@ class Core:
         self.metrics = Metrics()
         self.events: EventSink = NoEvents()
         self.admission: Admission = AdmitAll()
-        self.attempt_observers: list[AttemptObserver] = []
+        self.throughput = Throughput(db, clock)  # delivery outcomes per minute, for the dashboard
+        self.stopping = asyncio.Event()  # set as the server begins to stop: long-lived responses end then
+        self.attempt_observers: list[AttemptObserver] = [self.throughput.observe]
         self.secret_values: SecretSource = NoSecrets()  # `${{ secrets.NAME }}` at dispatch
         self.on_jobs_ready: Callable[[], None] = lambda: None
         self.on_schedules_changed: Callable[[], None] = lambda: None  # wakes the scheduler

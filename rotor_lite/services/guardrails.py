@@ -7,7 +7,6 @@ Order for every new job (API, batch, schedule): guardrails → approval (if the 
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from rotor_lite.schemas import DncAppend, GuardrailUpdate
 from rotor_lite.services import approvals
 from rotor_lite.services.core import Core
 from rotor_lite.services.guardrail_stages import STAGES, Policy, Screened, screen_batch
+from rotor_lite.services.paging import decode_text_cursor, encode_text_cursor
 from rotor_lite.store import guardrails as store
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store.guardrails import ConfigRow, DncKind, PolicyReader, Screening
@@ -384,22 +384,9 @@ async def list_dnc(
     core: Core, principal: Principal, kind: DncKind, *, limit: int, cursor: str | None
 ) -> tuple[list[str], str | None]:
     """One page of a DNC list in order (the full list, beyond GET /v1/guardrails' inline part)."""
-    entries = await store.dnc_page(core.db, kind, principal.workspace_id, _decode_entry(cursor), limit + 1)
-    next_cursor = _encode_entry(entries[limit - 1]) if len(entries) > limit else None
+    entries = await store.dnc_page(core.db, kind, principal.workspace_id, decode_text_cursor(cursor), limit + 1)
+    next_cursor = encode_text_cursor(entries[limit - 1]) if len(entries) > limit else None
     return entries[:limit], next_cursor
-
-
-def _encode_entry(entry: str) -> str:
-    return base64.urlsafe_b64encode(entry.encode()).decode().rstrip("=")
-
-
-def _decode_entry(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except ValueError as exc:  # binascii.Error, UnicodeDecodeError, and non-ASCII text that b64decode refuses
-        raise ValidationError("invalid cursor", field="cursor") from exc
 
 
 # Statistics --------------------------------------------------------------------------------------

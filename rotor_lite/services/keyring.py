@@ -7,10 +7,8 @@ once a minute by a background task, so no request waits for that write.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 import sqlite3
 import time
 
@@ -19,11 +17,11 @@ import msgspec
 from rotor_lite.errors import KeyRefused, WorkspaceNotFound
 from rotor_lite.ids import new_api_key, new_id
 from rotor_lite.models import KeyType, Principal, Role, key_type_of
+from rotor_lite.services.periodic import PeriodicFlush
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.db import Database
 from rotor_lite.store.workspaces import ApiKeyRow
 
-log = logging.getLogger("rotor_lite.keys")
 _CACHE_SECONDS = 10.0
 _FLUSH_LAST_USE_EVERY_S = 60.0  # so `last_used_at` is written at most once a minute per key
 _KIND = {KeyType.WORKSPACE: "ws", KeyType.QUEUE: "q", KeyType.TEAM: "team"}
@@ -86,25 +84,15 @@ class _Entry(msgspec.Struct, kw_only=True):
     reach: dict[str, str]  # id or name -> id
 
 
-class Authenticator:
+class Authenticator(PeriodicFlush):
     """Bearer key → Principal, with a short cache so the hot path does not read the key table."""
 
     def __init__(self, db: Database) -> None:
+        super().__init__("rotor-key-usage", _FLUSH_LAST_USE_EVERY_S)
         self._db = db
         self._cache: dict[str, _Entry] = {}
         self._used: dict[str, int] = {}  # key id -> last use (ms), not yet written
         self._seen: dict[str, int] = {}  # key id -> last use (ms) seen by this process
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Authenticator:
-        self._task = asyncio.create_task(self._flush_periodically(), name="rotor-key-usage")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.flush()
 
     async def authenticate(self, authorization: str | None, now_ms: int, workspace: str | None = None) -> Principal:
         """The key's principal acting in `workspace` (a team key's choice; else the key's own workspace), or
@@ -137,14 +125,6 @@ class Authenticator:
         used, self._used = self._used, {}
         if used:
             await self._db.write(lambda conn: ws_store.record_last_use(conn, used.items()))
-
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(_FLUSH_LAST_USE_EVERY_S)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("writing the keys' last use failed")
 
     async def _load(self, token: str) -> _Entry:
         digest = hash_key(token)

@@ -23,3 +23,18 @@ def decode_cursor(cursor: str | None) -> int | None:
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text that b64decode refuses
         pass
     raise ValidationError("invalid cursor", field="cursor")
+
+
+def encode_text_cursor(value: str) -> str:
+    """The cursor that resumes a list ordered by text after `value` (a DNC entry, a signal)."""
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_text_cursor(cursor: str | None) -> str | None:
+    """The text in a cursor, None for no cursor; a malformed one is a 422."""
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError as exc:  # binascii.Error, UnicodeDecodeError, and non-ASCII text that b64decode refuses
+        raise ValidationError("invalid cursor", field="cursor") from exc

@@ -26,7 +26,7 @@ from rotor_lite.store import runs as store
 
 __all__ = [
     "NewEvent", "RunNotFound", "cancel", "cancel_run", "fail_broken", "finish", "get_run", "list_runs", "replay_run", "run_out",
-    "start_run", "usage_key",
+    "run_with_steps", "start_run", "usage_key",
 ]
 
 OUTPUT_PREVIEW_BYTES = 4096
@@ -203,6 +203,12 @@ async def get_run(core: Core, principal: Principal, run_id: str) -> Run:
     if run is None:
         raise RunNotFound(run_id)
     return run
+
+
+async def run_with_steps(core: Core, principal: Principal, run_id: str) -> tuple[Run, list[Step], list[str]]:
+    """The run, its steps in the order they were started, and the ids of the runs it invoked."""
+    run = await get_run(core, principal, run_id)
+    return run, await store.fetch_steps(core.db, run.rowid), await store.fetch_children(core.db, run.id)
 
 
 async def list_runs(

@@ -10,9 +10,11 @@ from rotor_lite.models import Principal, StepStatus
 from rotor_lite.schemas import SignalComplete
 from rotor_lite.services import runs as run_service
 from rotor_lite.services.core import Core
+from rotor_lite.services.paging import decode_text_cursor, encode_text_cursor
 from rotor_lite.store import runs as store
+from rotor_lite.store.runs import AwaitedSignal
 
-__all__ = ["MAX_SIGNAL_DATA_BYTES", "SignalNotFound", "complete_signal"]
+__all__ = ["MAX_SIGNAL_DATA_BYTES", "SignalNotFound", "awaited_signals", "complete_signal"]
 
 MAX_SIGNAL_DATA_BYTES = 512 * 1024
 
@@ -54,3 +56,11 @@ def _complete(
     run_service.continue_run(core, conn, waiter.run_rowid)
     return waiting_run
 
+
+
+async def awaited_signals(
+    core: Core, principal: Principal, *, limit: int, cursor: str | None
+) -> tuple[list[AwaitedSignal], str | None]:
+    """The signals runs of the workspace wait on (the workflows' approvals), in signal order."""
+    found = await store.awaited_signals(core.db, principal.workspace_id, after=decode_text_cursor(cursor), limit=limit + 1)
+    return found[:limit], encode_text_cursor(found[limit - 1].signal) if len(found) > limit else None

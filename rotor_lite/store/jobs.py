@@ -620,25 +620,92 @@ async def attempts_of(db: Database, rowid: int) -> list[Attempt]:
     return [Attempt(attempt=r[0], at=r[1], duration_ms=r[2], status=r[3], outcome=r[4], error=r[5]) for r in rows]
 
 
+_MAX_ROWID = 2**63 - 1
+_EVERY_STATE = tuple(JobState)
+_COMPOUND_LIMIT = 250  # SQLite allows 500 terms in one compound SELECT
+
+
 async def list_jobs(
     db: Database, queue_rowids: Sequence[int], *, states: Sequence[str] | None, tag: str | None,
     before_rowid: int | None, limit: int,
 ) -> list[sqlite3.Row]:
-    """Jobs of the queues, newest first, optionally filtered by state and tag."""
-    marks = ",".join("?" * len(queue_rowids))
-    where = [f"job.queue_id IN ({marks})"]
-    params: list[Any] = list(queue_rowids)
-    if states:
-        where.append(f"job.state IN ({','.join('?' * len(states))})")
-        params.extend(states)
-    if before_rowid is not None:
-        where.append("job.rowid < ?")
-        params.append(before_rowid)
-    if tag is not None:
-        where.append(
-            f"job.rowid IN (SELECT job_rowid FROM job_tag WHERE queue_id IN ({marks}) AND tag = ?)"
+    """Jobs of the queues, newest first, optionally filtered by state and tag.
+
+    Each (queue, state) pair, or each queue's tag, is an index range already in rowid order: the page
+    merges the first `limit` rows of each, so it costs the same at 10 million jobs as at 1,000 (one
+    ORDER BY over all the queues' jobs sorted every one of them). With a tag and states, the rows of
+    one range are checked against the other until `limit` match, and the range walked is the cheaper
+    one (the states' size is in the counters, the tag's is counted up to that): a rare match among
+    many tagged jobs reads the few jobs of a state (failed, delayed), not every tagged one. Only a tag
+    and states that both hold many jobs, with few jobs in common, still walk far.
+    """
+    before = _MAX_ROWID if before_rowid is None else before_rowid
+    if tag is None:
+        ranges = [_state_range(queue, state, before, limit)
+                  for queue in queue_rowids for state in (states or _EVERY_STATE)]
+    elif not states:
+        ranges = [_tag_range(queue, tag, (), before, limit) for queue in queue_rowids]
+    else:
+        by_state = await _queues_walked_by_state(db, queue_rowids, tag, states, before)
+        ranges = []
+        for queue in queue_rowids:
+            if queue in by_state:
+                ranges += [_state_range(queue, state, before, limit, tag) for state in states]
+            else:
+                ranges.append(_tag_range(queue, tag, states, before, limit))
+    if not ranges:
+        return []
+    merged, params = _merged(ranges)
+    sql = f"SELECT {_JOB_COLUMNS} FROM job WHERE rowid IN (SELECT r FROM ({merged}) ORDER BY r DESC LIMIT ?)"
+    return list(await db.fetchall(sql + " ORDER BY rowid DESC", [*params, limit]))
+
+
+# A tagged job's state is read from its (wide) row, a job's tag from the narrow job_tag key: checking a
+# tagged job costs about 3 times as much (17.6 ms for 10,000 tagged jobs, 5.9 ms for 10,000 failed ones).
+_TAG_ROW_COST = 3
+_TAG_COUNT_MAX = 20_000  # how far the tag's range is counted to choose (about 1 ms)
+
+
+def _state_range(queue: int, state: str, before: int, limit: int, tag: str | None = None) -> tuple[str, list[Any]]:
+    """The queue's jobs in `state` below `before`, newest first (with `tag` only, if given)."""
+    tagged = (" AND EXISTS (SELECT 1 FROM job_tag AS t WHERE t.queue_id = job.queue_id AND t.tag = ?"
+              " AND t.job_rowid = job.rowid)") if tag is not None else ""
+    sql = (f"SELECT rowid AS r FROM job WHERE queue_id = ? AND state = ? AND rowid < ?{tagged}"
+           " ORDER BY rowid DESC LIMIT ?")
+    return sql, [queue, state, before, *([tag] if tag is not None else []), limit]
+
+
+def _tag_range(queue: int, tag: str, states: Sequence[str], before: int, limit: int) -> tuple[str, list[Any]]:
+    """The queue's jobs with `tag` below `before`, newest first (in `states` only, if any)."""
+    in_states = f" AND job.state IN ({','.join('?' * len(states))})" if states else ""
+    sql = ("SELECT t.job_rowid AS r FROM job_tag AS t JOIN job ON job.rowid = t.job_rowid"
+           f" WHERE t.queue_id = ? AND t.tag = ? AND t.job_rowid < ?{in_states} ORDER BY t.job_rowid DESC LIMIT ?")
+    return sql, [queue, tag, before, *states, limit]
+
+
+async def _queues_walked_by_state(
+    db: Database, queue_rowids: Sequence[int], tag: str, states: Sequence[str], before: int,
+) -> set[int]:
+    """The queues whose jobs in `states` (by the counters) cost less to check for the tag than their tagged jobs
+    (counted no further than that, nor than `_TAG_COUNT_MAX`) to check for the states."""
+    known = await counts.counts_of(db, queue_rowids)
+    walked = set()
+    for queue in queue_rowids:
+        enough = min(sum(known[queue].get(state, 0) for state in states) // _TAG_ROW_COST, _TAG_COUNT_MAX)
+        tagged = await db.fetchone(
+            "SELECT count(*) FROM (SELECT 1 FROM job_tag WHERE queue_id = ? AND tag = ? AND job_rowid < ? LIMIT ?)",
+            (queue, tag, before, enough + 1),
         )
-        params.extend([*queue_rowids, tag])
-    columns = ", ".join(f"job.{c.strip()}" for c in _JOB_COLUMNS.split(","))
-    sql = f"SELECT {columns} FROM job WHERE {' AND '.join(where)} ORDER BY job.rowid DESC LIMIT ?"
-    return list(await db.fetchall(sql, [*params, limit]))
+        if tagged[0] > enough:
+            walked.add(queue)
+    return walked
+
+
+def _merged(ranges: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+    """One UNION ALL of the ranges (nested in groups below SQLite's compound limit), and its parameters."""
+    parts = [f"SELECT r FROM ({sql})" for sql, _ in ranges]
+    params = [value for _, values in ranges for value in values]
+    while len(parts) > _COMPOUND_LIMIT:
+        parts = [f"SELECT r FROM ({' UNION ALL '.join(parts[i:i + _COMPOUND_LIMIT])})"
+                 for i in range(0, len(parts), _COMPOUND_LIMIT)]
+    return " UNION ALL ".join(parts), params

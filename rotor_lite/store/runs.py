@@ -591,6 +591,33 @@ async def fetch_steps(db: Database, run_rowid: int) -> list[Step]:
     return [step_from_row(row) for row in rows]
 
 
+class AwaitedSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """A signal a waiting run holds: what a person may complete."""
+
+    signal: str
+    run_id: str
+    function_id: str
+    step_name: str
+    since: int
+    timeout_at: int | None
+    event_data: bytes
+
+
+async def awaited_signals(db: Database, workspace_id: str, *, after: str | None, limit: int) -> list[AwaitedSignal]:
+    """The workspace's signals that runs wait on, in signal order, after the signal `after`."""
+    rows = await db.fetchall(
+        "SELECT w.signal, r.id, r.function_id, s.name, w.created_at, s.due_at, r.event_data FROM run_waiter AS w"
+        " JOIN run_step AS s ON s.rowid = w.step_rowid JOIN run AS r ON r.rowid = w.run_rowid"
+        " WHERE w.workspace_id = ? AND w.signal > ? ORDER BY w.signal LIMIT ?",
+        (workspace_id, after or "", limit),
+    )
+    return [
+        AwaitedSignal(signal=row[0], run_id=row[1], function_id=row[2], step_name=row[3], since=row[4],
+                      timeout_at=row[5], event_data=bytes(row[6]))
+        for row in rows
+    ]
+
+
 async def fetch_children(db: Database, run_id: str) -> list[str]:
     rows = await db.fetchall("SELECT id FROM run WHERE parent_run_id = ? ORDER BY rowid", (run_id,))
     return [row[0] for row in rows]

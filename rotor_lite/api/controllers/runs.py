@@ -14,7 +14,6 @@ from rotor_lite.models import Principal, RunStatus
 from rotor_lite.schemas import Page
 from rotor_lite.services import runs as service
 from rotor_lite.services.jobs import parse_timestamp
-from rotor_lite.store import runs as store
 
 _STATUSES = {status.value for status in RunStatus}
 
@@ -43,9 +42,7 @@ class RunController(Controller):
     @get("/{run_id:str}", opt={"access": READ})
     async def get_run(self, request: Request[Any, Any, Any], principal: Principal, run_id: str) -> Response[bytes]:
         """The run with its steps (status, timing, attempts, output preview), children and hook errors."""
-        core = core_of(request)
-        run = await service.get_run(core, principal, run_id)
-        steps, children = await store.fetch_steps(core.db, run.rowid), await store.fetch_children(core.db, run.id)
+        run, steps, children = await service.run_with_steps(core_of(request), principal, run_id)
         return json_response(service.run_out(run, steps, children))
 
     @post("/{run_id:str}/cancel", status_code=200, opt={"access": WRITE, "audit": "run.cancelled"})
