@@ -289,7 +289,7 @@ class StatusOut(msgspec.Struct, kw_only=True):
     database: str
     version: str
     quota: Quota
-    deliveryHelpers: list[DeliveryHelperOut] = msgspec.field(default_factory=list)
+    deliveryHelpers: list[DeliveryHelperOut] | msgspec.UnsetType = msgspec.UNSET  # admins only
 
 
 class Period(msgspec.Struct, kw_only=True):

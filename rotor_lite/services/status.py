@@ -7,7 +7,7 @@ from typing import Any
 
 from rotor_lite import __version__
 from rotor_lite.clock import iso_from_ms
-from rotor_lite.models import Principal
+from rotor_lite.models import Principal, Role
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.queues import counts_of_queues
 from rotor_lite.store import jobs as job_store
@@ -21,7 +21,7 @@ def _period_bounds(now_ms: int) -> tuple[int, int]:
 
 
 async def status(core: Core, principal: Principal) -> dict[str, Any]:
-    """`{api, database, version, quota, deliveryHelpers}`; `database` is "error" when a read fails."""
+    """`{api, database, version, quota}`, and `deliveryHelpers` for an admin; `database` is "error" when a read fails."""
     now = core.clock.now_ms()
     limits = await core.plans.limits(core.db, principal.workspace_id)  # known: the request was counted against it
     try:
@@ -30,14 +30,16 @@ async def status(core: Core, principal: Principal) -> dict[str, Any]:
     except Exception:
         used, database = 0, "error"
     _, reset = _period_bounds(now)
-    return {
+    answer: dict[str, Any] = {
         "api": "ok", "database": database, "version": __version__,
         "quota": {"used": used, "limit": limits.jobs_per_month or None, "plan": limits.plan, "resetAt": iso_from_ms(reset)},
-        "deliveryHelpers": [
+    }
+    if principal.role == Role.ADMIN:  # the helpers serve every workspace: their figures are the operator's
+        answer["deliveryHelpers"] = [
             {"pid": h.pid, "alive": h.alive, "inFlight": h.in_flight, "restarts": h.restarts, "delivered": h.delivered}
             for h in core.delivery_helpers()
-        ],
-    }
+        ]
+    return answer
 
 
 async def usage(core: Core, principal: Principal) -> dict[str, Any]:

@@ -102,3 +102,14 @@ def test_rotor_status_shows_each_helper_and_none_with_processes_0(
         printed = [line for line in shown.output.splitlines() if line.startswith("Delivery helper")]
         assert len(helpers) == len(printed) == lines
         assert all(f"pid {helper['pid']}, alive, 0 in flight" in line for helper, line in zip(helpers, printed))
+
+
+def test_only_an_admin_is_shown_the_helpers(make_server: Callable[..., ServerProcess]) -> None:
+    """The helpers serve every workspace: their pids and counts are the operator's, not a viewer's."""
+    server = make_server(ROTOR_DELIVERY_PROCESSES="1")
+    with server.client() as http:
+        viewer = http.post("/v1/api-keys", json={"label": "looks", "role": "viewer"}).json()["key"]
+        assert len(helpers_of(http)) == 1
+    with server.client(api_key=viewer) as http:
+        status = http.get("/v1/status").json()
+    assert "deliveryHelpers" not in status and status["api"] == "ok"

@@ -538,7 +538,7 @@ def test_status_shape(http: httpx.Client) -> None:
     status = http.get("/v1/status")
     assert status.status_code == 200
     body = status.json()
-    assert set(body) == {"api", "database", "version", "quota"}
+    assert set(body) == {"api", "database", "version", "quota", "deliveryHelpers"}  # the helpers: to admins only
     assert body["api"] == "ok" and body["database"] == "ok" and isinstance(body["version"], str) and body["version"]
     assert set(body["quota"]) == {"used", "limit", "plan", "resetAt"}
     assert isinstance(body["quota"]["used"], int) and body["quota"]["limit"] is None
