@@ -65,6 +65,10 @@ class StorageSettings(_Section):
 class AuthSettings(_Section):
     bootstrap_api_key: str = ""
 
+    def __post_init__(self) -> None:
+        if self.bootstrap_api_key and not self.bootstrap_api_key.startswith("rt_"):
+            raise ValueError("auth.bootstrap_api_key must start with 'rt_'")
+
 
 class SecuritySettings(_Section):
     master_key: str = ""
@@ -402,6 +406,9 @@ def _name_key(message: str) -> str:
     if unknown:
         section, key = unknown.group(2), unknown.group(1)
         return f"unknown key `{section}.{key}`" if section else f"unknown section `{key}`"
+    located = re.fullmatch(r"(.*) - at `\$\.([^`]*)`", message)
+    if located and located.group(1).startswith(f"{located.group(2)}."):
+        return located.group(1)  # a section's own check names its key already
     return message.replace("`$.", "`").replace("at `", "at key `")
 
 

@@ -50,6 +50,15 @@ class Runtime:
         self.bootstrap_key: CreatedKey | None = None
 
     async def __aenter__(self) -> Runtime:
+        try:
+            await self._start()
+        except BaseException:
+            # What started must stop: the database's threads alone would keep a failed start's process alive.
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def _start(self) -> None:
         data_dir = self.settings.data_path
         if self._lock_file is None:
             self._lock_file = claim_data_dir(data_dir)
@@ -75,7 +84,6 @@ class Runtime:
         await self._stack.enter_async_context(Sweeper(core, self._wake_claimers))
         core.on_schedules_changed = (await self._stack.enter_async_context(Scheduler(core))).wake
         self.dispatcher.wake()
-        return self
 
     def _wake_claimers(self) -> None:
         """Jobs may have become ready: the dispatcher claims for callback queues, waiting workers for pull queues."""

@@ -33,8 +33,6 @@ def bootstrap(conn: sqlite3.Connection, bootstrap_key: str, now: int) -> Created
     """On first start create the `default` workspace and its admin key (the configured one, or a new one)."""
     if ws_store.count_workspaces(conn):
         return None
-    if bootstrap_key and not bootstrap_key.startswith("rt_"):
-        raise ValidationError("auth.bootstrap_api_key must start with 'rt_'", field="auth.bootstrap_api_key")
     return create_workspace(conn, DEFAULT_WORKSPACE, now, key=bootstrap_key or None).key
 
 

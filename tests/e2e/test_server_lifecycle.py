@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import stat
@@ -273,3 +275,27 @@ def test_the_data_directory_and_its_files_are_owner_only(make_server: Callable[.
     finally:
         os.umask(previous)
     assert modes(server.data_dir) == private
+
+
+def test_a_start_that_fails_after_opening_the_database_ends_the_process(tmp_path: Path, spawn: Spawn) -> None:
+    """A master key that cannot open the data directory stops the start: the process exits, it does not
+    hang on the database's threads with the port taken."""
+    data, port = str(tmp_path / "data"), free_port()
+    first = spawn("serve", "--port", str(port), "--data-dir", data, env=clean_env(ROTOR_AUTH_BOOTSTRAP_API_KEY=KEY))
+    wait_until(lambda: healthy(port), timeout=20)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+    other_key = base64.b64encode(b"k" * 32).decode()
+    refused = spawn("serve", "--port", str(port), "--data-dir", data, env=clean_env(ROTOR_SECURITY_MASTER_KEY=other_key))
+    assert refused.wait(20) != 0
+    assert "the master key does not match" in output_of(tmp_path, 1)
+    assert not healthy(port)
+
+
+def test_a_bootstrap_key_of_the_wrong_form_is_a_one_line_error(tmp_path: Path, spawn: Spawn) -> None:
+    refused = spawn("serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "data"),
+                    env=clean_env(ROTOR_BOOTSTRAP_API_KEY="not-a-rotor-key"))
+    assert refused.wait(20) == 1
+    assert output_of(tmp_path, 0).splitlines() == [
+        "error: invalid configuration: auth.bootstrap_api_key must start with 'rt_'"
+    ]
