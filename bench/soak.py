@@ -1,11 +1,13 @@
 """Soak: a steady delivery load at half the measured peak; memory and latency sampled every 30 s.
 
     python bench/soak.py [--minutes 30] [--rate JOBS_PER_S] [--concurrency 64] [--synchronous FULL|NORMAL]
+                         [--processes auto|0|N]
 
 Without `--rate`, the peak is measured first (10,000 jobs, as in `deliver.py`) and the load is half
 of it. The load goes to queue `soak` (batches every 100 ms); queue `probe` gets one job every 200 ms
 whose enqueue→callback latency is measured. Every window prints the server's VmRSS, the deliveries/s
-completed, the backlog and the latency p50/p99; the end says whether memory stayed flat over the
+completed, the backlog and the latency p50/p99 (with `[delivery] processes` above 0, VmRSS is the sum over
+the server and its delivery helpers, and the helpers' share is shown too); the end says whether memory stayed flat over the
 second half (the first fills SQLite's page cache up to its cap) and latency stayed flat.
 """
 
@@ -43,7 +45,8 @@ LATENCY_FLAT = 2.0  # latency p50: the second half's within 2× of the first hal
 @dataclass
 class Sample:
     minute: float
-    rss_mb: float
+    rss_mb: float  # the server and its delivery helpers
+    helpers_mb: float
     rate: float
     backlog: int
     p50: float
@@ -58,9 +61,16 @@ async def window(
     stats = await api.stats("soak")
     now = time.perf_counter()
     rate = (stats["completed"] - last[1]) / (now - last[0])
-    sample = Sample((now - started) / 60, rss_kb(pid)[0] / 1024, rate, stats["waiting"] + stats["active"],
-                    pct(lat, 0.5), pct(lat, 0.99))
+    helpers = sum(rss_kb(child)[0] for child in children_of(pid)) / 1024
+    sample = Sample((now - started) / 60, rss_kb(pid)[0] / 1024 + helpers, helpers, rate,
+                    stats["waiting"] + stats["active"], pct(lat, 0.5), pct(lat, 0.99))
     return sample, (now, stats["completed"])
+
+
+def children_of(pid: int) -> list[int]:
+    """The server's child processes (its delivery helpers)."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
 
 
 def verdict(samples: list[Sample]) -> str:
@@ -92,12 +102,12 @@ async def soak(args: argparse.Namespace, receiver: str, url: str, pid: int) -> l
         producer = asyncio.create_task(steady_load(api, "soak", rate, stop))
         started = last_at = time.perf_counter()
         last, samples = (last_at, 0), []
-        print("| minute | VmRSS MB | deliveries/s | backlog | latency p50 / p99 ms |", flush=True)
+        print("| minute | VmRSS MB (helpers') | deliveries/s | backlog | latency p50 / p99 ms |", flush=True)
         print("|---|---|---|---|---|", flush=True)
         while time.perf_counter() - started < args.minutes * 60:
             sample, last = await window(api, receiver, pid, started, last)
             samples.append(sample)
-            print(f"| {sample.minute:.1f} | {sample.rss_mb:.0f} | {sample.rate:,.0f} | {sample.backlog:,} | "
+            print(f"| {sample.minute:.1f} | {sample.rss_mb:.0f} ({sample.helpers_mb:.0f}) | {sample.rate:,.0f} | {sample.backlog:,} | "
                   f"{sample.p50:.1f} / {sample.p99:.1f} |", flush=True)
         stop.set()
         await producer
@@ -110,11 +120,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="jobs/s to enqueue (default: half the measured peak)")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    parser.add_argument("--processes", default="auto", help="the server's [delivery] processes (default auto)")
     args = parser.parse_args()
-    print(f"rotor-lite soak — synchronous={args.synchronous} — {machine()}", flush=True)
+    print(f"rotor-lite soak — synchronous={args.synchronous}, processes={args.processes} — {machine()}", flush=True)
     with Processes() as procs, tempfile.TemporaryDirectory() as tmp:
         receiver = start_receiver(procs)
-        server = start_server(procs, Path(tmp) / "data", args.synchronous)
+        server = start_server(procs, Path(tmp) / "data", args.synchronous, ROTOR_DELIVERY_PROCESSES=args.processes)
         samples = run_event_loop(soak(args, receiver, server.url, server.proc.pid))
     print("\n" + verdict(samples))
 
