@@ -19,7 +19,7 @@ import aiosmtplib
 import msgspec
 
 from rotor_lite.engine.delivery import Deliverer
-from rotor_lite.engine.sending import Post
+from rotor_lite.engine.sending import Post, Signing
 from rotor_lite.services import alerts, webhooks
 from rotor_lite.services.core import Core
 from rotor_lite.services.events import OutboxSink, QueueErrorObserver
@@ -252,13 +252,14 @@ class OutboxDelivery:
         if hook is None:
             return Attempt(ok=False, error="the webhook was deleted", give_up=True)
         now = self._core.clock.now_ms()
-        headers = webhooks.signed_headers(row.id, row.body, webhooks.signing_secrets(self._core, hook, now), now)
-        return await self._post(hook.url, row.body, headers)
+        signing = Signing(scheme="webhook", message_id=row.id, timestamp=now // 1000,
+                          secrets=webhooks.signing_secrets(self._core, hook, now))
+        return await self._post(hook.url, row.body, webhooks.webhook_headers(row.id, signing.timestamp), signing)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], signing: Signing | None = None) -> Attempt:
         answer = await self._deliverer.post(Post(
             url=url, body=body, headers=headers, timeout_ms=self._timeout_ms, max_bytes=_SNIPPET_BYTES,
-            channel="notifications",
+            channel="notifications", signing=signing,
         ))
         if answer.failure == "timeout":
             return Attempt(ok=False, error=f"no response within {self._timeout_ms / 1000:g}s")

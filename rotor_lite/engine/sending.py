@@ -23,12 +23,12 @@ import msgspec
 
 from rotor_lite import __version__
 from rotor_lite.engine.outbound import describe_client_error, guarded_session
-from rotor_lite.engine.signing import sign_callback
+from rotor_lite.engine.signing import sign_callback, sign_webhook
 from rotor_lite.errors import ValidationError
 from rotor_lite.netguard import check_callback_url
 
 __all__ = [
-    "MAX_RESULT_BYTES", "TRUNCATED", "USER_AGENT", "Answer", "Delivery", "Outcome", "Post", "Sender", "SenderSettings",
+    "MAX_RESULT_BYTES", "TRUNCATED", "USER_AGENT", "Answer", "Delivery", "Outcome", "Post", "Sender", "SenderSettings", "Signing",
     "echo_forms", "failure", "internal_error", "log_internal_error", "scrub",
 ]
 
@@ -75,6 +75,23 @@ class Outcome(msgspec.Struct, array_like=True, kw_only=True):
 Channel = Literal["callbacks", "notifications"]
 
 
+class Signing(msgspec.Struct, array_like=True, kw_only=True):
+    """How a `Post` is signed where it is sent: `rotor` (workflow calls: `x-rotor-signature`) or `webhook`
+    (Standard Webhooks, in both header spellings), one signature per secret, over the message id, the
+    timestamp (the server's clock, in seconds) and the exact body bytes."""
+
+    scheme: Literal["rotor", "webhook"]
+    message_id: str
+    timestamp: int
+    secrets: list[str]
+
+    def headers(self, body: bytes) -> dict[str, str]:
+        if self.scheme == "rotor":
+            return {"x-rotor-signature": " ".join(sign_callback(s, self.message_id, self.timestamp, body) for s in self.secrets)}
+        signature = sign_webhook(self.secrets, self.message_id, self.timestamp, body)
+        return {"webhook-signature": signature, "Rotor-Webhook-Signature": signature}
+
+
 class Post(msgspec.Struct, array_like=True, kw_only=True):
     """Bytes to POST that are not a job's callback (a workflow call, a webhook, a Slack alert).
 
@@ -89,6 +106,7 @@ class Post(msgspec.Struct, array_like=True, kw_only=True):
     max_bytes: int
     field: str = "url"
     channel: Channel = "callbacks"
+    signing: Signing | None = None
 
 
 Failure = Literal["timeout", "refused", "network"]
@@ -197,6 +215,8 @@ class Sender:
         try:
             checked = check_callback_url(post.url, allow_private=self._settings.allow_private, field=post.field)
             sent = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **post.headers}
+            if post.signing is not None:
+                sent.update(post.signing.headers(post.body))
             timeout = _timeout(post.timeout_ms)
             async with session.post(checked, data=post.body, headers=sent, timeout=timeout, allow_redirects=False) as resp:
                 body, cut = await _read_answer(resp.content, post.max_bytes)

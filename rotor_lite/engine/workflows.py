@@ -21,8 +21,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.engine.delivery import Deliverer
-from rotor_lite.engine.sending import Post
-from rotor_lite.engine.signing import sign_callback
+from rotor_lite.engine.sending import Post, Signing
 from rotor_lite.models import Run, RunCall, Step, StepStatus, StepType
 from rotor_lite.protocol import PROTOCOL_VERSION, CallResult, decode_answer
 from rotor_lite.services import run_progress
@@ -175,19 +174,20 @@ class RunDriver:
         keys = self._core.workflows.signing_keys(call.workspace_id)
         if keys is None:
             return CallResult(answer=None, failure="the workspace's signing key is gone")
-        timestamp = self._core.clock.now_ms() // 1000
+        now = self._core.clock.now_ms()
+        signing = Signing(scheme="rotor", message_id=call.run_id, timestamp=now // 1000, secrets=keys.active(now))
         headers = {
             "x-rotor-run-id": call.run_id, "x-rotor-function-id": call.function_id, "x-rotor-attempt": str(call.attempt),
-            "x-rotor-timestamp": str(timestamp),
-            "x-rotor-signature": " ".join(sign_callback(key, call.run_id, timestamp, body) for key in keys.active(self._core.clock.now_ms())),
+            "x-rotor-timestamp": str(signing.timestamp),
         }
-        return await self._post(fn.serve_url, body, headers, self._hook_ms if call.hook else self._call_ms)
+        return await self._post(fn.serve_url, body, headers, signing, self._hook_ms if call.hook else self._call_ms)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout_ms: int) -> CallResult:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], signing: Signing, timeout_ms: int) -> CallResult:
         started = time.perf_counter()
-        answer = await self._deliverer.post(
-            Post(url=url, body=body, headers=headers, timeout_ms=timeout_ms, max_bytes=_MAX_ANSWER_BYTES, field="serve_url")
-        )
+        answer = await self._deliverer.post(Post(
+            url=url, body=body, headers=headers, timeout_ms=timeout_ms, max_bytes=_MAX_ANSWER_BYTES, field="serve_url",
+            signing=signing,
+        ))
         if answer.failure == "timeout":
             return _failed(f"no answer within {timeout_ms} ms", started)
         if answer.failure is not None or answer.status is None:

@@ -11,11 +11,9 @@ import base64
 import secrets
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
-from standardwebhooks.webhooks import Webhook as Signer
 
 from rotor_lite import __version__
 from rotor_lite.clock import iso_from_ms
@@ -291,17 +289,12 @@ def signing_secrets(core: Core, hook: WebhookRow, now: int) -> list[str]:
     return found
 
 
-def signed_headers(message_id: str, body: bytes, secrets_: Sequence[str], now_ms: int) -> dict[str, str]:
-    """Standard Webhooks headers, in both spellings, with one `v1,` signature per secret."""
-    timestamp = now_ms // 1000
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    text = body.decode()
-    signature = " ".join(Signer(secret).sign(message_id, moment, text) for secret in secrets_)
+def webhook_headers(message_id: str, timestamp: int) -> dict[str, str]:
+    """Standard Webhooks headers, in both spellings, but the signature (made where the bytes are sent)."""
     return {
         "Content-Type": "application/json", "User-Agent": USER_AGENT,
-        "webhook-id": message_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature,
+        "webhook-id": message_id, "webhook-timestamp": str(timestamp),
         "Rotor-Webhook-Id": message_id, "Rotor-Webhook-Timestamp": str(timestamp),
-        "Rotor-Webhook-Signature": signature,
     }
 
 

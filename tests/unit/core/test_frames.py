@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import time
 
 import msgspec
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from rotor_lite.engine.frames import (
     MAX_FRAME_BYTES, Batch, FrameError, Results, Setup, decode_from_helper, decode_to_helper, encode, read_frame,
 )
 from rotor_lite.engine.pool import helper_count
-from rotor_lite.engine.sending import Answer, Delivery, Outcome, Post, SenderSettings
+from rotor_lite.engine.sending import Answer, Delivery, Outcome, Post, SenderSettings, Signing
+from rotor_lite.engine.signing import sign_callback
 
 DELIVERY = Delivery(
     url="https://hooks.example.com/a?b=1", headers={"X-Key": "k3y-value"}, body=b'{"a":"\xc3\xa9"}\x00', job_id="job_1",
@@ -20,7 +23,8 @@ DELIVERY = Delivery(
     secrets=[b"k3y-value", b"k3y-value\\u0000"],
 )
 POST = Post(url="https://example.com/wf", body=b"{}", headers={"x-rotor-run-id": "run_1"}, timeout_ms=5000,
-            max_bytes=1024, field="serve_url", channel="notifications")
+            max_bytes=1024, field="serve_url", channel="notifications",
+            signing=Signing(scheme="webhook", message_id="msg_1", timestamp=1_790_000_000, secrets=["whsec_" + "A" * 32]))
 
 
 def feed(*pieces: bytes, eof: bool = True) -> asyncio.StreamReader:
@@ -97,3 +101,15 @@ def test_only_the_protocol_s_messages_decode() -> None:
 ])
 def test_auto_is_one_helper_per_core_beyond_the_first(setting: int | str, cpus: int, helpers: int) -> None:
     assert helper_count(setting, cpus) == helpers
+
+
+def test_a_post_is_signed_where_it_is_sent_as_its_receiver_verifies_it() -> None:
+    """Webhooks and workflow calls carry their signing secrets to the sender, which signs the exact bytes."""
+    now = int(time.time())
+    secret = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+    webhook = Signing(scheme="webhook", message_id="msg_1", timestamp=now, secrets=["whsec_" + "Qg" * 16, secret])
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now), **webhook.headers(b'{"a":1}')}
+    assert Webhook(secret).verify(b'{"a":1}', headers) == {"a": 1}  # the second secret's signature is among them
+    assert headers["Rotor-Webhook-Signature"] == headers["webhook-signature"]
+    rotor = Signing(scheme="rotor", message_id="run_1", timestamp=now, secrets=["a", "b"])
+    assert rotor.headers(b"{}") == {"x-rotor-signature": " ".join(sign_callback(key, "run_1", now, b"{}") for key in ("a", "b"))}
