@@ -29,7 +29,7 @@ from rotor_lite.netguard import check_callback_url
 
 __all__ = [
     "MAX_RESULT_BYTES", "TRUNCATED", "USER_AGENT", "Answer", "Delivery", "Outcome", "Post", "Sender", "SenderSettings", "Signing",
-    "echo_forms", "failure", "internal_error", "log_internal_error", "scrub",
+    "echo_forms", "elapsed_ms", "failure", "internal_error", "log_internal_error", "scrub",
 ]
 
 MAX_RESULT_BYTES = 64 * 1024
@@ -197,7 +197,7 @@ class Sender:
         timeout = _timeout(delivery.timeout_ms)
         async with self._callbacks.post(url, data=delivery.body, headers=headers, timeout=timeout, allow_redirects=False) as resp:
             body, cut = await _read_answer(resp.content)
-            duration = _elapsed_ms(started)
+            duration = elapsed_ms(started)
             if 200 <= resp.status < 300:
                 return Outcome(ok=True, outcome="2xx", status=resp.status, error=None, duration_ms=duration,
                                result=_result_json(body, resp.content_type, cut, delivery.secrets))
@@ -279,10 +279,11 @@ def _status_class(status: int) -> str:
 
 def failure(outcome: str, error: str, started: float) -> Outcome:
     """A delivery that got no HTTP answer to classify."""
-    return Outcome(ok=False, outcome=outcome, status=None, error=error, duration_ms=_elapsed_ms(started))
+    return Outcome(ok=False, outcome=outcome, status=None, error=error, duration_ms=elapsed_ms(started))
 
 
-def _elapsed_ms(started: float) -> int:
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since `started` (a `time.perf_counter()` reading)."""
     return int((time.perf_counter() - started) * 1000)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.engine.delivery import Deliverer
-from rotor_lite.engine.sending import Post, Signing
+from rotor_lite.engine.sending import Post, Signing, elapsed_ms
 from rotor_lite.models import Run, RunCall, Step, StepStatus, StepType
 from rotor_lite.protocol import PROTOCOL_VERSION, CallResult, decode_answer
 from rotor_lite.services import run_progress
@@ -197,7 +197,7 @@ class RunDriver:
         if not 200 <= answer.status < 300:
             return _failed(f"HTTP {answer.status}: {answer.body[:200].decode('utf-8', 'replace')}", started)
         try:
-            return CallResult(answer=decode_answer(answer.body), duration_ms=_elapsed_ms(started))
+            return CallResult(answer=decode_answer(answer.body), duration_ms=elapsed_ms(started))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return _failed(f"the answer is not one of the protocol's: {exc}", started)
 
@@ -269,11 +269,8 @@ def _saved(step: Step) -> dict[str, Any]:
 
 
 def _failed(reason: str, started: float) -> CallResult:
-    return CallResult(answer=None, failure=reason, duration_ms=_elapsed_ms(started))
+    return CallResult(answer=None, failure=reason, duration_ms=elapsed_ms(started))
 
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
 
 
 def _outcome(result: CallResult) -> str:
