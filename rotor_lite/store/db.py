@@ -31,6 +31,7 @@ WriteOp = Callable[[sqlite3.Connection], Any]
 log = logging.getLogger("rotor_lite.store")
 
 _MAX_GROUP = 512
+_GROUP_ATTEMPTS = 5  # a deadlock or serialization failure against another node is retried whole
 _STOP = object()
 
 
@@ -135,13 +136,15 @@ class _Pending:
 class Database:
     """The writer thread and the read connection of one SQLite file."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._write_conn: sqlite3.Connection | None = None
+        self._write_conn: Any = None  # sqlite3.Connection, or the PostgreSQL store's PgConnection
 
     async def __aenter__(self) -> Database:
         self._write_conn = connect(self.path, self.synchronous)
@@ -156,11 +159,17 @@ class Database:
     async def __aexit__(self, *exc: object) -> None:
         if self._reader is not None:
             await self._reader.close()
+        await self._stop_writer()
+
+    async def _stop_writer(self) -> None:
+        """Let the writer finish what is queued, then close its connection."""
         if self._thread is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(self._thread.join)
+            self._thread = None
         if self._write_conn is not None:
-            self._write_conn.close()
+            await asyncio.to_thread(self._write_conn.close)
+            self._write_conn = None
 
     async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run `op` in the writer's next group commit and return its result once committed."""
@@ -168,6 +177,9 @@ class Database:
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Pending(op, future, loop))
         return await future
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """No other node shares a SQLite file: nothing to hear (see `PgDatabase.listen`)."""
 
     @property
     def reader(self) -> aiosqlite.Connection:
@@ -201,25 +213,33 @@ class Database:
                 group.append(item)
             self._commit_group(conn, group)
 
-    def _commit_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            if len(group) == 1:
-                outcomes.append(_run_alone(conn, group[0].op))
-            else:
-                for pending in group:
-                    outcomes.append(_run_in_savepoint(conn, pending.op))
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("write failed, group rolled back", extra={"error": str(exc)})
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            error = Unavailable(f"storage is unavailable: {exc}")
-            outcomes = [(False, error)] * len(group)
+    def _commit_group(self, conn: Any, group: list[_Pending]) -> None:
+        for attempt in range(_GROUP_ATTEMPTS):
+            try:
+                outcomes = _run_group(conn, group)
+                break
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if getattr(exc, "retryable", False) and attempt + 1 < _GROUP_ATTEMPTS:
+                    log.info("write group conflicted with another node, retrying", extra={"error": str(exc)})
+                    continue
+                log.error("write failed, group rolled back", extra={"error": str(exc)})
+                outcomes = [(False, Unavailable(f"storage is unavailable: {exc}"))] * len(group)
         for pending, (ok, value) in zip(group, outcomes):
             pending.loop.call_soon_threadsafe(_settle, pending.future, ok, value)
+
+
+def _run_group(conn: Any, group: list[_Pending]) -> list[tuple[bool, Any]]:
+    """One transaction for the group; a failing operation rolls back alone (`_run_in_savepoint`)."""
+    conn.execute("BEGIN IMMEDIATE")
+    if len(group) == 1:
+        outcomes = [_run_alone(conn, group[0].op)]
+    else:
+        outcomes = [_run_in_savepoint(conn, pending.op) for pending in group]
+    if conn.in_transaction:
+        conn.execute("COMMIT")
+    return outcomes
 
 
 def _run_alone(conn: sqlite3.Connection, op: WriteOp) -> tuple[bool, Any]:

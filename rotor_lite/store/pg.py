@@ -1,0 +1,251 @@
+"""The PostgreSQL store: the same contract as the SQLite one, for several nodes on one database.
+
+Writes keep the SQLite store's shape: one writer thread per node runs the operations that have
+queued up in one transaction (group commit), each in its own savepoint. The thread drives its
+asyncpg connection on an event loop of its own, one statement at a time, so an operation stays a
+plain function of a connection on both backends. Reads go through an asyncpg pool on the server's
+loop. A group that deadlocks or fails to serialize against another node is rolled back and run
+again (`Database._commit_group`).
+
+Between nodes: `store.contract.notify` inside a write becomes `pg_notify`, delivered when it
+commits; `PgDatabase.listen` hands other nodes' notices to callbacks on the server's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from rotor_lite.store.db import Database
+from rotor_lite.store.pg_dialect import Translated, translate
+
+log = logging.getLogger("rotor_lite.store")
+
+_MIGRATION_LOCK = zlib.crc32(b"rotor-lite:migrate")  # one node migrates while the others wait
+_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
+_STATUS_COUNT = re.compile(r"(\d+)$")
+_RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b|\bRETURNING\b", re.IGNORECASE)
+
+
+class PgCursor:
+    """A statement's rows and change count, shaped like the sqlite3 cursor the store reads."""
+
+    __slots__ = ("_rows", "rowcount", "lastrowid")
+
+    def __init__(self, rows: list[Any], rowcount: int, lastrowid: int | None = None) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class PgConnection:
+    """A synchronous connection over asyncpg, for write operations (and offline commands)."""
+
+    dialect = "postgres"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: asyncpg.Connection) -> None:
+        self._loop = loop
+        self._conn = conn
+        self.total_changes = 0
+
+    @classmethod
+    def open(cls, url: str) -> PgConnection:
+        """Connect from a thread with no running event loop (the writer thread, a CLI command)."""
+        loop = asyncio.new_event_loop()
+        return cls(loop, loop.run_until_complete(asyncpg.connect(url)))
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self._conn.is_in_transaction())
+
+    @property
+    def server_pid(self) -> int:
+        return int(self._conn.get_server_pid())
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
+        statement = translate(sql)
+        cursor: PgCursor = self._call(self._run(statement, pg_args(statement, parameters)))
+        return cursor
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> PgCursor:
+        statement = translate(sql)
+        rows = [pg_args(statement, row) for row in parameters]
+        if rows:
+            self._call(self._conn.executemany(statement.sql, rows))
+        self.total_changes += len(rows)
+        return PgCursor([], len(rows))
+
+    def close(self) -> None:
+        try:
+            self._loop.run_until_complete(self._conn.close())
+        finally:
+            self._loop.close()
+
+    def _call(self, coro: Any) -> Any:
+        try:
+            return self._loop.run_until_complete(coro)
+        except asyncpg.PostgresError as exc:
+            raise store_error(exc) from exc
+
+    async def _run(self, statement: Translated, args: list[Any]) -> PgCursor:
+        if _RETURNS_ROWS.search(statement.sql):
+            rows = await self._conn.fetch(statement.sql, *args)
+            lastrowid = rows[0][0] if len(rows) == 1 and rows[0] and isinstance(rows[0][0], int) else None
+            self.total_changes += len(rows)
+            return PgCursor(rows, len(rows), lastrowid)
+        status = await self._conn.execute(statement.sql, *args)
+        found = _STATUS_COUNT.search(status)
+        count = int(found.group(1)) if found else -1
+        self.total_changes += max(count, 0)
+        return PgCursor([], count)
+
+
+def pg_args(statement: Translated, parameters: Sequence[Any]) -> list[Any]:
+    """The parameters as asyncpg takes them: a list passed as JSON text becomes a Python list."""
+    args = list(parameters)
+    for index in statement.list_params:
+        value = args[index]
+        if isinstance(value, (str, bytes)):
+            args[index] = msgspec.json.decode(value)
+    return args
+
+
+def store_error(exc: asyncpg.PostgresError) -> sqlite3.Error:
+    """A PostgreSQL error as the store contract names it (`store.contract`)."""
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return sqlite3.IntegrityError(str(exc))
+    error = sqlite3.OperationalError(f"{type(exc).__name__}: {exc}")
+    error.retryable = getattr(exc, "sqlstate", "") in _RETRYABLE  # type: ignore[attr-defined]
+    return error
+
+
+class PgDatabase(Database):
+    """Several nodes' shared database: this node's writer thread, read pool and notice listener."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        super().__init__(Path("."))
+        self.url = url
+        self.node_id = uuid.uuid4().hex[:12]
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._callbacks: dict[str, list[Callable[[str], None]]] = {}
+        self._writer_pid = 0
+        self._subscribing: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> PgDatabase:
+        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self._pool_size)
+        try:
+            async with self._pool.acquire() as conn:
+                await migrate_pg(conn)
+            writer = self._write_conn = await asyncio.to_thread(PgConnection.open, self.url)
+            self._writer_pid = writer.server_pid
+            self._thread = threading.Thread(target=self._run_writer, name="rotor-writer", daemon=True)
+            self._thread.start()
+            self._listener = await asyncpg.connect(self.url)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stop_writer()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def fetchall(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        statement = translate(sql)
+        try:
+            return list(await self.pool.fetch(statement.sql, *pg_args(statement, params)))
+        except asyncpg.PostgresError as exc:
+            raise store_error(exc) from exc
+
+    async def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+        statement = translate(sql)
+        try:
+            return await self.pool.fetchrow(statement.sql, *pg_args(statement, params))
+        except asyncpg.PostgresError as exc:
+            raise store_error(exc) from exc
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "database is not open"
+        return self._pool
+
+    @property
+    def reader(self) -> Any:
+        raise NotImplementedError("the PostgreSQL store reads through fetchall/fetchone")
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call `callback(payload)` on this loop whenever another node notifies `channel`."""
+        assert self._listener is not None, "database is not open"
+        callbacks = self._callbacks.setdefault(channel, [])
+        callbacks.append(callback)
+        if len(callbacks) == 1:
+            task = asyncio.get_running_loop().create_task(self._listener.add_listener(channel, self._heard))
+            self._subscribing.add(task)
+            task.add_done_callback(self._subscribing.discard)
+
+    def _heard(self, _conn: Any, pid: int, channel: str, payload: object) -> None:
+        if pid == self._writer_pid:
+            return  # this node's own notice: it acted already when it wrote
+        for callback in self._callbacks.get(channel, ()):
+            try:
+                callback(str(payload))
+            except Exception:  # one listener's bug must not silence the others
+                log.exception("notice handler failed", extra={"channel": channel})
+
+
+async def migrate_pg(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> int:
+    """Apply the PostgreSQL migrations not yet applied; nodes starting together take turns.
+    Returns how many were applied."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS rotor_schema (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM rotor_schema")
+        applied = 0
+        for number, script in pg_migrations():
+            if number <= current:
+                continue
+            async with conn.transaction():
+                await conn.execute(script)
+                await conn.execute("INSERT INTO rotor_schema (version) VALUES ($1)", number)
+            applied += 1
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+def pg_migrations() -> list[tuple[int, str]]:
+    folder = resources.files("rotor_lite.store") / "pg_sql"
+    return sorted(
+        (int(entry.name.split("_", 1)[0]), entry.read_text())
+        for entry in folder.iterdir() if entry.name.endswith(".sql")
+    )
