@@ -60,6 +60,16 @@ class ServerSettings(_Section):
 class StorageSettings(_Section):
     data_dir: str = "./data"
     synchronous: Literal["FULL", "NORMAL", "OFF", "EXTRA"] = "FULL"
+    # Empty: SQLite in data_dir. "postgresql://…": several nodes share that database.
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("storage.url must be empty (SQLite in storage.data_dir) or a postgresql:// URL")
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.url)
 
 
 class AuthSettings(_Section):

@@ -28,6 +28,7 @@ from rotor_lite.services import approvals, guardrails
 from rotor_lite.services.core import Core
 from rotor_lite.services.guardrails import GuardrailAdmission, PolicyCache
 from rotor_lite.store import guardrails as guardrail_store
+from rotor_lite.store.backends import open_policy_reader
 from rotor_lite.store.guardrails import ConfigRow, PolicyReader, Screening
 
 log = logging.getLogger("rotor_lite.judge")
@@ -152,7 +153,7 @@ class BrandToneJudge:
 
     async def __aenter__(self) -> BrandToneJudge:
         self._loop = asyncio.get_running_loop()
-        self._reader = PolicyReader(self._core.settings.db_path)
+        self._reader = open_policy_reader(self._core.settings)
         self._policies = PolicyCache(self._reader, self._settings.threshold)
         self._core.admission = GuardrailAdmission(self._core, self._policies, self.wake)
         if self._http is None:

@@ -30,7 +30,7 @@ from rotor_lite.services.keyring import CreatedKey
 from rotor_lite.services.workers import PullBroker
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import workspaces as ws_store
-from rotor_lite.store.db import Database
+from rotor_lite.store.backends import open_database
 
 log = logging.getLogger("rotor_lite.runtime")
 _KEY_CHECK = "master_key_check"
@@ -63,7 +63,7 @@ class Runtime:
         if self._lock_file is None:
             self._lock_file = claim_data_dir(data_dir)
         vault = Vault(load_master_key(self.settings.security.master_key, data_dir))
-        db = await self._stack.enter_async_context(Database(self.settings.db_path, self.settings.storage.synchronous))
+        db = await self._stack.enter_async_context(open_database(self.settings))
         core = self.core = Core(self.settings, self.clock, db, vault)
         await self._stack.enter_async_context(core.keys)  # writes the keys' last use, also on the way out
         await self._stack.enter_async_context(core.throughput)  # writes the delivery tallies, also on the way out

@@ -78,3 +78,13 @@ def notify(conn: object, channel: str, payload: str = "") -> None:
     if is_postgres(conn):
         conn.execute("SELECT pg_notify(?, ?)", (channel, payload))  # type: ignore[attr-defined]
 
+
+
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """`INSERT … ON CONFLICT (key) DO UPDATE` of every other column: a row inserted or replaced, in
+    the syntax both backends share (SQLite's `INSERT OR REPLACE` is its own)."""
+    updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )

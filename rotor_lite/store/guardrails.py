@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from rotor_lite.models import JobState
+from rotor_lite.store.contract import upsert
 from rotor_lite.store import counts
 from rotor_lite.store.db import Database
 
@@ -56,7 +57,7 @@ def config_row(conn: sqlite3.Connection, workspace_id: str) -> ConfigRow | None:
 def save_config(conn: sqlite3.Connection, config: ConfigRow) -> None:
     """Insert or replace the workspace's config row."""
     conn.execute(
-        f"INSERT OR REPLACE INTO guardrail_config ({_CONFIG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        upsert("guardrail_config", _CONFIG_COLUMNS.split(", "), ("workspace_id",)),
         (
             config.workspace_id, config.id, msgspec.json.encode(config.competitor_domains).decode(),
             int(config.pii_enabled), config.pii_mode, msgspec.json.encode(config.pii_types).decode(),
@@ -129,12 +130,19 @@ def has_dnc(conn: sqlite3.Connection, workspace_id: str) -> bool:
     )
 
 
+def open_sqlite_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file, for `PolicyReader`."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
 class PolicyReader:
     """A read-only connection for the event loop thread: config loads and DNC probes."""
 
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout=5000")
+    def __init__(self, conn: Any) -> None:
+        """`conn`: a read connection usable from the loop's thread (`store.backends.open_policy_reader`)."""
+        self._conn = conn
 
     def close(self) -> None:
         self._conn.close()

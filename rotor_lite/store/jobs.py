@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import msgspec
 
 from rotor_lite.models import Attempt, Claimed, Job, JobState, Settlement
+from rotor_lite.store.contract import upsert
 from rotor_lite.store import counts
 from rotor_lite.store.db import Database
 
@@ -342,6 +343,9 @@ def _key_taken(
     return False
 
 
+_TAKE_KEY = upsert("concurrency_lock", ("workspace_id", "key", "job_rowid", "expires_at"), ("workspace_id", "key"))
+
+
 def _take_key(conn: sqlite3.Connection, workspace_id: str, key: str, rowid: int, now: int, ttl_ms: int) -> bool:
     row = conn.execute(
         "SELECT job_rowid, expires_at FROM concurrency_lock WHERE workspace_id = ? AND key = ?", (workspace_id, key)
@@ -349,7 +353,7 @@ def _take_key(conn: sqlite3.Connection, workspace_id: str, key: str, rowid: int,
     if row is not None and row[0] != rowid and row[1] > now:
         return False
     conn.execute(
-        "INSERT OR REPLACE INTO concurrency_lock (workspace_id, key, job_rowid, expires_at) VALUES (?, ?, ?, ?)",
+        _TAKE_KEY,
         (workspace_id, key, rowid, now + ttl_ms),
     )
     return True

@@ -21,6 +21,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,11 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
         statement = translate(sql)
-        cursor: PgCursor = self._call(self._run(statement, pg_args(statement, parameters)))
+        try:
+            cursor: PgCursor = self._call(self._run(statement, pg_args(statement, parameters)))
+        except sqlite3.OperationalError:
+            log.error("statement failed", extra={"sql": statement.sql[:500]})
+            raise
         return cursor
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> PgCursor:
@@ -105,7 +110,7 @@ class PgConnection:
     def _call(self, coro: Any) -> Any:
         try:
             return self._loop.run_until_complete(coro)
-        except asyncpg.PostgresError as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise store_error(exc) from exc
 
     async def _run(self, statement: Translated, args: list[Any]) -> PgCursor:
@@ -121,6 +126,24 @@ class PgConnection:
         return PgCursor([], count)
 
 
+class BlockingPgConnection:
+    """Synchronous reads from the event loop's own thread, which cannot drive a second loop: each
+    statement runs on a thread of its own and is waited for (the guardrails' policy reads)."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="rotor-pg-reader")
+        self._conn = self._thread.submit(PgConnection.open, url).result()
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
+        return self._thread.submit(self._conn.execute, sql, parameters).result()
+
+    def close(self) -> None:
+        self._thread.submit(self._conn.close).result()
+        self._thread.shutdown()
+
+
 def pg_args(statement: Translated, parameters: Sequence[Any]) -> list[Any]:
     """The parameters as asyncpg takes them: a list passed as JSON text becomes a Python list."""
     args = list(parameters)
@@ -131,7 +154,7 @@ def pg_args(statement: Translated, parameters: Sequence[Any]) -> list[Any]:
     return args
 
 
-def store_error(exc: asyncpg.PostgresError) -> sqlite3.Error:
+def store_error(exc: asyncpg.PostgresError | asyncpg.InterfaceError) -> sqlite3.Error:
     """A PostgreSQL error as the store contract names it (`store.contract`)."""
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return sqlite3.IntegrityError(str(exc))

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from rotor_lite.store.contract import upsert
 from rotor_lite.store.db import Database
 
 _COLUMNS = (
@@ -157,7 +158,7 @@ def alert_workspaces(conn: sqlite3.Connection) -> list[str]:
 
 def put_alerts(conn: sqlite3.Connection, alerts: AlertRow) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO alert_config (workspace_id, email, slack_url, updated_at) VALUES (?, ?, ?, ?)",
+        upsert("alert_config", ("workspace_id", "email", "slack_url", "updated_at"), ("workspace_id",)),
         (alerts.workspace_id, alerts.email, alerts.slack_url, alerts.updated_at),
     )
 

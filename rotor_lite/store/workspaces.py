@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from rotor_lite.store.contract import upsert
 from rotor_lite.store.db import Database
 
 _KEY_COLUMNS = "id, workspace_id, key_hash, key_prefix, label, role, queue_name, team, created_at, expires_at," \
@@ -57,7 +58,7 @@ def get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: bytes) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+    conn.execute(upsert("meta", ("key", "value"), ("key",)), (key, value))
 
 
 def insert_workspace(conn: sqlite3.Connection, ws_id: str, name: str, now: int, plan: str = "self-hosted") -> None:

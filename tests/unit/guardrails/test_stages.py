@@ -12,7 +12,7 @@ import pytest
 from rotor_lite.services.guardrail_stages import Policy, screen_payloads
 from rotor_lite.store import guardrails as store
 from rotor_lite.store.db import connect, migrate
-from rotor_lite.store.guardrails import ConfigRow, PolicyReader
+from rotor_lite.store.guardrails import ConfigRow, PolicyReader, open_sqlite_reader
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def reader(tmp_path: Path) -> Iterator[PolicyReader]:
     store.append_dnc(conn, "emails", "ws_b", ["carol@example.com"])
     conn.execute("COMMIT")
     conn.close()
-    policy_reader = PolicyReader(tmp_path / "rotor.db")
+    policy_reader = PolicyReader(open_sqlite_reader(tmp_path / "rotor.db"))
     yield policy_reader
     policy_reader.close()
 
@@ -83,7 +83,7 @@ def test_a_million_entries_cost_a_lookup(tmp_path: Path) -> None:
     store.append_dnc(conn, "emails", "ws", (f"user{i}@example.com" for i in range(200_000)))
     conn.execute("COMMIT")
     conn.close()
-    reader = PolicyReader(tmp_path / "big.db")
+    reader = PolicyReader(open_sqlite_reader(tmp_path / "big.db"))
     try:
         assert reader.dnc_hits("emails", "ws", ["user199999@example.com", "nobody@example.com"]) == {"user199999@example.com"}
         plan = " ".join(str(r) for r in reader._conn.execute(
