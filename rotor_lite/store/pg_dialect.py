@@ -4,7 +4,8 @@ The store writes its SQL once, for SQLite, with `?` parameters. What differs mec
 rewritten here: parameter markers (`?`, `?N` -> `$N`), `BEGIN IMMEDIATE`, `INSERT OR IGNORE`, and
 the two ways the store passes a whole list in one JSON parameter:
 
-- `x IN (SELECT value FROM json_each(?))` becomes `x = ANY($n)`, the parameter decoded into a list
+- `x IN (SELECT value FROM json_each(?))` becomes `x = ANY($n)` (`NOT IN`: `x <> ALL($n)`), the parameter
+  decoded into a list
   (PostgreSQL then types the array after `x`, and the index on `x` still serves);
 - `json_each(?) AS t` becomes `json_array_elements($n::json) AS t`, whose `t.value` is JSON:
   the statement reads its fields with `->>` (text) and casts them where it compares numbers.
@@ -18,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-_IN_JSON_LIST = re.compile(r"IN\s*\(\s*SELECT\s+value\s+FROM\s+json_each\(\s*\?(\d*)\s*\)\s*\)", re.IGNORECASE)
+_IN_JSON_LIST = re.compile(r"(NOT\s+)?IN\s*\(\s*SELECT\s+value\s+FROM\s+json_each\(\s*\?(\d*)\s*\)\s*\)", re.IGNORECASE)
 _JSON_EACH = re.compile(r"json_each\(\s*\?(\d*)\s*\)", re.IGNORECASE)
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
@@ -42,7 +43,8 @@ def translate(sql: str) -> Translated:
     def as_any(match: re.Match[str]) -> str:
         token = f"\x00{len(list_markers)}\x00"
         list_markers.add(token)
-        return f"= ANY({token}?{match.group(1)})"
+        compare = "<> ALL" if match.group(1) else "= ANY"
+        return f"{compare}({token}?{match.group(2)})"
 
     text = _IN_JSON_LIST.sub(as_any, text)
     text = _JSON_EACH.sub(lambda m: f"json_array_elements(?{m.group(1)}::json)", text)
