@@ -76,12 +76,36 @@ FAST_ENV = {
 }
 
 
+# Set by tests/conftest.py under `--backend postgres`: makes a fresh database and returns its URL.
+database_for: Callable[[], str] | None = None
+_storage_urls: dict[Path, str] = {}  # data directory → the PostgreSQL database its servers use
+
+
+def storage_url_of(data_dir: Path) -> str | None:
+    """The PostgreSQL database of the servers started on `data_dir` (None: they keep SQLite in it)."""
+    return _storage_urls.get(data_dir.resolve())
+
+
+def storage_env(data_dir: Path, storage_url: str | None) -> dict[str, str]:
+    """Under PostgreSQL: the database for a server, the one its data directory had before if any (a restart)."""
+    url = storage_url or storage_url_of(data_dir) or (database_for() if database_for is not None else None)
+    if url is None:
+        return {}
+    _storage_urls[data_dir.resolve()] = url
+    return {"ROTOR_STORAGE_URL": url}
+
+
 @dataclass
 class ServerProcess:
-    """A `rotor-lite serve` subprocess on a free port with its own data directory."""
+    """A `rotor-lite serve` subprocess on a free port with its own data directory.
+
+    Under `--backend postgres` each data directory gets its own database; servers given one `storage_url`
+    share it (several nodes: give them the same ROTOR_SECURITY_MASTER_KEY too).
+    """
 
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    storage_url: str | None = None
     port: int = field(default_factory=free_port)
     api_key: str = "rt_ws_test_bootstrap_key_0000000000000000"
     process: subprocess.Popen[bytes] | None = None
@@ -93,7 +117,8 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        env = {**os.environ, **FAST_ENV, "ROTOR_AUTH_BOOTSTRAP_API_KEY": self.api_key, **self.env}
+        storage = storage_env(self.data_dir, self.storage_url)
+        env = {**os.environ, **FAST_ENV, "ROTOR_AUTH_BOOTSTRAP_API_KEY": self.api_key, **storage, **self.env}
         self.log_path = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it
         self.process = subprocess.Popen(
@@ -135,8 +160,24 @@ class ServerProcess:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {api_key or self.api_key}"}, timeout=30)
 
 
+# counts.drift in SQL that both backends run (no rowid, no json_each), without the queue's name
+_PORTABLE_DRIFT = (
+    "SELECT queue_id, state, sum(kept) AS kept, sum(actual) AS actual FROM ("
+    " SELECT queue_id, state, n AS kept, 0 AS actual FROM queue_count"
+    " UNION ALL SELECT queue_id, state, 0, count(*) FROM job GROUP BY queue_id, state"
+    ") AS c GROUP BY queue_id, state HAVING sum(kept) <> sum(actual) ORDER BY queue_id, state"
+)
+
+
 def assert_counts_match(data_dir: Path) -> None:
     """The per-queue state counters of a stopped server's database equal a full count of its jobs table."""
+    url = storage_url_of(data_dir)
+    if url is not None:
+        from tests.pg_cluster import fetch, run_sync  # asyncpg only for the PostgreSQL runs
+
+        drift = [(queue, state, int(kept), int(actual)) for queue, state, kept, actual in run_sync(fetch(url, _PORTABLE_DRIFT))]
+        assert not drift, f"job counters drifted from the jobs table in {url}: (queue, state, kept, actual) {drift}"
+        return
     path = data_dir / "rotor.db"
     if not path.exists():
         return
@@ -150,7 +191,8 @@ def assert_counts_match(data_dir: Path) -> None:
 
 def offline(data_dir: Path, *args: str) -> dict[str, Any]:
     """Run an offline admin command (`keys create …`, `workspaces create …`) on a data directory: its JSON."""
-    result = CliRunner().invoke(main, [*args, "--data-dir", str(data_dir), "--json"], catch_exceptions=False)
+    runner = CliRunner(env=storage_env(data_dir, None))  # its database, made now when no server made it yet
+    result = runner.invoke(main, [*args, "--data-dir", str(data_dir), "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     parsed: dict[str, Any] = json.loads(result.output)
     return parsed

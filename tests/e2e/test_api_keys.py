@@ -72,6 +72,7 @@ def test_the_queue_key_routes_exist(keyed: tuple[ServerProcess, dict[str, str]])
     assert QUEUE_KEY_ROUTES <= set(api_routes())
 
 
+@pytest.mark.sqlite_only  # reads the database files byte by byte
 def test_no_api_key_is_stored_in_plaintext(keyed: tuple[ServerProcess, dict[str, str]]) -> None:
     server, made = keyed
     workspace_key = offline(server.data_dir, "keys", "create", "--workspace", "default")["key"]

@@ -13,7 +13,11 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ServerProcess
+
+pytestmark = pytest.mark.sqlite_only  # the backup is a copy of the SQLite file
 
 JOBS_BEFORE = 300
 

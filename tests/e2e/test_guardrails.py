@@ -127,6 +127,7 @@ def test_dnc_competitor_and_pii_stages(server: ServerProcess, receiver: Receiver
     assert not delivered_ids & set(blocked_ids)
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file and its WAL byte by byte
 def test_redacted_pii_never_reaches_the_database(server: ServerProcess) -> None:
     with server.client() as http:
         http.post("/v1/queues", json={"name": "q"})
