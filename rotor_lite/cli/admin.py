@@ -23,7 +23,8 @@ from rotor_lite.services import workspaces as service
 from rotor_lite.services.master_key import rotate_master_key as rotate_all
 from rotor_lite.services.keyring import DAY_MS, CreatedKey
 from rotor_lite.store import counts as count_store
-from rotor_lite.store.db import backup_to, connect, migrate
+from rotor_lite.store.backends import open_offline
+from rotor_lite.store.db import backup_to
 
 T = TypeVar("T")
 
@@ -33,9 +34,8 @@ def _run_offline(config_file: str | None, data_dir: str | None, operation: Calla
         settings = load_settings(config_file, overrides={("storage", "data_dir"): data_dir})
     except ConfigError as exc:
         raise click.ClickException(exc.message) from exc
-    conn = connect(settings.db_path, settings.storage.synchronous)
+    conn = open_offline(settings)
     try:
-        migrate(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = operation(conn, SystemClock().now_ms())

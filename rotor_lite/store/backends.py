@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rotor_lite.config import Settings
-from rotor_lite.store.db import Database
+from rotor_lite.store.db import Database, connect, migrate
 from rotor_lite.store.guardrails import PolicyReader, open_sqlite_reader
 
 
@@ -24,3 +24,16 @@ def open_policy_reader(settings: Settings) -> PolicyReader:
 
         return PolicyReader(BlockingPgConnection(settings.storage.url))
     return PolicyReader(open_sqlite_reader(settings.db_path))
+
+
+def open_offline(settings: Settings) -> Any:
+    """A migrated write connection for offline commands (`rotor-lite admin …` with no server)."""
+    if settings.storage.is_postgres:
+        from rotor_lite.store.pg import PgConnection
+
+        conn = PgConnection.open(settings.storage.url)
+        conn.migrate()
+        return conn
+    sqlite = connect(settings.db_path, settings.storage.synchronous)
+    migrate(sqlite)
+    return sqlite

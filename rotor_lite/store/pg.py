@@ -76,6 +76,9 @@ class PgConnection:
         loop = asyncio.new_event_loop()
         return cls(loop, loop.run_until_complete(asyncpg.connect(url)))
 
+    def migrate(self) -> int:
+        return int(self._call(migrate_pg(self._conn)))
+
     @property
     def in_transaction(self) -> bool:
         return bool(self._conn.is_in_transaction())

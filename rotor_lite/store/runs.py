@@ -316,7 +316,7 @@ def next_due_at(conn: sqlite3.Connection) -> int | None:
         " UNION ALL SELECT min(due_at) FROM run_step WHERE due_at IS NOT NULL AND lease_owner IS NULL"
         " UNION ALL SELECT min(ts) FROM deferred_event"
         " UNION ALL SELECT min(lease_expires_at) FROM run WHERE lease_owner IS NOT NULL"
-        " UNION ALL SELECT min(lease_expires_at) FROM run_step WHERE lease_owner IS NOT NULL)"
+        " UNION ALL SELECT min(lease_expires_at) FROM run_step WHERE lease_owner IS NOT NULL) AS due"
     ).fetchone()
     return None if row[0] is None else int(row[0])
 
