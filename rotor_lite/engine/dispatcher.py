@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import threading
 from collections import Counter, deque
 from functools import partial
@@ -31,6 +30,7 @@ from rotor_lite.services import leases
 from rotor_lite.services.core import Core
 from rotor_lite.services.leases import Finished
 from rotor_lite.store import jobs as job_store
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.dispatcher")
 
@@ -231,7 +231,7 @@ class Dispatcher:
 
     # Writer thread side -----------------------------------------------------------------
 
-    def _run_op(self, conn: sqlite3.Connection, op: _Op) -> None:
+    def _run_op(self, conn: Conn, op: _Op) -> None:
         op.finished = _drain(self._finished)
         op.freed = Counter(queue.rowid for queue, _ in op.finished)
         op.freed.update(_drain(self._released))
@@ -260,7 +260,7 @@ class Dispatcher:
                 wants[queue.rowid] = (queue, free)
         return wants
 
-    def _claim(self, conn: sqlite3.Connection, wants: dict[int, tuple[Queue, int]], now: int) -> list[Claimed]:
+    def _claim(self, conn: Conn, wants: dict[int, tuple[Queue, int]], now: int) -> list[Claimed]:
         job_store.promote_due(conn, now)
         claimed: list[Claimed] = []
         for queue, free in wants.values():
@@ -268,7 +268,7 @@ class Dispatcher:
             claimed += leases.claim_jobs(self._core, conn, queue, free, owner=self._owner, lease_ms=lease_ms, now=now)
         return claimed
 
-    def _settle(self, conn: sqlite3.Connection, finished: list[Finished]) -> None:
+    def _settle(self, conn: Conn, finished: list[Finished]) -> None:
         leases.settle(self._core, conn, finished)
 
 

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import re
-import sqlite3
 from typing import Any
 
 import httpx
@@ -30,6 +29,7 @@ from rotor_lite.services.guardrails import GuardrailAdmission, PolicyCache
 from rotor_lite.store import guardrails as guardrail_store
 from rotor_lite.store.backends import open_policy_reader
 from rotor_lite.store.guardrails import ConfigRow, PolicyReader, Screening
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.judge")
 
@@ -216,7 +216,7 @@ class BrandToneJudge:
             self._event.set()
 
     def _finish(
-        self, conn: sqlite3.Connection, item: Screening, block_reason: str | None, failure: str | None, now: int
+        self, conn: Conn, item: Screening, block_reason: str | None, failure: str | None, now: int
     ) -> None:
         if guardrails.finish_screening(self._core, conn, item, block_reason, now) and failure is not None:
             approvals.record_audit(

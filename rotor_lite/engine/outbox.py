@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections import Counter
 from typing import Any
@@ -28,6 +27,7 @@ from rotor_lite.store import outbox as outbox_store
 from rotor_lite.store import webhooks as webhook_store
 from rotor_lite.store.outbox import DeliveryRow
 from rotor_lite.store.webhooks import WebhookRow
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.outbox")
 _FAN_OUT_BATCH = 500
@@ -136,7 +136,7 @@ class OutboxDelivery:
         while self._tasks:
             await asyncio.gather(*set(self._tasks), return_exceptions=True)
 
-    def _fan_out(self, conn: sqlite3.Connection, now: int) -> int:
+    def _fan_out(self, conn: Conn, now: int) -> int:
         events = outbox_store.take_events(conn, _FAN_OUT_BATCH)
         if events:
             webhooks.fan_out(self._core, conn, events, now)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import sqlite3
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import IO
@@ -31,6 +30,7 @@ from rotor_lite.services.workers import PullBroker
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.backends import open_database
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.runtime")
 _KEY_CHECK = "master_key_check"
@@ -105,7 +105,7 @@ class Runtime:
         if self._lock_file is not None:
             self._lock_file.close()
 
-    def _prepare(self, conn: sqlite3.Connection) -> int:
+    def _prepare(self, conn: Conn) -> int:
         assert self.core is not None
         _check_master_key(conn, self.core.vault)
         self.bootstrap_key = workspaces.bootstrap(conn, self.settings.auth.bootstrap_api_key, self.clock.now_ms())
@@ -124,7 +124,7 @@ def make_deliverer(settings: Settings, clock: Clock, secrets: SecretSource | Non
     )
 
 
-def _check_master_key(conn: sqlite3.Connection, vault: Vault) -> None:
+def _check_master_key(conn: Conn, vault: Vault) -> None:
     check = ws_store.get_meta(conn, _KEY_CHECK)
     if check is None:
         ws_store.set_meta(conn, _KEY_CHECK, vault.encrypt(KEY_CHECK_PLAINTEXT))

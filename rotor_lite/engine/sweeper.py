@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sqlite3
 from collections.abc import Callable
 
 from rotor_lite.models import Queue
@@ -18,11 +17,12 @@ from rotor_lite.store import jobs as job_store
 from rotor_lite.store import outbox as outbox_store
 from rotor_lite.store import runs as run_store
 from rotor_lite.store import workspaces as ws_store
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.sweeper")
 _REAP_EVERY_S = 1.0
 _WORKSPACE_HISTORY = (job_store.prune_finished, run_store.prune_finished, outbox_store.prune_finished)
-Prune = Callable[[sqlite3.Connection], dict[str, int]]
+Prune = Callable[[Conn], dict[str, int]]
 
 
 class Sweeper:
@@ -67,7 +67,7 @@ class Sweeper:
             self._last_prune = now
             await self._prune(now)
 
-    def _reap(self, conn: sqlite3.Connection, now: int) -> list[tuple[str, Queue | None]]:
+    def _reap(self, conn: Conn, now: int) -> list[tuple[str, Queue | None]]:
         stalled = [(job_id, self._core.queues.by_rowid(rowid)) for job_id, rowid in job_store.reap_expired(conn, now)]
         for job_id, queue in stalled:
             if queue is not None:

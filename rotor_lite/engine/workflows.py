@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import time
 from collections import Counter, deque
 from functools import partial
@@ -29,6 +28,7 @@ from rotor_lite.services import runs as run_service
 from rotor_lite.services.core import Core
 from rotor_lite.services.workflow_events import deliver_due_events
 from rotor_lite.store import runs as store
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.workflows")
 
@@ -203,7 +203,7 @@ class RunDriver:
 
     # Writer thread side ----------------------------------------------------------------------
 
-    def _run_op(self, conn: sqlite3.Connection, op: _Op) -> None:
+    def _run_op(self, conn: Conn, op: _Op) -> None:
         core, now = self._core, self._core.clock.now_ms()
         for call, result in op.results:
             run_progress.apply_result(core, conn, call, result)
@@ -218,7 +218,7 @@ class RunDriver:
         # A due time already past here waits on a free slot or a concurrency limit: an answer or the poll wakes us.
         op.next_due = next_due if next_due is not None and next_due > now else None
 
-    def _claim(self, conn: sqlite3.Connection, now: int) -> list[RunCall]:
+    def _claim(self, conn: Conn, now: int) -> list[RunCall]:
         free = min(_BATCH, self._max_in_flight - sum(self._in_flight.values()))
         if free <= 0:
             return []
@@ -238,7 +238,7 @@ class RunDriver:
         return calls
 
 
-def _encoded_request(conn: sqlite3.Connection, call: RunCall) -> bytes:
+def _encoded_request(conn: Conn, call: RunCall) -> bytes:
     """The body of a call just leased, read in the transaction that leased it (no reader round trips)."""
     run = store.run_row(conn, call.run_rowid)
     assert run is not None, "a leased run exists"

@@ -7,7 +7,6 @@ send time from the `job.failed` event data kept in the delivery row.
 from __future__ import annotations
 
 import re
-import sqlite3
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -26,6 +25,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.store import webhooks as webhook_store
 from rotor_lite.store.outbox import DeliveryRow, OutboxEvent
 from rotor_lite.store.webhooks import AlertRow
+from rotor_lite.store.contract import Conn
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CONTEXT = b"alerts:slack_url"
@@ -72,7 +72,7 @@ async def put_alerts(core: Core, principal: Principal, spec: AlertsUpdate) -> Al
         updated_at=core.clock.now_ms(),
     )
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Conn) -> None:
         webhook_store.put_alerts(conn, row)
         refresh = getattr(core.events, "refresh", None)
         if refresh is not None:
@@ -106,7 +106,7 @@ def _check_slack_url(settings: Settings, url: str | None) -> str | None:
     return url
 
 
-def alert_deliveries(conn: sqlite3.Connection, event: OutboxEvent, now: int, delay_ms: int) -> list[DeliveryRow]:
+def alert_deliveries(conn: Conn, event: OutboxEvent, now: int, delay_ms: int) -> list[DeliveryRow]:
     """One delivery per configured channel for a `job.failed` or `run.failed` event (in the fan-out transaction)."""
     config = webhook_store.get_alerts(conn, event.workspace_id)
     if config is None:

@@ -6,7 +6,6 @@ does not reach, not a later expiry. Keys are listed in the workspace they belong
 
 from __future__ import annotations
 
-import sqlite3
 
 import msgspec
 
@@ -18,6 +17,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.services.keyring import DAY_MS, CreatedKey, default_expiry, mint_key
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.workspaces import ApiKeyRow
+from rotor_lite.store.contract import Conn
 
 MAX_EXPIRY_DAYS = 365
 MAX_GRACE_SECONDS = 30 * 86_400
@@ -36,7 +36,7 @@ async def create_key(core: Core, principal: Principal, spec: ApiKeyCreate) -> Ap
     now = core.clock.now_ms()
     expires_at = _expiry(now, principal, spec.expires_in_days)
 
-    def mint(conn: sqlite3.Connection) -> tuple[CreatedKey, ApiKeyRow]:
+    def mint(conn: Conn) -> tuple[CreatedKey, ApiKeyRow]:
         workspace = ws_store.workspace_by_name(conn, principal.workspace_id)
         if workspace is None:
             raise WorkspaceNotFound(principal.workspace_id)
@@ -65,7 +65,7 @@ async def rotate_key(core: Core, principal: Principal, key_id: str, grace_second
         raise ValidationError(f"graceSeconds must be between 0 and {MAX_GRACE_SECONDS}", field="graceSeconds")
     now = core.clock.now_ms()
 
-    def rotate(conn: sqlite3.Connection) -> tuple[CreatedKey, ApiKeyRow, tuple[str, ...]]:
+    def rotate(conn: Conn) -> tuple[CreatedKey, ApiKeyRow, tuple[str, ...]]:
         old = _owned(ws_store.api_key_by_id(conn, key_id), principal, key_id)
         if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
             raise Conflict(f"API key '{key_id}' is revoked, rotated or expired", {"keyId": key_id})
@@ -87,7 +87,7 @@ async def revoke_key(core: Core, principal: Principal, key_id: str) -> None:
     """Revoke a key at once: its next request is a 401 saying so. Revoking it again changes nothing."""
     now = core.clock.now_ms()
 
-    def revoke(conn: sqlite3.Connection) -> None:
+    def revoke(conn: Conn) -> None:
         _owned(ws_store.api_key_by_id(conn, key_id), principal, key_id)
         ws_store.revoke_api_key(conn, key_id, now)
 
@@ -173,7 +173,7 @@ def _owned(row: ApiKeyRow | None, principal: Principal, key_id: str) -> ApiKeyRo
     return row
 
 
-def _stored(conn: sqlite3.Connection, key_id: str) -> ApiKeyRow:
+def _stored(conn: Conn, key_id: str) -> ApiKeyRow:
     row = ws_store.api_key_by_id(conn, key_id)
     assert row is not None
     return row

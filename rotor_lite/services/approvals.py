@@ -7,7 +7,6 @@ decided here: approve → the job is `waiting`; reject → the job is `failed` w
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import approvals as approval_store
 from rotor_lite.store.approvals import ApprovalRow
+from rotor_lite.store.contract import Conn
 
 STATUSES = ("pending", "approved", "rejected")
 MAX_REASON = 2000
@@ -29,7 +29,7 @@ CANCELLED_REASON = "job cancelled"
 
 
 def record_audit(
-    conn: sqlite3.Connection, workspace_id: str, event_type: str, *, actor: str, now: int, resource_type: str,
+    conn: Conn, workspace_id: str, event_type: str, *, actor: str, now: int, resource_type: str,
     resource_id: str | None, metadata: Mapping[str, Any] | None = None,
 ) -> None:
     """Record an approval or guardrail audit event in the caller's transaction (the one place both call)."""
@@ -51,7 +51,7 @@ def approval_out(row: ApprovalRow) -> dict[str, Any]:
 # Opening and closing (inside other operations' transactions) ----------------------------------
 
 
-def open_approvals(core: Core, conn: sqlite3.Connection, queue: Queue, jobs: Sequence[Job], now: int) -> None:
+def open_approvals(core: Core, conn: Conn, queue: Queue, jobs: Sequence[Job], now: int) -> None:
     """One pending approval per job (already `pending_approval`), and an `approval.pending` event each."""
     rows = [
         ApprovalRow(
@@ -69,7 +69,7 @@ def open_approvals(core: Core, conn: sqlite3.Connection, queue: Queue, jobs: Seq
         })
 
 
-def close_for_cancelled_job(core: Core, conn: sqlite3.Connection, job: Job, actor: str, now: int) -> None:
+def close_for_cancelled_job(core: Core, conn: Conn, job: Job, actor: str, now: int) -> None:
     """A cancelled `pending_approval` job's approval becomes rejected ("job cancelled")."""
     if job.state != JobState.PENDING_APPROVAL:
         return
@@ -79,7 +79,7 @@ def close_for_cancelled_job(core: Core, conn: sqlite3.Connection, job: Job, acto
 
 
 def _decided(
-    core: Core, conn: sqlite3.Connection, row: ApprovalRow, status: str, actor: str, reason: str | None, now: int
+    core: Core, conn: Conn, row: ApprovalRow, status: str, actor: str, reason: str | None, now: int
 ) -> None:
     event_type = f"approval.{status}"
     data = {"approvalId": row.id, "jobId": row.job_id, "queueName": row.queue_name, "decidedBy": actor, "reason": reason}
@@ -138,7 +138,7 @@ async def reject(core: Core, principal: Principal, approval_id: str, reason: str
 async def _decide(core: Core, principal: Principal, approval_id: str, status: str, reason: str | None) -> ApprovalRow:
     now = core.clock.now_ms()
 
-    def write(conn: sqlite3.Connection) -> ApprovalRow:
+    def write(conn: Conn) -> ApprovalRow:
         row = _visible(principal, approval_store.approval_for_update(conn, principal.workspace_id, approval_id), approval_id)
         if row.status != "pending":
             raise Conflict(f"approval '{approval_id}' is already {row.status}", {"approvalId": approval_id, "status": row.status})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import audit as audit_store
 from rotor_lite.store.audit import AuditFilter, AuditRow
+from rotor_lite.store.contract import Conn
 
 SYSTEM = "system"
 ANONYMOUS = "anonymous"  # the actor of a refused key that matches no key
@@ -66,7 +66,7 @@ def forbidden_event(principal: Principal, *, now: int, request: Mapping[str, Any
                        metadata={"role": principal.role.value, **request})
 
 
-def record(conn: sqlite3.Connection, *events: AuditRow) -> None:
+def record(conn: Conn, *events: AuditRow) -> None:
     """Append events in the caller's writer transaction."""
     audit_store.insert(conn, events)
 

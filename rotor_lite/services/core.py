@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from rotor_lite.models import DeliveryHelper, Principal, Queue
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 if TYPE_CHECKING:
     from rotor_lite.services.workers import PullBroker
@@ -36,7 +36,7 @@ class QueueRegistry:
         self._by_name: dict[tuple[str, str], Queue] = {}
         self._by_rowid: dict[int, Queue] = {}
 
-    def load(self, conn: sqlite3.Connection, vault: Vault) -> None:
+    def load(self, conn: Conn, vault: Vault) -> None:
         for row in queue_store.all_queues(conn):
             if row.secret_blob is not None:
                 row.queue.callback_secret = vault.decrypt_text(row.secret_blob, b"callback_secret")
@@ -73,7 +73,7 @@ class QuotaCounter:
         self._plans = plans
         self._totals: dict[tuple[str, str], int] = {}
 
-    def reserve(self, conn: sqlite3.Connection, workspace_id: str, period: str, count: int) -> None:
+    def reserve(self, conn: Conn, workspace_id: str, period: str, count: int) -> None:
         """Count `count` more jobs, or raise QuotaExceeded and count none."""
         key = (workspace_id, period)
         total = self._totals.get(key)
@@ -85,7 +85,7 @@ class QuotaCounter:
             raise QuotaExceeded(total, limits.jobs_per_month, limits.plan)
         self._totals[key] = total + count
 
-    def check(self, conn: sqlite3.Connection, workspace_id: str, period: str, count: int) -> None:
+    def check(self, conn: Conn, workspace_id: str, period: str, count: int) -> None:
         """Raise QuotaExceeded if `count` more would not fit; counts nothing."""
         self.reserve(conn, workspace_id, period, count)
         self._totals[(workspace_id, period)] -= count

@@ -8,7 +8,6 @@ when someone listens. A few system events are also audited here.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from rotor_lite.services import audit
 from rotor_lite.store import outbox as outbox_store
 from rotor_lite.store import webhooks as webhook_store
 from rotor_lite.store.outbox import OutboxEvent
+from rotor_lite.store.contract import Conn
 
 EVENT_TYPES = (
     "job.completed", "job.failed", "job.stalled", "approval.pending", "approval.approved", "approval.rejected",
@@ -60,7 +60,7 @@ class OutboxSink:
         """True when an endpoint or an alert of the workspace listens to `event_type`."""
         return event_type in self._wanted.get(workspace_id, ())
 
-    def emit(self, conn: sqlite3.Connection, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
+    def emit(self, conn: Conn, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
         """Append the event to the outbox in the caller's transaction (when anyone listens)."""
         now = self._clock.now_ms()
         if event_type in _AUDITED:
@@ -73,7 +73,7 @@ class OutboxSink:
         ))
         self.notify()
 
-    def refresh(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+    def refresh(self, conn: Conn, workspace_id: str) -> None:
         """Recompute what the workspace listens to (after a webhook or alert change, in its transaction)."""
         wanted: set[str] = set()
         for hook in webhook_store.of_workspace(conn, workspace_id):
@@ -85,7 +85,7 @@ class OutboxSink:
         self._wanted[workspace_id] = frozenset(wanted)
         self.generation += 1
 
-    def load(self, conn: sqlite3.Connection) -> None:
+    def load(self, conn: Conn) -> None:
         """Compute every workspace's subscriptions (at start)."""
         workspaces = {hook.workspace_id for hook in webhook_store.all_webhooks(conn)}
         workspaces.update(webhook_store.alert_workspaces(conn))
@@ -93,7 +93,7 @@ class OutboxSink:
             self.refresh(conn, workspace_id)
 
 
-def _audit_system_event(conn: sqlite3.Connection, workspace_id: str, event_type: str, data: dict[str, Any], now: int) -> None:
+def _audit_system_event(conn: Conn, workspace_id: str, event_type: str, data: dict[str, Any], now: int) -> None:
     resource_type, id_key = _AUDITED[event_type]
     metadata = {key: data[key] for key in _AUDITED_DATA if key in data and key != id_key}
     audit.record(conn, audit.audit_event(
@@ -113,7 +113,7 @@ class QueueErrorObserver:
         self._events, self._clock, self._every_ms = events, clock, every_ms
         self._last: dict[int, int] = {}
 
-    def __call__(self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool) -> None:
+    def __call__(self, conn: Conn, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool) -> None:
         if attempt.outcome != "error" or attempt.status is not None:
             return
         if not self._events.wants(queue.workspace_id, "queue.error"):

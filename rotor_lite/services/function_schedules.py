@@ -6,7 +6,6 @@ and each tick starts a run whose event is `rotor/cron` (`{cron, timezone, schedu
 
 from __future__ import annotations
 
-import sqlite3
 
 import msgspec
 
@@ -18,6 +17,7 @@ from rotor_lite.models import Function, Schedule, ScheduleRun
 from rotor_lite.services import runs as run_service
 from rotor_lite.services.core import Core
 from rotor_lite.store import schedules as store
+from rotor_lite.store.contract import Conn
 
 __all__ = ["CRON_EVENT", "fire_function", "sync_function_schedule"]
 
@@ -25,7 +25,7 @@ CRON_EVENT = "rotor/cron"
 _NO_QUEUE = 0  # schedule.queue_id is NOT NULL; no queue has rowid 0
 
 
-def sync_function_schedule(core: Core, conn: sqlite3.Connection, fn: Function | None, existing: Function | None) -> str | None:
+def sync_function_schedule(core: Core, conn: Conn, fn: Function | None, existing: Function | None) -> str | None:
     """Make the schedule match the function (None: deleted); returns the function's schedule id, if any."""
     current = store.function_schedule(conn, existing.schedule_id) if existing and existing.schedule_id else None
     if fn is None or fn.cron is None or fn.timezone is None:
@@ -48,7 +48,7 @@ def sync_function_schedule(core: Core, conn: sqlite3.Connection, fn: Function | 
     return schedule.id
 
 
-def fire_function(core: Core, conn: sqlite3.Connection, schedule: Schedule, scheduled_for: int, fired_at: int) -> ScheduleRun:
+def fire_function(core: Core, conn: Conn, schedule: Schedule, scheduled_for: int, fired_at: int) -> ScheduleRun:
     """One tick of a cron function: a run, and the schedule run that records it (may raise QuotaExceeded)."""
     assert schedule.function_id is not None
     fn = core.workflows.function(schedule.workspace_id, schedule.function_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import sqlite3
 
 from rotor_lite.errors import NotFound, ValidationError
 from rotor_lite.models import Function, Principal
@@ -16,6 +15,7 @@ from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.services.schedules import check_cron_and_zone
 from rotor_lite.services.workflow_state import SigningKeys, encrypt_keys
 from rotor_lite.store import functions as store
+from rotor_lite.store.contract import Conn
 
 __all__ = [
     "FunctionNotFound", "HOOKS", "MAX_RETRIES", "delete_function", "ensure_signing_keys", "get_function",
@@ -37,7 +37,7 @@ class FunctionNotFound(NotFound):
 async def register_function(core: Core, principal: Principal, spec: FunctionCreate) -> tuple[Function, bool]:
     """Create the function, or update the one with its id; returns it and whether it is new."""
     fn = _validated(core, principal.workspace_id, spec)
-    def write(conn: sqlite3.Connection) -> tuple[Function, bool]:
+    def write(conn: Conn) -> tuple[Function, bool]:
         existing = store.get(conn, fn.workspace_id, fn.id)
         if existing is not None:
             fn.created_at = existing.created_at
@@ -93,7 +93,7 @@ async def list_functions(core: Core, principal: Principal, *, limit: int, cursor
 async def delete_function(core: Core, principal: Principal, function_id: str) -> None:
     """Delete the function (and its cron schedule); its runs are kept."""
     fn = await get_function(core, principal, function_id)
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Conn) -> None:
         sync_function_schedule(core, conn, None, fn)
         store.delete(conn, fn.rowid)
 
@@ -109,7 +109,7 @@ def _new_signing_key() -> str:
     return f"signkey_{secrets.token_hex(32)}"
 
 
-def ensure_signing_keys(core: Core, conn: sqlite3.Connection, workspace_id: str) -> SigningKeys:
+def ensure_signing_keys(core: Core, conn: Conn, workspace_id: str) -> SigningKeys:
     """The workspace's signing keys, made on first need (inside the caller's transaction)."""
     keys = core.workflows.signing_keys(workspace_id)
     if keys is None:
@@ -127,7 +127,7 @@ async def rotate_signing_key(core: Core, principal: Principal) -> SigningKeys:
     """A new current key; the old one keeps signing (both signatures are sent) for 24 hours."""
     now = core.clock.now_ms()
 
-    def write(conn: sqlite3.Connection) -> SigningKeys:
+    def write(conn: Conn) -> SigningKeys:
         old = ensure_signing_keys(core, conn, principal.workspace_id)
         keys = SigningKeys(current=_new_signing_key(), previous=old.current, previous_expires=now + _PREVIOUS_KEY_TTL_MS)
         store.set_signing_key(conn, principal.workspace_id, encrypt_keys(core.vault, keys), now)

@@ -7,7 +7,6 @@ Order for every new job (API, batch, schedule): guardrails → approval (if the 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from rotor_lite.services.paging import decode_text_cursor, encode_text_cursor
 from rotor_lite.store import guardrails as store
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store.guardrails import ConfigRow, DncKind, PolicyReader, Screening
+from rotor_lite.store.contract import Conn
 
 LIST_CAP = 10_000  # entries of each DNC list shown inline by GET /v1/guardrails; the rest is paged
 MAX_DNC_REPLACE = 1_000_000
@@ -96,7 +96,7 @@ class GuardrailAdmission:
         _apply(jobs, screen_batch(policy, [job.payload for job in jobs], self.policies.probe(queue.workspace_id)))
         return jobs
 
-    def on_insert(self, conn: sqlite3.Connection, queue: Queue, jobs: list[Job]) -> None:
+    def on_insert(self, conn: Conn, queue: Queue, jobs: list[Job]) -> None:
         """In the inserting transaction: record blocks, open approvals, wake the judge."""
         if {job.state for job in jobs} <= _PLAIN_STATES:  # the common case, in one pass over a batch
             return
@@ -113,7 +113,7 @@ class GuardrailAdmission:
         if screening:
             self._on_screening()
 
-    def _block(self, conn: sqlite3.Connection, queue: Queue, job: Job) -> None:
+    def _block(self, conn: Conn, queue: Queue, job: Job) -> None:
         now = job.finished_at or job.created_at
         store.mark_blocked(conn, queue.rowid, job.id, job.blocked_by or "", job.block_reason or "", now)
         record_block(self.core, conn, queue, job.id, job.payload, job.blocked_by or "", job.block_reason or "", now)
@@ -139,7 +139,7 @@ class GuardrailAdmission:
         )
         [candidate] = await self.screen(queue, [candidate])
 
-        def write(conn: sqlite3.Connection) -> Job:
+        def write(conn: Conn) -> Job:
             if not store.readmit_blocked(conn, queue.rowid, job.id, candidate.state, candidate.payload, now):
                 raise InvalidState("job", "changed meanwhile", "retry")
             self.on_insert(conn, queue, [candidate])
@@ -150,7 +150,7 @@ class GuardrailAdmission:
         self.core.on_jobs_ready()
         return readmitted
 
-    def on_cancel(self, conn: sqlite3.Connection, job: Job, actor: str) -> None:
+    def on_cancel(self, conn: Conn, job: Job, actor: str) -> None:
         """A cancelled job's pending approval is closed."""
         approvals.close_for_cancelled_job(self.core, conn, job, actor, self.core.clock.now_ms())
 
@@ -169,7 +169,7 @@ def _apply(jobs: list[Job], screened: Screened) -> None:
 
 
 def record_block(
-    core: Core, conn: sqlite3.Connection, queue: Queue, job_id: str, payload: bytes, stage: str, reason: str, now: int
+    core: Core, conn: Conn, queue: Queue, job_id: str, payload: bytes, stage: str, reason: str, now: int
 ) -> None:
     """Count a blocked job and emit `guardrail.blocked` (the event sink also audits it)."""
     store.count_block(conn, queue.workspace_id, day_of(now), stage)
@@ -178,7 +178,7 @@ def record_block(
     })
 
 
-def finish_screening(core: Core, conn: sqlite3.Connection, item: Screening, block_reason: str | None, now: int) -> bool:
+def finish_screening(core: Core, conn: Conn, item: Screening, block_reason: str | None, now: int) -> bool:
     """The brand-tone verdict of a held job: blocked, or on to its approval or to waiting.
 
     False when the job left `screening` meanwhile (cancelled, queue deleted)."""
@@ -212,7 +212,7 @@ async def current_config(core: Core, workspace_id: str) -> ConfigRow:
     return created
 
 
-def _ensure_config(core: Core, conn: sqlite3.Connection, workspace_id: str) -> ConfigRow:
+def _ensure_config(core: Core, conn: Conn, workspace_id: str) -> ConfigRow:
     config = store.config_row(conn, workspace_id)
     if config is None:
         now = core.clock.now_ms()
@@ -256,7 +256,7 @@ async def update_config(core: Core, principal: Principal, spec: GuardrailUpdate)
     now = core.clock.now_ms()
     updated = _merged(current, spec, competitors, now)
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Conn) -> None:
         store.save_config(conn, updated)
         if emails is not None:
             store.replace_dnc(conn, "emails", principal.workspace_id, emails)
@@ -347,7 +347,7 @@ async def append_dnc(core: Core, principal: Principal, spec: DncAppend) -> dict[
     await current_config(core, principal.workspace_id)
     now = core.clock.now_ms()
 
-    def write(conn: sqlite3.Connection) -> dict[str, int]:
+    def write(conn: Conn) -> dict[str, int]:
         added = {
             "emails": store.append_dnc(conn, "emails", principal.workspace_id, emails),
             "domains": store.append_dnc(conn, "domains", principal.workspace_id, domains),
@@ -368,7 +368,7 @@ async def remove_dnc(core: Core, principal: Principal, kind: DncKind, value: str
     entry = normalize_email(value) if kind == "emails" else normalize_domain(value)
     now = core.clock.now_ms()
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Conn) -> None:
         if entry is None or not store.remove_dnc(conn, kind, principal.workspace_id, entry):
             raise NotFound(f"'{value}' is not on the DNC {kind} list", {"kind": kind})
         approvals.record_audit(

@@ -13,14 +13,14 @@ The defaults do nothing.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Protocol
 
 from rotor_lite.models import Attempt, Claimed, Job, Queue
+from rotor_lite.store.contract import Conn
 
 
 class EventSink(Protocol):
-    def emit(self, conn: sqlite3.Connection, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
+    def emit(self, conn: Conn, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
         """Record that `event_type` happened, in the caller's transaction."""
 
     def wants(self, workspace_id: str, event_type: str) -> bool:
@@ -34,7 +34,7 @@ class SecretSource(Protocol):
 
 class AttemptObserver(Protocol):
     def __call__(
-        self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool
+        self, conn: Conn, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool
     ) -> None:
         """`job`'s delivery ended as `attempt`; `terminal` when the job is now completed or failed."""
 
@@ -43,18 +43,18 @@ class Admission(Protocol):
     async def screen(self, queue: Queue, jobs: list[Job]) -> list[Job]:
         """The jobs as they should be stored (same order, same ids)."""
 
-    def on_insert(self, conn: sqlite3.Connection, queue: Queue, jobs: list[Job]) -> None:
+    def on_insert(self, conn: Conn, queue: Queue, jobs: list[Job]) -> None:
         """Called in the transaction that inserts `jobs` (only the new ones)."""
 
     async def retry(self, queue: Queue, job_id: str, actor: str) -> Job | None:
         """Take over a manual retry it owns (a blocked job is screened again); None leaves it to the caller."""
 
-    def on_cancel(self, conn: sqlite3.Connection, job: Job, actor: str) -> None:
+    def on_cancel(self, conn: Conn, job: Job, actor: str) -> None:
         """`job` (as it was) was cancelled by `actor`, in the cancelling transaction (closes its approval)."""
 
 
 class NoEvents:
-    def emit(self, conn: sqlite3.Connection, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
+    def emit(self, conn: Conn, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
         return None
 
     def wants(self, workspace_id: str, event_type: str) -> bool:
@@ -70,11 +70,11 @@ class AdmitAll:
     async def screen(self, queue: Queue, jobs: list[Job]) -> list[Job]:
         return jobs
 
-    def on_insert(self, conn: sqlite3.Connection, queue: Queue, jobs: list[Job]) -> None:
+    def on_insert(self, conn: Conn, queue: Queue, jobs: list[Job]) -> None:
         return None
 
     async def retry(self, queue: Queue, job_id: str, actor: str) -> Job | None:
         return None
 
-    def on_cancel(self, conn: sqlite3.Connection, job: Job, actor: str) -> None:
+    def on_cancel(self, conn: Conn, job: Job, actor: str) -> None:
         return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
+from rotor_lite.store.contract import Conn
 
 MAX_TAGS, MAX_TAG_LENGTH, MAX_KEY_LENGTH, MAX_BATCH = 10, 64, 256, 1000
 MAX_DELAY_MS = 366 * 86_400_000
@@ -193,7 +193,7 @@ def _check_priority(priority: int, where: str) -> int:
 
 
 def write_new_jobs(
-    core: Core, conn: sqlite3.Connection, queue: Queue, jobs: list[Job], explicit: set[str], *, strict: bool
+    core: Core, conn: Conn, queue: Queue, jobs: list[Job], explicit: set[str], *, strict: bool
 ) -> dict[str, Sequence[Any]]:
     """Insert `jobs` in the caller's writer transaction; returns the rows of ids that already existed.
 
@@ -217,7 +217,7 @@ class _Request(msgspec.Struct):
 _Outcome = dict[str, Sequence[Any]] | Exception  # the rows of known ids, or why the request failed
 
 
-def _write_requests(core: Core, conn: sqlite3.Connection, queue: Queue, requests: list[_Request]) -> list[_Outcome]:
+def _write_requests(core: Core, conn: Conn, queue: Queue, requests: list[_Request]) -> list[_Outcome]:
     """Every request as if written one after another, with one statement per kind for them all.
 
     Each statement gives up the GIL and waits to win it back from the busy event loop, so
@@ -243,7 +243,7 @@ def _write_requests(core: Core, conn: sqlite3.Connection, queue: Queue, requests
 
 
 def _admit(
-    core: Core, conn: sqlite3.Connection, queue: Queue, request: _Request, known: set[str],
+    core: Core, conn: Conn, queue: Queue, request: _Request, known: set[str],
     fresh_all: list[tuple[list[Job], str]],
 ) -> set[str] | RotorError:
     """The ids of `request` that already exist, after reserving quota for its new jobs; or its error."""
@@ -261,7 +261,7 @@ def _admit(
 
 
 def _insert_fresh(
-    core: Core, conn: sqlite3.Connection, queue: Queue, fresh_all: list[tuple[list[Job], str]]
+    core: Core, conn: Conn, queue: Queue, fresh_all: list[tuple[list[Job], str]]
 ) -> None:
     jobs = [job for fresh, _ in fresh_all for job in fresh]
     group_by = (core.queues.by_rowid(queue.rowid) or queue).group_by  # as of this write: an update may have regrouped
@@ -334,7 +334,7 @@ class _Group:
 
 
 async def _write_alone(core: Core, queue: Queue, request: _Request) -> _Outcome:
-    def write(conn: sqlite3.Connection) -> dict[str, Sequence[Any]]:
+    def write(conn: Conn) -> dict[str, Sequence[Any]]:
         return write_new_jobs(core, conn, queue, request.jobs, request.explicit, strict=request.strict)
 
     try:
@@ -442,12 +442,12 @@ async def retry_job(core: Core, principal: Principal, queue_name: str, job_id: s
 
 async def _transition(
     core: Core, principal: Principal, queue_name: str, job_id: str, target: JobState,
-    allowed: frozenset[JobState], action: str, after: Callable[[sqlite3.Connection, Job], None] | None = None,
+    allowed: frozenset[JobState], action: str, after: Callable[[Conn, Job], None] | None = None,
 ) -> Job:
     queue = core.queue_for(principal, queue_name)
     now = core.clock.now_ms()
 
-    def write(conn: sqlite3.Connection) -> Job:
+    def write(conn: Conn) -> Job:
         row = job_store.job_row(conn, queue.rowid, job_id)
         if row is None:
             raise JobNotFound(job_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 import time
 
 import msgspec
@@ -21,6 +20,7 @@ from rotor_lite.services.periodic import PeriodicFlush
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.db import Database
 from rotor_lite.store.workspaces import ApiKeyRow
+from rotor_lite.store.contract import Conn
 
 _CACHE_SECONDS = 10.0
 _FLUSH_LAST_USE_EVERY_S = 60.0  # so `last_used_at` is written at most once a minute per key
@@ -58,7 +58,7 @@ def default_expiry(now: int, creator: Principal) -> int:
 
 
 def mint_key(
-    conn: sqlite3.Connection, *, workspace: tuple[str, str], label: str, role: Role, now: int,
+    conn: Conn, *, workspace: tuple[str, str], label: str, role: Role, now: int,
     queue: str | None = None, team_workspaces: tuple[str, ...] = (), expires_at: int | None = None,
     key: str | None = None,
 ) -> CreatedKey:

@@ -10,7 +10,6 @@ writer thread, inside the caller's group commit.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from rotor_lite.clock import iso_from_ms
 from rotor_lite.models import Attempt, Claimed, JobState, Queue, Settlement
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.dispatcher")
 
@@ -28,7 +28,7 @@ Finished = tuple[Queue, Settlement]
 _EVENT_OF_STATE = {JobState.COMPLETED: "job.completed", JobState.FAILED: "job.failed"}
 
 
-def claim_jobs(core: Core, conn: sqlite3.Connection, queue: Queue, limit: int, *, owner: str, lease_ms: int, now: int) -> list[Claimed]:
+def claim_jobs(core: Core, conn: Conn, queue: Queue, limit: int, *, owner: str, lease_ms: int, now: int) -> list[Claimed]:
     """Lease up to `limit` of the queue's waiting jobs (in turn across its groups, when it has a group key);
     emits `queue.drained` when that took the last one. The caller promoted the due delayed jobs first."""
     dispatch = core.settings.dispatch
@@ -43,13 +43,13 @@ def claim_jobs(core: Core, conn: sqlite3.Connection, queue: Queue, limit: int, *
     return got
 
 
-def next_due(core: Core, conn: sqlite3.Connection, now: int) -> int | None:
+def next_due(core: Core, conn: Conn, now: int) -> int | None:
     """When a claim may next find a job that none finds now: a delayed job's time, or a rate-limited group's."""
     due = [at for at in (job_store.next_delayed_at(conn), core.turns.next_refill(now)) if at is not None]
     return min(due, default=None)
 
 
-def _emit_if_drained(core: Core, conn: sqlite3.Connection, queue: Queue) -> None:
+def _emit_if_drained(core: Core, conn: Conn, queue: Queue) -> None:
     """`queue.drained` when a claim took the queue's last waiting job (checked only if anyone listens)."""
     if core.events.wants(queue.workspace_id, "queue.drained") and not job_store.has_waiting(conn, queue.rowid):
         core.events.emit(conn, queue.workspace_id, "queue.drained", {"queueName": queue.name})
@@ -72,7 +72,7 @@ def settlement(
     return Settlement(claimed=job, attempt=attempt, state=state, at=now, reason=reason, retry_at=retry_at)
 
 
-def settle(core: Core, conn: sqlite3.Connection, finished: Sequence[Finished]) -> list[Settlement]:
+def settle(core: Core, conn: Conn, finished: Sequence[Finished]) -> list[Settlement]:
     """Apply the outcomes; observers and events run for exactly the jobs whose lease still held (returned)."""
     queues = {id(s): queue for queue, s in finished}  # settle_jobs hands back the same objects
     held = job_store.settle_jobs(conn, [s for _, s in finished])
@@ -81,7 +81,7 @@ def settle(core: Core, conn: sqlite3.Connection, finished: Sequence[Finished]) -
     return held
 
 
-def _after_settled(core: Core, conn: sqlite3.Connection, queue: Queue, s: Settlement) -> None:
+def _after_settled(core: Core, conn: Conn, queue: Queue, s: Settlement) -> None:
     terminal = s.state in (JobState.COMPLETED, JobState.FAILED)
     if s.state != JobState.COMPLETED:
         _log_failed_attempt(queue, s)

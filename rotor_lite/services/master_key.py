@@ -6,7 +6,6 @@ Slack URLs, vault values, and the key-check value the server verifies at start.
 
 from __future__ import annotations
 
-import sqlite3
 
 from rotor_lite.crypto import KEY_CHECK_PLAINTEXT, Vault
 from rotor_lite.errors import ConfigError
@@ -17,11 +16,12 @@ from rotor_lite.store import queues as queue_store
 from rotor_lite.store import secrets as secret_store
 from rotor_lite.store import webhooks as webhook_store
 from rotor_lite.store import workspaces as ws_store
+from rotor_lite.store.contract import Conn
 
 KEY_CHECK = "master_key_check"  # the meta row engine/runtime.py checks at start
 
 
-def rotate_master_key(conn: sqlite3.Connection, old: Vault, new: Vault, now: int) -> dict[str, int]:
+def rotate_master_key(conn: Conn, old: Vault, new: Vault, now: int) -> dict[str, int]:
     """Re-encrypt everything under `new`; returns how many values of each kind. Raises ConfigError if `old` is wrong."""
     check = ws_store.get_meta(conn, KEY_CHECK)
     if check is not None and not old.matches(check):
@@ -44,7 +44,7 @@ def _reencrypt(blob: bytes, old: Vault, new: Vault, context: bytes) -> bytes:
     return new.encrypt(old.decrypt(blob, context), context)
 
 
-def _queues(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
+def _queues(conn: Conn, old: Vault, new: Vault) -> int:
     rows = [row for row in queue_store.all_queues(conn) if row.secret_blob is not None]
     for row in rows:
         assert row.secret_blob is not None
@@ -53,14 +53,14 @@ def _queues(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
     return len(rows)
 
 
-def _signing_keys(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
+def _signing_keys(conn: Conn, old: Vault, new: Vault) -> int:
     rows = function_store.all_signing_keys(conn)
     for workspace_id, row in rows.items():
         function_store.set_signing_key(conn, workspace_id, encrypt_keys(new, decrypt_keys(old, row)), 0)
     return len(rows)
 
 
-def _webhooks(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
+def _webhooks(conn: Conn, old: Vault, new: Vault) -> int:
     hooks = webhook_store.all_webhooks(conn)
     for hook in hooks:
         context = f"webhook:{hook.id}".encode()
@@ -69,7 +69,7 @@ def _webhooks(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
     return len(hooks)
 
 
-def _alerts(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
+def _alerts(conn: Conn, old: Vault, new: Vault) -> int:
     rows = webhook_store.all_alert_ciphertexts(conn)
     for workspace_id, blob in rows:
         context = b"alerts:slack_url:" + workspace_id.encode()
@@ -77,7 +77,7 @@ def _alerts(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
     return len(rows)
 
 
-def _secrets(conn: sqlite3.Connection, old: Vault, new: Vault) -> int:
+def _secrets(conn: Conn, old: Vault, new: Vault) -> int:
     rows = secret_store.all_ciphertexts(conn)
     for workspace_id, name, blob in rows:
         context = f"secret:{workspace_id}:{name}".encode()

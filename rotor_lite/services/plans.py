@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 
 import msgspec
 
 from rotor_lite.config import PlanSettings, Settings
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 PLANS = ("free", "pro", "team", "enterprise", "self-hosted")
 DEFAULT_PLAN = "self-hosted"
@@ -45,7 +45,7 @@ class WorkspacePlans:
         self._limits = {plan: plan_limits(settings, plan) for plan in PLANS}
         self._plans: dict[str, str] = {}
 
-    def load(self, conn: sqlite3.Connection) -> None:
+    def load(self, conn: Conn) -> None:
         self._plans.update(ws_store.workspace_plans(conn))
 
     def put(self, workspace_id: str, plan: str) -> None:
@@ -59,7 +59,7 @@ class WorkspacePlans:
         requests loaded it); one created offline and never used yet counts as on the default plan."""
         return self.of_plan(self._plans.get(workspace_id, DEFAULT_PLAN))
 
-    def limits_in(self, conn: sqlite3.Connection, workspace_id: str) -> PlanLimits:
+    def limits_in(self, conn: Conn, workspace_id: str) -> PlanLimits:
         """A workspace's limits, read in a write transaction when it is not known yet."""
         plan = self._plans.get(workspace_id)
         if plan is None:

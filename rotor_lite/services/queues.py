@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Sequence
 
 import msgspec
@@ -21,6 +20,7 @@ from rotor_lite.store import counts as count_store
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import queues as queue_store
 from rotor_lite.store import schedules as schedule_store
+from rotor_lite.store.contract import Conn, IntegrityError
 
 _NAME = re.compile(QUEUE_NAME)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
@@ -60,10 +60,10 @@ async def create_queue(core: Core, principal: Principal, spec: QueueCreate) -> t
     queue.callback_secret = secret
     blob = _encrypt(core, secret)
 
-    def insert(conn: sqlite3.Connection) -> int:
+    def insert(conn: Conn) -> int:
         try:
             return queue_store.insert_queue(conn, queue, blob)
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise Conflict(f"queue '{spec.name}' already exists", {"name": spec.name}) from exc
 
     queue.rowid = await core.db.write(insert)
@@ -111,7 +111,7 @@ async def update_queue(core: Core, principal: Principal, name: str, spec: QueueU
     return updated, secret
 
 
-def _write_update(core: Core, conn: sqlite3.Connection, current: Queue, updated: Queue, blob: bytes | None) -> None:
+def _write_update(core: Core, conn: Conn, current: Queue, updated: Queue, blob: bytes | None) -> None:
     """Store the new settings; a new group key regroups the queue's jobs, and the registry changes in the
     same write, so that every later write (an enqueue computing a job's group) sees the new settings."""
     queue_store.update_queue(conn, updated, blob)
@@ -135,7 +135,7 @@ async def delete_queue(core: Core, principal: Principal, name: str) -> None:
     """Delete a queue with all its jobs and schedules."""
     queue = core.queue_for(principal, name)
 
-    def delete(conn: sqlite3.Connection) -> None:
+    def delete(conn: Conn) -> None:
         queue_store.delete_queue(conn, queue.rowid)
         schedule_store.delete_queue_schedules(conn, queue.rowid)
         core.turns.forget(queue.rowid)
@@ -153,7 +153,7 @@ async def drain_queue(core: Core, principal: Principal, name: str, *, confirm: b
     queue = core.queue_for(principal, name)
     now = core.clock.now_ms()
 
-    def drain(conn: sqlite3.Connection) -> int:
+    def drain(conn: Conn) -> int:
         drained = job_store.drain_queue(conn, queue.rowid, now)
         if drained:  # the waiting count dropped to zero
             core.events.emit(conn, queue.workspace_id, "queue.drained", {"queueName": queue.name})

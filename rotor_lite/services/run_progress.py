@@ -7,7 +7,6 @@ outcome is committed before any call that could run a later step is made.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 import msgspec
@@ -28,6 +27,7 @@ from rotor_lite.services.workflow_events import publish, valid_event_name
 from rotor_lite.services.runs import NewEvent, continue_run, refresh_status
 from rotor_lite.store import runs as store
 from rotor_lite.store.db import savepoint
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.workflows")
 
@@ -48,7 +48,7 @@ class _StepFailure(Exception):
 # Answers -------------------------------------------------------------------------------------
 
 
-def apply_result(core: Core, conn: sqlite3.Connection, call: RunCall, result: CallResult) -> None:
+def apply_result(core: Core, conn: Conn, call: RunCall, result: CallResult) -> None:
     """Record how one call ended; a call whose lease no longer held changes nothing."""
     if call.step_rowid is None:
         if store.release_run(conn, call):
@@ -61,7 +61,7 @@ def apply_result(core: Core, conn: sqlite3.Connection, call: RunCall, result: Ca
     refresh_status(conn, call.run_rowid)
 
 
-def _apply_body_result(core: Core, conn: sqlite3.Connection, call: RunCall, result: CallResult) -> None:
+def _apply_body_result(core: Core, conn: Conn, call: RunCall, result: CallResult) -> None:
     run = store.run_row(conn, call.run_rowid)
     assert run is not None
     answer = result.answer
@@ -75,7 +75,7 @@ def _apply_body_result(core: Core, conn: sqlite3.Connection, call: RunCall, resu
         _apply_body_answer(core, conn, run, answer)
 
 
-def _apply_body_answer(core: Core, conn: sqlite3.Connection, run: Run, answer: Answer) -> None:
+def _apply_body_answer(core: Core, conn: Conn, run: Run, answer: Answer) -> None:
     if isinstance(answer, Complete):
         _complete(core, conn, run, answer.output)
     elif isinstance(answer, Failure):
@@ -90,7 +90,7 @@ def _apply_body_answer(core: Core, conn: sqlite3.Connection, run: Run, answer: A
         _body_failed(core, conn, run, ErrorInfo(name="ProtocolError", message=f"unexpected answer '{type(answer).__name__}' to a run call"), True)
 
 
-def _complete(core: Core, conn: sqlite3.Connection, run: Run, output: Any) -> None:
+def _complete(core: Core, conn: Conn, run: Run, output: Any) -> None:
     try:
         encoded = _encoded_output(output)
     except _StepFailure as exc:
@@ -99,7 +99,7 @@ def _complete(core: Core, conn: sqlite3.Connection, run: Run, output: Any) -> No
     run_service.finish(core, conn, run, RunStatus.COMPLETED, output=encoded)
 
 
-def _body_failed(core: Core, conn: sqlite3.Connection, run: Run, error: ErrorInfo, retriable: bool) -> None:
+def _body_failed(core: Core, conn: Conn, run: Run, error: ErrorInfo, retriable: bool) -> None:
     """The function body raised (or its call failed): try it again within the retries, else the run fails."""
     fn = core.workflows.function(run.workspace_id, run.function_id)
     retries = fn.retries if fn is not None else 0
@@ -110,7 +110,7 @@ def _body_failed(core: Core, conn: sqlite3.Connection, run: Run, error: ErrorInf
     run_service.finish(core, conn, run, RunStatus.FAILED, error=(error.name, error.message))
 
 
-def _record_inline_step(core: Core, conn: sqlite3.Connection, run: Run, done: StepDone, *, carry_on: bool = True) -> bool:
+def _record_inline_step(core: Core, conn: Conn, run: Run, done: StepDone, *, carry_on: bool = True) -> bool:
     """A `run` step the body call executed itself: store it, then carry on; True when it completed."""
     step = store.step_by_key(conn, run.rowid, done.key)
     if step is None:
@@ -124,7 +124,7 @@ def _record_inline_step(core: Core, conn: sqlite3.Connection, run: Run, done: St
     return _settle_step(core, conn, run, step, done, carry_on=carry_on)
 
 
-def _apply_step_result(core: Core, conn: sqlite3.Connection, call: RunCall, result: CallResult) -> None:
+def _apply_step_result(core: Core, conn: Conn, call: RunCall, result: CallResult) -> None:
     run = store.run_row(conn, call.run_rowid)
     step = store.step_row(conn, call.step_rowid or 0)
     assert run is not None and step is not None
@@ -142,7 +142,7 @@ def _apply_step_result(core: Core, conn: sqlite3.Connection, call: RunCall, resu
 
 
 def _settle_step(
-    core: Core, conn: sqlite3.Connection, run: Run, step: Step, done: StepDone, *, carry_on: bool = True
+    core: Core, conn: Conn, run: Run, step: Step, done: StepDone, *, carry_on: bool = True
 ) -> bool:
     """A `run` step's attempt ended: completed, retried after backoff, or failed for good; True when completed.
 
@@ -171,7 +171,7 @@ def _settle_step(
     return False
 
 
-def _apply_hook_result(core: Core, conn: sqlite3.Connection, call: RunCall, result: CallResult) -> None:
+def _apply_hook_result(core: Core, conn: Conn, call: RunCall, result: CallResult) -> None:
     """A hook ran: its error is recorded, never a change of the run's status; a slow one is audited."""
     assert call.step_rowid is not None and call.hook is not None
     now = core.clock.now_ms()
@@ -191,7 +191,7 @@ def _apply_hook_result(core: Core, conn: sqlite3.Connection, call: RunCall, resu
         _audit_hook(core, conn, call, "workflow.hook.slow", {"hook": call.hook, "durationMs": took})
 
 
-def _audit_hook(core: Core, conn: sqlite3.Connection, call: RunCall, event_type: str, metadata: dict[str, Any]) -> None:
+def _audit_hook(core: Core, conn: Conn, call: RunCall, event_type: str, metadata: dict[str, Any]) -> None:
     audit.record(conn, audit.audit_event(
         call.workspace_id, event_type, actor=audit.SYSTEM, now=core.clock.now_ms(), resource_type="run",
         resource_id=call.run_id, metadata=metadata,
@@ -201,7 +201,7 @@ def _audit_hook(core: Core, conn: sqlite3.Connection, call: RunCall, event_type:
 # Plans ----------------------------------------------------------------------------------------
 
 
-def _apply_plan(core: Core, conn: sqlite3.Connection, run: Run, plan: Plan) -> None:
+def _apply_plan(core: Core, conn: Conn, run: Run, plan: Plan) -> None:
     """Carry out the steps the function reached: schedule, sleep, invoke, send, wait."""
     count = store.count_steps(conn, run.rowid)
     now = core.clock.now_ms()
@@ -217,13 +217,13 @@ def _apply_plan(core: Core, conn: sqlite3.Connection, run: Run, plan: Plan) -> N
     continue_if_idle(core, conn, run.rowid)
 
 
-def continue_if_idle(core: Core, conn: sqlite3.Connection, run_rowid: int) -> None:
+def continue_if_idle(core: Core, conn: Conn, run_rowid: int) -> None:
     """After a plan: if nothing it started is open (all ended at once), call the body again."""
     if not store.open_step_statuses(conn, run_rowid):
         continue_run(core, conn, run_rowid)
 
 
-def _start_step(core: Core, conn: sqlite3.Connection, run: Run, planned: PlannedStep, now: int) -> bool:
+def _start_step(core: Core, conn: Conn, run: Run, planned: PlannedStep, now: int) -> bool:
     """Store one planned step and start it; False when it ended the run (a signal collision)."""
     step_type = StepType(planned.type)
     status = StepStatus.SCHEDULED if step_type == StepType.RUN else StepStatus.WAITING
@@ -243,7 +243,7 @@ def _start_step(core: Core, conn: sqlite3.Connection, run: Run, planned: Planned
     return True
 
 
-def _start_sleep(core: Core, conn: sqlite3.Connection, run: Run, step: Step, opts: SleepOpts, now: int) -> bool:
+def _start_sleep(core: Core, conn: Conn, run: Run, step: Step, opts: SleepOpts, now: int) -> bool:
     if opts.until is None and opts.ms is None:
         raise _StepFailure("InvalidStepError", "sleep needs `until` or `ms`")
     wake_at = opts.until if opts.until is not None else now + max(0, opts.ms or 0)
@@ -254,7 +254,7 @@ def _start_sleep(core: Core, conn: sqlite3.Connection, run: Run, step: Step, opt
     return True
 
 
-def _start_invoke(core: Core, conn: sqlite3.Connection, run: Run, step: Step, opts: InvokeOpts, now: int) -> bool:
+def _start_invoke(core: Core, conn: Conn, run: Run, step: Step, opts: InvokeOpts, now: int) -> bool:
     if not 0 < opts.timeout_ms <= MAX_INVOKE_TIMEOUT_MS:
         raise _StepFailure("InvokeError", "invoke's timeout must be more than 0 and at most 24h")
     fn = core.workflows.function(run.workspace_id, opts.function)
@@ -273,7 +273,7 @@ def _start_invoke(core: Core, conn: sqlite3.Connection, run: Run, step: Step, op
     return True
 
 
-def _start_send_event(core: Core, conn: sqlite3.Connection, run: Run, step: Step, opts: SendEventOpts, now: int) -> bool:
+def _start_send_event(core: Core, conn: Conn, run: Run, step: Step, opts: SendEventOpts, now: int) -> bool:
     try:
         event_id = publish(core, conn, run.workspace_id, opts.name, opts.data, ts=opts.ts).id
     except Exception as exc:  # a bad name, too much data, the quota: the step fails with the reason
@@ -283,7 +283,7 @@ def _start_send_event(core: Core, conn: sqlite3.Connection, run: Run, step: Step
     return True
 
 
-def _start_wait_for_signal(core: Core, conn: sqlite3.Connection, run: Run, step: Step, opts: SignalOpts, now: int) -> bool:
+def _start_wait_for_signal(core: Core, conn: Conn, run: Run, step: Step, opts: SignalOpts, now: int) -> bool:
     if not opts.signal or len(opts.signal) > 256:
         raise _StepFailure("InvalidStepError", "signal must be 1 to 256 characters")
     if opts.timeout_ms <= 0:
@@ -298,7 +298,7 @@ def _start_wait_for_signal(core: Core, conn: sqlite3.Connection, run: Run, step:
     return True
 
 
-def _start_wait_for_event(core: Core, conn: sqlite3.Connection, run: Run, step: Step, opts: EventWaitOpts, now: int) -> bool:
+def _start_wait_for_event(core: Core, conn: Conn, run: Run, step: Step, opts: EventWaitOpts, now: int) -> bool:
     if opts.timeout_ms <= 0:
         raise _StepFailure("InvalidStepError", "wait_for_event's timeout must be more than 0")
     if not valid_event_name(opts.event):
@@ -331,7 +331,7 @@ _TIMEOUT_OF = {
 }
 
 
-def wake_due(core: Core, conn: sqlite3.Connection, now: int, limit: int) -> int:
+def wake_due(core: Core, conn: Conn, now: int, limit: int) -> int:
     """Sleeping steps whose time came complete; waits whose timeout came end as their kind says."""
     due = store.due_waits(conn, now, limit)
     for step in due:
@@ -344,7 +344,7 @@ def wake_due(core: Core, conn: sqlite3.Connection, now: int, limit: int) -> int:
     return len(due)
 
 
-def _wake(core: Core, conn: sqlite3.Connection, step: Step, now: int) -> None:
+def _wake(core: Core, conn: Conn, step: Step, now: int) -> None:
     if step.status == StepStatus.SLEEPING or step.type == StepType.WAIT_FOR_EVENT:
         ended = store.end_step(conn, step.rowid, StepStatus.COMPLETED, now, output=b"null")
     else:
@@ -356,7 +356,7 @@ def _wake(core: Core, conn: sqlite3.Connection, step: Step, now: int) -> None:
         continue_run(core, conn, step.run_rowid)
 
 
-def _release_waiter(conn: sqlite3.Connection, step: Step, now: int) -> None:
+def _release_waiter(conn: Conn, step: Step, now: int) -> None:
     store.delete_waiter_of_step(conn, step.rowid)
     if step.type == StepType.WAIT_FOR_SIGNAL and step.signal is not None:
         run = store.run_row(conn, step.run_rowid)
@@ -374,11 +374,11 @@ def _new_step(run: Run, key: str, name: str, step_type: StepType, status: StepSt
     )
 
 
-def _fail_step(conn: sqlite3.Connection, step: Step, name: str, message: str, now: int) -> None:
+def _fail_step(conn: Conn, step: Step, name: str, message: str, now: int) -> None:
     store.end_step(conn, step.rowid, StepStatus.FAILED, now, error=error_json(name, message))
 
 
-def _too_many_steps(core: Core, conn: sqlite3.Connection, run: Run) -> None:
+def _too_many_steps(core: Core, conn: Conn, run: Run) -> None:
     run_service.finish(core, conn, run, RunStatus.FAILED, error=("StepLimitExceeded", f"a run may have at most {MAX_STEPS} steps"))
 
 

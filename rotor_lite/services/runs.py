@@ -8,7 +8,6 @@ one place.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import msgspec
@@ -23,6 +22,7 @@ from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import runs as store
+from rotor_lite.store.contract import Conn
 
 __all__ = [
     "NewEvent", "RunNotFound", "cancel", "cancel_run", "fail_broken", "finish", "get_run", "list_runs", "replay_run", "run_out",
@@ -58,7 +58,7 @@ def usage_key(function_id: str) -> str:
 
 
 def start_run(
-    core: Core, conn: sqlite3.Connection, fn: Function, event: NewEvent, *, idempotency_key: str | None = None,
+    core: Core, conn: Conn, fn: Function, event: NewEvent, *, idempotency_key: str | None = None,
     parent: tuple[str, int] | None = None, schedule_id: str | None = None, replay_of: Run | None = None,
 ) -> Run:
     """A new pending run of `fn`, due for its first call now; counts against the quota (may raise QuotaExceeded)."""
@@ -82,7 +82,7 @@ def start_run(
 
 
 def finish(
-    core: Core, conn: sqlite3.Connection, run: Run, status: RunStatus, *, output: bytes | None = None,
+    core: Core, conn: Conn, run: Run, status: RunStatus, *, output: bytes | None = None,
     error: tuple[str, str] | None = None,
 ) -> bool:
     """End an open run: completed, failed or cancelled; False if it had already ended."""
@@ -100,7 +100,7 @@ def finish(
     return True
 
 
-def fail_broken(core: Core, conn: sqlite3.Connection, run_rowid: int, reason: str) -> None:
+def fail_broken(core: Core, conn: Conn, run_rowid: int, reason: str) -> None:
     """A run whose progress could not be recorded (a bug) fails, so it cannot come back again and again."""
     store.release_all_leases(conn, run_rowid)
     run = store.run_row(conn, run_rowid)
@@ -108,7 +108,7 @@ def fail_broken(core: Core, conn: sqlite3.Connection, run_rowid: int, reason: st
         finish(core, conn, run, RunStatus.FAILED, error=("InternalError", reason))
 
 
-def cancel(core: Core, conn: sqlite3.Connection, run: Run) -> bool:
+def cancel(core: Core, conn: Conn, run: Run) -> bool:
     """Cancel an open run and, recursively, its open children; steps in flight finish, the rest are skipped."""
     if not finish(core, conn, run, RunStatus.CANCELLED, error=("WorkflowCancelledError", "the run was cancelled")):
         return False
@@ -120,7 +120,7 @@ def cancel(core: Core, conn: sqlite3.Connection, run: Run) -> bool:
 
 
 def _tell_parent(
-    core: Core, conn: sqlite3.Connection, run: Run, status: RunStatus, output: bytes | None,
+    core: Core, conn: Conn, run: Run, status: RunStatus, output: bytes | None,
     error: tuple[str, str] | None, now: int,
 ) -> None:
     """A child run of a `step.invoke` ends its parent's step (unless it already timed out)."""
@@ -139,7 +139,7 @@ def _tell_parent(
             continue_run(core, conn, step.run_rowid)
 
 
-def _schedule_hook(core: Core, conn: sqlite3.Connection, run: Run, status: RunStatus, now: int) -> None:
+def _schedule_hook(core: Core, conn: Conn, run: Run, status: RunStatus, now: int) -> None:
     fn = core.workflows.function(run.workspace_id, run.function_id)
     hook = _HOOK_OF_STATUS[status]
     if fn is None or hook not in fn.hooks:
@@ -155,7 +155,7 @@ def _schedule_hook(core: Core, conn: sqlite3.Connection, run: Run, status: RunSt
 
 
 def _emit(
-    core: Core, conn: sqlite3.Connection, run: Run, status: RunStatus, output: bytes | None, error_text: str | None,
+    core: Core, conn: Conn, run: Run, status: RunStatus, output: bytes | None, error_text: str | None,
     now: int,
 ) -> None:
     event_type = _EVENT_OF_STATUS[status]
@@ -169,7 +169,7 @@ def _emit(
     core.events.emit(conn, run.workspace_id, event_type, data)
 
 
-def continue_run(core: Core, conn: sqlite3.Connection, run_rowid: int) -> None:
+def continue_run(core: Core, conn: Conn, run_rowid: int) -> None:
     """Something the run waited on ended: call its function body again once its step calls are done."""
     if not store.has_step_calls(conn, run_rowid):
         store.set_due(conn, run_rowid, core.clock.now_ms())
@@ -177,7 +177,7 @@ def continue_run(core: Core, conn: sqlite3.Connection, run_rowid: int) -> None:
     refresh_status(conn, run_rowid)
 
 
-def refresh_status(conn: sqlite3.Connection, run_rowid: int) -> None:
+def refresh_status(conn: Conn, run_rowid: int) -> None:
     """An open run's status from what it is doing: called, sleeping, waiting."""
     state = store.run_state(conn, run_rowid)
     if state is None or state.status in RUN_TERMINAL:
@@ -227,7 +227,7 @@ async def cancel_run(core: Core, principal: Principal, run_id: str) -> Run:
     """Cancel the run (idempotent: an ended run is returned as it is)."""
     run = await get_run(core, principal, run_id)
 
-    def write(conn: sqlite3.Connection) -> Run:
+    def write(conn: Conn) -> Run:
         current = store.run_row(conn, run.rowid)
         assert current is not None
         cancel(core, conn, current)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from typing import Any
 
 import msgspec
@@ -28,6 +27,7 @@ from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import schedules as store
 from rotor_lite.store.db import savepoint
+from rotor_lite.store.contract import Conn, IntegrityError
 
 __all__ = [
     "MAX_PREVIEW", "RECENT_RUNS", "ScheduleNotFound", "TickPlan", "apply_tick", "apply_ticks", "check_cron_and_zone", "create_schedule",
@@ -87,10 +87,10 @@ async def create_schedule(core: Core, principal: Principal, spec: ScheduleCreate
     return schedule
 
 
-def _insert(conn: sqlite3.Connection, schedule: Schedule) -> int:
+def _insert(conn: Conn, schedule: Schedule) -> int:
     try:
         return store.insert_schedule(conn, schedule)
-    except sqlite3.IntegrityError as exc:
+    except IntegrityError as exc:
         raise _name_taken(schedule.name) from exc
 
 
@@ -155,7 +155,7 @@ async def _save(core: Core, current: Schedule, updated: Schedule) -> Schedule:
     elif timing_changed:
         updated.next_fire_at = _first_fire(updated.cron, updated.timezone, updated.updated_at)
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Conn) -> None:
         stored = store.schedule_row(conn, current.rowid)
         if stored is None:
             raise ScheduleNotFound(current.id)
@@ -163,7 +163,7 @@ async def _save(core: Core, current: Schedule, updated: Schedule) -> Schedule:
             updated.next_fire_at = stored.next_fire_at  # the scheduler may have moved it since it was read
         try:
             store.update_schedule(conn, updated)
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise _name_taken(updated.name) from exc
 
     await core.db.write(write)
@@ -281,7 +281,7 @@ async def fire_now(core: Core, principal: Principal, key: str) -> ScheduleRun:
     now = core.clock.now_ms()
     job = await _tick_job(core, queue, schedule, now)
 
-    def write(conn: sqlite3.Connection) -> ScheduleRun:
+    def write(conn: Conn) -> ScheduleRun:
         if store.schedule_row(conn, schedule.rowid) is None:
             raise ScheduleNotFound(key)
         return _enqueue(core, conn, queue, schedule, job, now, manual=True)
@@ -327,7 +327,7 @@ def _not_fired(exc: RotorError) -> str:
     return f"not fired: {exc.code}: {exc.message}"
 
 
-def _write_plan(core: Core, conn: sqlite3.Connection, plan: TickPlan) -> ScheduleRun | None:
+def _write_plan(core: Core, conn: Conn, plan: TickPlan) -> ScheduleRun | None:
     schedule = plan.schedule
     queue = core.queues.by_rowid(schedule.queue_id)
     fires = plan.fire_at is not None and (schedule.function_id is not None or (plan.job is not None and queue is not None))
@@ -351,7 +351,7 @@ def _write_plan(core: Core, conn: sqlite3.Connection, plan: TickPlan) -> Schedul
         return None
 
 
-def _record_skip(conn: sqlite3.Connection, schedule: Schedule, scheduled_for: int, reason: str) -> None:
+def _record_skip(conn: Conn, schedule: Schedule, scheduled_for: int, reason: str) -> None:
     if store.tick_recorded(conn, schedule.id, scheduled_for):
         return
     run = ScheduleRun(
@@ -362,7 +362,7 @@ def _record_skip(conn: sqlite3.Connection, schedule: Schedule, scheduled_for: in
 
 
 def _enqueue(
-    core: Core, conn: sqlite3.Connection, queue: Queue, schedule: Schedule, job: Job, scheduled_for: int, *,
+    core: Core, conn: Conn, queue: Queue, schedule: Schedule, job: Job, scheduled_for: int, *,
     manual: bool, fired_at: int | None = None,
 ) -> ScheduleRun:
     fired_at = core.clock.now_ms() if fired_at is None else fired_at
@@ -385,7 +385,7 @@ def _initial_status(queue: Queue, job: Job) -> tuple[str | None, str | None]:
     return ("pending" if queue.callback_url else None), None
 
 
-def record_delivery(conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool) -> None:
+def record_delivery(conn: Conn, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool) -> None:
     """AttemptObserver: keep the run of a scheduled job current with its latest delivery."""
     if job.schedule_id is None:
         return  # not a scheduled job: spare the writer a statement per delivery

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -25,6 +24,7 @@ from rotor_lite.crypto import Vault
 from rotor_lite.store import secrets as secret_store
 from rotor_lite.store.db import Database
 from rotor_lite.store.secrets import SecretRow
+from rotor_lite.store.contract import Conn
 
 NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 MAX_NAME, MAX_VALUE, MAX_SECRETS = 128, 64 * 1024, 1000
@@ -87,7 +87,7 @@ async def create_secret(core: Core, principal: Principal, name: str, value: str)
 
     event = _actor_event(principal, "secret.created", name, now)  # here: the request's context is on this thread
 
-    def insert(conn: sqlite3.Connection) -> None:
+    def insert(conn: Conn) -> None:
         if secret_store.get(conn, row.workspace_id, name) is not None:
             raise Conflict(f"secret '{name}' already exists", {"name": name})
         if secret_store.count(conn, row.workspace_id) >= MAX_SECRETS:
@@ -111,7 +111,7 @@ async def rotate_secret(core: Core, principal: Principal, name: str, value: str)
     blob = core.vault.encrypt(value, context(principal.workspace_id, name))
     event = _actor_event(principal, "secret.rotated", name, now)
 
-    def update(conn: sqlite3.Connection) -> SecretRow:
+    def update(conn: Conn) -> SecretRow:
         if not secret_store.update_value(conn, principal.workspace_id, name, blob, hint(value), now):
             raise SecretNotFound(name)
         audit.record(conn, event)
@@ -128,7 +128,7 @@ async def delete_secret(core: Core, principal: Principal, name: str) -> None:
     """Delete a secret; jobs that still reference it fail their next attempt with `unknown secret NAME`."""
     event = _actor_event(principal, "secret.deleted", name, core.clock.now_ms())
 
-    def delete(conn: sqlite3.Connection) -> None:
+    def delete(conn: Conn) -> None:
         if not secret_store.delete(conn, principal.workspace_id, name):
             raise SecretNotFound(name)
         audit.record(conn, event)

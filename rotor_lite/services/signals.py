@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import msgspec
 
 from rotor_lite.errors import Conflict, Gone, NotFound, ValidationError
@@ -13,6 +12,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.services.paging import decode_text_cursor, encode_text_cursor
 from rotor_lite.store import runs as store
 from rotor_lite.store.runs import AwaitedSignal
+from rotor_lite.store.contract import Conn
 
 __all__ = ["MAX_SIGNAL_DATA_BYTES", "SignalNotFound", "awaited_signals", "complete_signal"]
 
@@ -39,7 +39,7 @@ async def complete_signal(core: Core, principal: Principal, signal: str, spec: S
 
 
 def _complete(
-    core: Core, conn: sqlite3.Connection, workspace_id: str, signal: str, run_id: str | None, data: bytes
+    core: Core, conn: Conn, workspace_id: str, signal: str, run_id: str | None, data: bytes
 ) -> str:
     found = store.signal_waiter(conn, workspace_id, signal)
     if found is None:

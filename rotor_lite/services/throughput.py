@@ -8,7 +8,6 @@ is at most one flush interval behind, and a crash loses at most that much of it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from rotor_lite.clock import Clock
@@ -17,6 +16,7 @@ from rotor_lite.services.periodic import PeriodicFlush
 from rotor_lite.store import throughput as store
 from rotor_lite.store.db import Database
 from rotor_lite.store.throughput import Tally
+from rotor_lite.store.contract import Conn
 
 MINUTE_MS = 60_000
 HOUR_MINUTES = 60
@@ -32,7 +32,7 @@ class Throughput(PeriodicFlush):
         self._db, self._clock = db, clock
         self._pending: dict[tuple[int, int], list[int]] = {}  # touched on the writer thread only
 
-    def observe(self, conn: sqlite3.Connection, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool) -> None:
+    def observe(self, conn: Conn, queue: Queue, job: Claimed, attempt: Attempt, terminal: bool) -> None:
         """Count one delivery attempt in the minute it ended (an attempt observer: see services/hooks.py)."""
         minute = (attempt.at + attempt.duration_ms) // MINUTE_MS
         tally = self._pending.setdefault((queue.rowid, minute), [0, 0, 0, 0])

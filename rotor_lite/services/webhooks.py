@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ from rotor_lite.store import outbox as outbox_store
 from rotor_lite.store import webhooks as webhook_store
 from rotor_lite.store.outbox import FAILED, PENDING, SUCCEEDED, DeliveryRow, OutboxEvent
 from rotor_lite.store.webhooks import WebhookRow
+from rotor_lite.store.contract import Conn
 
 MAX_WEBHOOKS = 100
 TEST_MESSAGE = "This is a test event from Rotor."
@@ -86,7 +86,7 @@ def _sink(core: Core) -> OutboxSink | None:
     return core.events if isinstance(core.events, OutboxSink) else None
 
 
-def _refresh(core: Core, conn: sqlite3.Connection, workspace_id: str) -> None:
+def _refresh(core: Core, conn: Conn, workspace_id: str) -> None:
     sink = _sink(core)
     if sink is not None:
         sink.refresh(conn, workspace_id)
@@ -104,7 +104,7 @@ async def create_webhook(core: Core, principal: Principal, spec: WebhookCreate) 
         created_at=now, updated_at=now,
     )
 
-    def insert(conn: sqlite3.Connection) -> None:
+    def insert(conn: Conn) -> None:
         if webhook_store.count(conn, workspace_id) >= MAX_WEBHOOKS:
             raise ValidationError(f"a workspace holds at most {MAX_WEBHOOKS} webhook endpoints", field="url")
         webhook_store.insert(conn, row)
@@ -127,7 +127,7 @@ async def get_webhook(core: Core, principal: Principal, webhook_id: str) -> Webh
     return row
 
 
-def _locked(conn: sqlite3.Connection, principal: Principal, webhook_id: str) -> WebhookRow:
+def _locked(conn: Conn, principal: Principal, webhook_id: str) -> WebhookRow:
     row = webhook_store.get(conn, principal.workspace_id, webhook_id)
     if row is None:
         raise WebhookNotFound(webhook_id)
@@ -140,7 +140,7 @@ async def update_webhook(core: Core, principal: Principal, webhook_id: str, spec
     event_types = None if spec.event_types is None else _check_event_types(spec.event_types)
     now = core.clock.now_ms()
 
-    def update(conn: sqlite3.Connection) -> WebhookRow:
+    def update(conn: Conn) -> WebhookRow:
         row = _locked(conn, principal, webhook_id)
         row.url = url or row.url
         row.event_types = event_types or row.event_types
@@ -160,7 +160,7 @@ async def update_webhook(core: Core, principal: Principal, webhook_id: str, spec
 async def delete_webhook(core: Core, principal: Principal, webhook_id: str) -> None:
     """Delete the endpoint; its pending deliveries are never sent."""
 
-    def delete(conn: sqlite3.Connection) -> None:
+    def delete(conn: Conn) -> None:
         row = _locked(conn, principal, webhook_id)
         webhook_store.delete(conn, row.id)
         _refresh(core, conn, row.workspace_id)
@@ -174,7 +174,7 @@ async def rotate_secret(core: Core, principal: Principal, webhook_id: str) -> tu
     secret = new_secret()
     ttl = core.settings.webhooks.ms("previous_secret_ttl")
 
-    def rotate(conn: sqlite3.Connection) -> WebhookRow:
+    def rotate(conn: Conn) -> WebhookRow:
         row = _locked(conn, principal, webhook_id)
         row.previous_secret, row.previous_expires_at = row.secret, now + ttl
         row.secret = core.vault.encrypt(secret, _context(row.id))
@@ -191,7 +191,7 @@ async def send_test(core: Core, principal: Principal, webhook_id: str) -> Delive
     now = core.clock.now_ms()
     data = {"message": TEST_MESSAGE, "timestamp": iso_from_ms(now)}
 
-    def write(conn: sqlite3.Connection) -> DeliveryRow:
+    def write(conn: Conn) -> DeliveryRow:
         row = _locked(conn, principal, webhook_id)
         if not row.enabled:
             raise Conflict("the webhook is disabled; update it to enable it again", {"webhookId": row.id})
@@ -226,7 +226,7 @@ async def redeliver(core: Core, principal: Principal, webhook_id: str, message_i
     """Send a delivery again now, with the same message id and body and a fresh retry schedule."""
     now = core.clock.now_ms()
 
-    def write(conn: sqlite3.Connection) -> DeliveryRow:
+    def write(conn: Conn) -> DeliveryRow:
         hook = _locked(conn, principal, webhook_id)
         row = outbox_store.redeliver(conn, hook.id, message_id, now) if is_valid_id(message_id, "msg") else None
         if row is None:
@@ -247,7 +247,7 @@ def _wake(core: Core) -> None:
 # What the delivery task applies ---------------------------------------------------------
 
 
-def fan_out(core: Core, conn: sqlite3.Connection, events: Sequence[OutboxEvent], now: int) -> list[DeliveryRow]:
+def fan_out(core: Core, conn: Conn, events: Sequence[OutboxEvent], now: int) -> list[DeliveryRow]:
     """One delivery per (event, enabled endpoint subscribed to it), plus failure alerts; in the caller's transaction."""
     hooks: dict[str, list[WebhookRow]] = {}
     rows: list[DeliveryRow] = []
@@ -299,7 +299,7 @@ def webhook_headers(message_id: str, timestamp: int) -> dict[str, str]:
 
 
 def record_outcome(
-    core: Core, conn: sqlite3.Connection, delivery: DeliveryRow, *, ok: bool, status: int | None, error: str | None,
+    core: Core, conn: Conn, delivery: DeliveryRow, *, ok: bool, status: int | None, error: str | None,
     now: int, give_up: bool = False,
 ) -> bool:
     """Apply one attempt's outcome: done, retry later, or failed; track the endpoint's failing streak."""
@@ -320,7 +320,7 @@ def record_outcome(
     return True
 
 
-def _track_endpoint(core: Core, conn: sqlite3.Connection, webhook_id: str, ok: bool, now: int) -> None:
+def _track_endpoint(core: Core, conn: Conn, webhook_id: str, ok: bool, now: int) -> None:
     hook = webhook_store.by_id(conn, webhook_id)
     if hook is None:
         return

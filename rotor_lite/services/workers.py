@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -36,6 +35,7 @@ from rotor_lite.services.core import Core
 from rotor_lite.store import counts as count_store
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.workers")
 MAX_LEASE = 100
@@ -192,7 +192,7 @@ class _Batch(Generic[I, O]):
     that arrive during a commit join the next one.
     """
 
-    def __init__(self, db: Database, write: Callable[[sqlite3.Connection, list[I]], list[O]]) -> None:
+    def __init__(self, db: Database, write: Callable[[Conn, list[I]], list[O]]) -> None:
         self._db, self._write = db, write
         self._items: deque[tuple[I, asyncio.Future[O]]] = deque()
         self._queued = False
@@ -216,7 +216,7 @@ class _Batch(Generic[I, O]):
     async def _flush(self) -> None:
         taken: list[tuple[I, asyncio.Future[O]]] = []
 
-        def write(conn: sqlite3.Connection) -> list[O]:
+        def write(conn: Conn) -> list[O]:
             self._queued = False  # before taking: an item appended after this queues the next flush
             taken.extend(self._items.popleft() for _ in range(len(self._items)))
             return self._write(conn, [item for item, _ in taken])
@@ -370,7 +370,7 @@ class PullBroker:
 
     # Writer thread ------------------------------------------------------------------------------
 
-    def _claim_all(self, conn: sqlite3.Connection, asks: list[_Ask]) -> list[_Claim]:
+    def _claim_all(self, conn: Conn, asks: list[_Ask]) -> list[_Claim]:
         core, now = self._core, self._core.clock.now_ms()
         job_store.promote_due(conn, now)
         claims = []
@@ -385,7 +385,7 @@ class PullBroker:
         self._due(leases.next_due(core, conn, now))
         return claims
 
-    def _report_all(self, conn: sqlite3.Connection, reports: list[_Report]) -> list[Reported | None]:
+    def _report_all(self, conn: Conn, reports: list[_Report]) -> list[Reported | None]:
         now = self._core.clock.now_ms()
         held = job_store.held_leases(conn, [(r.queue.rowid, r.job_id, r.token) for r in reports], now)
         answers: list[Reported | None] = [None] * len(reports)

@@ -8,7 +8,6 @@ pins down (see `cel_match`), so an event among many waiting runs evaluates CEL o
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any
 
 import msgspec
@@ -24,6 +23,7 @@ from rotor_lite.store import functions as function_store
 from rotor_lite.store import runs as store
 from rotor_lite.store.db import savepoint
 from rotor_lite.store.runs import DeferredEvent
+from rotor_lite.store.contract import Conn
 
 __all__ = [
     "CANCEL_EVENT", "MAX_EVENT_BYTES", "Published", "deliver_due_events", "publish", "send_event", "valid_event_name",
@@ -61,7 +61,7 @@ async def send_event(core: Core, principal: Principal, spec: EventSend) -> Publi
 
 
 def publish(
-    core: Core, conn: sqlite3.Connection, workspace_id: str, name: str, data: Any, *, ts: int | None = None,
+    core: Core, conn: Conn, workspace_id: str, name: str, data: Any, *, ts: int | None = None,
     event_id: str | None = None, idempotency_key: str | None = None,
 ) -> Published:
     """Publish one event in the caller's transaction (deferred when `ts` lies in the future)."""
@@ -81,7 +81,7 @@ def publish(
     return published
 
 
-def deliver_due_events(core: Core, conn: sqlite3.Connection, now: int, limit: int) -> int:
+def deliver_due_events(core: Core, conn: Conn, now: int, limit: int) -> int:
     """Deferred events whose time came are published now (a quota refusal starts no run but still resumes)."""
     due = store.take_due_events(conn, now, limit)
     for event in due:
@@ -112,7 +112,7 @@ def _checked(name: str, data: Any) -> bytes:
 
 
 def _start_runs(
-    core: Core, conn: sqlite3.Connection, workspace_id: str, event: run_service.NewEvent, key: str | None
+    core: Core, conn: Conn, workspace_id: str, event: run_service.NewEvent, key: str | None
 ) -> Published:
     functions = function_store.triggered_by(conn, workspace_id, event.name)
     # The quota is checked for every function first: a workspace at its limit gets the 402, duplicate or not.
@@ -130,7 +130,7 @@ def _start_runs(
     return published
 
 
-def _resume_waiters(core: Core, conn: sqlite3.Connection, workspace_id: str, event: run_service.NewEvent) -> int:
+def _resume_waiters(core: Core, conn: Conn, workspace_id: str, event: run_service.NewEvent) -> int:
     data = msgspec.json.decode(event.data)
     pins = cel_match.pin_values(data, core.workflows.pins(workspace_id, event.name))
     whole = {"data": data, "name": event.name, "id": event.id, "ts": event.ts}
@@ -145,7 +145,7 @@ def _resume_waiters(core: Core, conn: sqlite3.Connection, workspace_id: str, eve
     return resumed
 
 
-def _cancel_from_event(core: Core, conn: sqlite3.Connection, workspace_id: str, event: run_service.NewEvent) -> Published:
+def _cancel_from_event(core: Core, conn: Conn, workspace_id: str, event: run_service.NewEvent) -> Published:
     """`rotor/cancel.run {runId}` cancels that run of the workspace (an unknown id does nothing)."""
     data = msgspec.json.decode(event.data)
     run_id = data.get("runId") if isinstance(data, dict) else None

@@ -6,7 +6,6 @@ so the run driver and the event path never read a table for them.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 import msgspec
@@ -15,6 +14,7 @@ from rotor_lite.crypto import Vault
 from rotor_lite.models import Function
 from rotor_lite.store import functions as function_store
 from rotor_lite.store import runs as run_store
+from rotor_lite.store.contract import Conn
 
 _SIGNING_KEY_AAD = b"workflow_signing_key"
 
@@ -42,7 +42,7 @@ class WorkflowState:
         self._pins: dict[tuple[str, str], set[str]] = {}
         self.on_ready: Callable[[], None] = lambda: None  # wakes the run driver (safe from the writer thread)
 
-    def load(self, conn: sqlite3.Connection, vault: Vault) -> None:
+    def load(self, conn: Conn, vault: Vault) -> None:
         for fn in function_store.all_functions(conn):
             self.put(fn)
         for workspace_id, row in function_store.all_signing_keys(conn).items():

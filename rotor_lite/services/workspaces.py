@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import msgspec
 
 from rotor_lite.clock import iso
@@ -18,6 +17,7 @@ from rotor_lite.services.plans import DEFAULT_PLAN, PLANS
 from rotor_lite.store import queues as queue_store
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.workspaces import WorkspaceRow
+from rotor_lite.store.contract import Conn
 
 DEFAULT_WORKSPACE = "default"
 
@@ -29,7 +29,7 @@ class CreatedWorkspace(msgspec.Struct, kw_only=True):
     key: CreatedKey
 
 
-def bootstrap(conn: sqlite3.Connection, bootstrap_key: str, now: int) -> CreatedKey | None:
+def bootstrap(conn: Conn, bootstrap_key: str, now: int) -> CreatedKey | None:
     """On first start create the `default` workspace and its admin key (the configured one, or a new one)."""
     if ws_store.count_workspaces(conn):
         return None
@@ -37,7 +37,7 @@ def bootstrap(conn: sqlite3.Connection, bootstrap_key: str, now: int) -> Created
 
 
 def create_workspace(
-    conn: sqlite3.Connection, name: str, now: int, *, plan: str = DEFAULT_PLAN, key: str | None = None,
+    conn: Conn, name: str, now: int, *, plan: str = DEFAULT_PLAN, key: str | None = None,
     key_expires_at: int | None = None,
 ) -> CreatedWorkspace:
     """A new workspace on `plan` with its first admin key."""
@@ -54,7 +54,7 @@ def create_workspace(
     return CreatedWorkspace(workspace=row, key=created)
 
 
-def create_workspace_offline(conn: sqlite3.Connection, name: str, now: int, plan: str) -> CreatedWorkspace:
+def create_workspace_offline(conn: Conn, name: str, now: int, plan: str) -> CreatedWorkspace:
     """`rotor-lite workspaces create`: a workspace and its first admin key (which never expires), audited."""
     created = create_workspace(conn, name, now, plan=plan)
     _audit_offline(conn, created.workspace.id, "workspace.created", "workspace", created.workspace.id, now, plan=plan)
@@ -63,7 +63,7 @@ def create_workspace_offline(conn: sqlite3.Connection, name: str, now: int, plan
 
 
 def create_key(
-    conn: sqlite3.Connection, workspace: str, label: str, role: Role, now: int, queue: str | None = None,
+    conn: Conn, workspace: str, label: str, role: Role, now: int, queue: str | None = None,
     expires_at: int | None = None,
 ) -> CreatedKey:
     """`rotor-lite keys create`: a new API key for an existing workspace (by name or id), audited; with `queue`,
@@ -81,7 +81,7 @@ def create_key(
 
 
 def _audit_offline(
-    conn: sqlite3.Connection, workspace_id: str, event_type: str, resource_type: str, resource_id: str, now: int,
+    conn: Conn, workspace_id: str, event_type: str, resource_type: str, resource_id: str, now: int,
     **metadata: str | None,
 ) -> None:
     audit.record(conn, audit.audit_event(workspace_id, event_type, actor=audit.SYSTEM, now=now, ip=None,
@@ -110,7 +110,7 @@ async def create_workspace_for(core: Core, principal: Principal, name: str, plan
     now = core.clock.now_ms()
     expires_at = default_expiry(now, principal)
 
-    def create(conn: sqlite3.Connection) -> CreatedWorkspace:
+    def create(conn: Conn) -> CreatedWorkspace:
         created = create_workspace(conn, name, now, plan=plan or DEFAULT_PLAN, key_expires_at=expires_at)
         ws_store.add_team_workspace(conn, principal.key_id, created.workspace.id)
         return created

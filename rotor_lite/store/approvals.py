@@ -1,12 +1,11 @@
 """Approval rows, and the job-state changes an approval decision makes.
 
-Functions taking a `sqlite3.Connection` run inside the writer's transaction;
+Functions taking a `Conn` run inside the writer's transaction;
 functions taking a `Database` read through the reader.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ import msgspec
 from rotor_lite.models import JobState
 from rotor_lite.store import counts
 from rotor_lite.store.db import Database, conditions
+from rotor_lite.store.contract import Conn
 
 _COLUMNS = (
     "rowid, id, workspace_id, queue_id, queue_name, job_id, payload, status, created_at, decided_at, decided_by, reason"
@@ -45,7 +45,7 @@ def _from_row(row: Sequence[Any]) -> ApprovalRow:
     )
 
 
-def insert_approvals(conn: sqlite3.Connection, rows: Sequence[ApprovalRow]) -> None:
+def insert_approvals(conn: Conn, rows: Sequence[ApprovalRow]) -> None:
     """Open approvals and point each job at its approval."""
     conn.executemany(
         "INSERT INTO approval (id, workspace_id, queue_id, queue_name, job_id, payload, status, created_at)"
@@ -57,14 +57,14 @@ def insert_approvals(conn: sqlite3.Connection, rows: Sequence[ApprovalRow]) -> N
     )
 
 
-def approval_for_update(conn: sqlite3.Connection, workspace_id: str, approval_id: str) -> ApprovalRow | None:
+def approval_for_update(conn: Conn, workspace_id: str, approval_id: str) -> ApprovalRow | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM approval WHERE id = ? AND workspace_id = ?", (approval_id, workspace_id)
     ).fetchone()
     return None if row is None else _from_row(row)
 
 
-def pending_of_job(conn: sqlite3.Connection, queue_rowid: int, job_id: str) -> ApprovalRow | None:
+def pending_of_job(conn: Conn, queue_rowid: int, job_id: str) -> ApprovalRow | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM approval WHERE queue_id = ? AND job_id = ? AND status = 'pending'",
         (queue_rowid, job_id),
@@ -72,7 +72,7 @@ def pending_of_job(conn: sqlite3.Connection, queue_rowid: int, job_id: str) -> A
     return None if row is None else _from_row(row)
 
 
-def decide(conn: sqlite3.Connection, rowid: int, status: str, now: int, actor: str, reason: str | None) -> bool:
+def decide(conn: Conn, rowid: int, status: str, now: int, actor: str, reason: str | None) -> bool:
     """pending → approved or rejected; False when it was already decided."""
     return conn.execute(
         "UPDATE approval SET status = ?, decided_at = ?, decided_by = ?, reason = ? WHERE rowid = ? AND status = 'pending'",
@@ -80,7 +80,7 @@ def decide(conn: sqlite3.Connection, rowid: int, status: str, now: int, actor: s
     ).rowcount == 1
 
 
-def release_approved_job(conn: sqlite3.Connection, queue_rowid: int, job_id: str, now: int) -> int:
+def release_approved_job(conn: Conn, queue_rowid: int, job_id: str, now: int) -> int:
     """pending_approval → waiting (or delayed until its run_at); returns the rows changed."""
     row = conn.execute(
         "UPDATE job SET state = CASE WHEN run_at > ? THEN 'delayed' ELSE 'waiting' END"
@@ -93,7 +93,7 @@ def release_approved_job(conn: sqlite3.Connection, queue_rowid: int, job_id: str
     return 1
 
 
-def fail_rejected_job(conn: sqlite3.Connection, queue_rowid: int, job_id: str, now: int) -> int:
+def fail_rejected_job(conn: Conn, queue_rowid: int, job_id: str, now: int) -> int:
     """pending_approval → failed with `failReason: "rejected"`; returns the rows changed."""
     changed = conn.execute(
         "UPDATE job SET state = 'failed', fail_reason = 'rejected', finished_at = ?"

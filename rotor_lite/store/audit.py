@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
 
 from rotor_lite.store.db import Database, conditions
+from rotor_lite.store.contract import Conn
 
 COLUMNS = (
     "rowid, id, workspace_id, event_type, actor_id, resource_type, resource_id, metadata, occurred_at, ip_address"
@@ -46,7 +46,7 @@ def from_row(row: Sequence[Any]) -> AuditRow:
     )
 
 
-def insert(conn: sqlite3.Connection, events: Sequence[AuditRow]) -> None:
+def insert(conn: Conn, events: Sequence[AuditRow]) -> None:
     """Append events in the caller's transaction."""
     conn.executemany(
         "INSERT INTO audit_event (id, workspace_id, event_type, actor_id, resource_type, resource_id, metadata,"
@@ -67,7 +67,7 @@ def _filters(workspace_id: str, filters: AuditFilter) -> tuple[tuple[str, Any], 
     )
 
 
-def prune(conn: sqlite3.Connection, before: int, limit: int = 500) -> dict[str, int]:
+def prune(conn: Conn, before: int, limit: int = 500) -> dict[str, int]:
     """Delete up to `limit` events that occurred before `before`; returns the rows deleted, nothing when none
     was due. The table's trigger refuses to delete an event younger than 365 days."""
     deleted = conn.execute(

@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 IntegrityError = sqlite3.IntegrityError
 StoreError = sqlite3.Error
+SQLITE_LIMIT_VARIABLE_NUMBER = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER  # `Conn.getlimit`: parameters per statement
 
 
 class Cursor(Protocol):
@@ -42,15 +43,17 @@ class Cursor(Protocol):
 class Conn(Protocol):
     """The connection a write operation runs on, inside the group's transaction."""
 
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
 
     @property
     def in_transaction(self) -> bool: ...
 
     @property
     def total_changes(self) -> int: ...
+
+    def getlimit(self, category: int, /) -> int: ...
 
 
 class Store(Protocol):

@@ -7,12 +7,12 @@ jobs between, its row count, what it returned). `recount` rebuilds the table fro
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 
 import msgspec
 
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 Changes = Mapping[tuple[int, str], int]  # (queue rowid, state) → jobs added; negative: removed
 
@@ -34,26 +34,26 @@ _SHIFT = (
 )
 
 
-def shift(conn: sqlite3.Connection, changes: Changes) -> None:
+def shift(conn: Conn, changes: Changes) -> None:
     """Add `changes` to the counters, in one statement."""
     rows = [(queue_id, state, n) for (queue_id, state), n in changes.items() if n]
     if rows:
         conn.execute(_SHIFT, (msgspec.json.encode(rows).decode(),))
 
 
-def move(conn: sqlite3.Connection, queue_rowid: int, source: str, target: str, n: int) -> None:
+def move(conn: Conn, queue_rowid: int, source: str, target: str, n: int) -> None:
     """`n` jobs of the queue went from state `source` to `target`."""
     if n and source != target:
         shift(conn, {(queue_rowid, source): -n, (queue_rowid, target): n})
 
 
-def count(conn: sqlite3.Connection, queue_rowid: int, state: str) -> int:
+def count(conn: Conn, queue_rowid: int, state: str) -> int:
     """The queue's jobs in `state`, in the caller's transaction."""
     row = conn.execute("SELECT n FROM queue_count WHERE queue_id = ? AND state = ?", (queue_rowid, state)).fetchone()
     return 0 if row is None else int(row[0])
 
 
-def forget_queue(conn: sqlite3.Connection, queue_rowid: int) -> None:
+def forget_queue(conn: Conn, queue_rowid: int) -> None:
     conn.execute("DELETE FROM queue_count WHERE queue_id = ?", (queue_rowid,))
 
 
@@ -79,7 +79,7 @@ _DRIFT = (
 )
 
 
-def drift(conn: sqlite3.Connection) -> list[Drift]:
+def drift(conn: Conn) -> list[Drift]:
     """The counters that disagree with a full count of the jobs table (none, unless a bug or a hand edit)."""
     return [
         Drift(queue_id=row[0], workspace_id=row[1], queue=row[2], state=row[3], kept=row[4], actual=row[5])
@@ -87,7 +87,7 @@ def drift(conn: sqlite3.Connection) -> list[Drift]:
     ]
 
 
-def recount(conn: sqlite3.Connection) -> list[Drift]:
+def recount(conn: Conn) -> list[Drift]:
     """Rebuild the counters from the jobs table; returns the drift it fixed."""
     fixed = drift(conn)
     conn.execute("DELETE FROM queue_count")

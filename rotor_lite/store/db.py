@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from rotor_lite.errors import RotorError, Unavailable
+from rotor_lite.store.contract import Conn
 from rotor_lite.files import make_data_dir, open_private, tighten
 
 T = TypeVar("T")
@@ -87,7 +88,7 @@ def conditions(*clauses: tuple[str, Any]) -> tuple[str, list[Any]]:
 
 
 @contextmanager
-def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
+def savepoint(conn: Conn, name: str) -> Iterator[None]:
     """Inside a write: what the block does rolls back alone if it raises (and the error goes on)."""
     conn.execute(f"SAVEPOINT {name}")
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import msgspec
 
 from rotor_lite.models import Function
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 _COLUMNS = (
     "rowid, workspace_id, id, serve_url, trigger_type, trigger_event, cron, timezone, retries, concurrency, hooks,"
@@ -25,7 +25,7 @@ def function_from_row(row: Sequence[Any]) -> Function:
     )
 
 
-def upsert(conn: sqlite3.Connection, fn: Function) -> Function:
+def upsert(conn: Conn, fn: Function) -> Function:
     """Insert the function, or replace the one with its id (keeping its created time); returns it as stored."""
     row = conn.execute(
         f"INSERT INTO function ({_COLUMNS.replace('rowid, ', '')}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -42,14 +42,14 @@ def upsert(conn: sqlite3.Connection, fn: Function) -> Function:
     return function_from_row(row)
 
 
-def get(conn: sqlite3.Connection, workspace_id: str, function_id: str) -> Function | None:
+def get(conn: Conn, workspace_id: str, function_id: str) -> Function | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM function WHERE workspace_id = ? AND id = ?", (workspace_id, function_id)
     ).fetchone()
     return None if row is None else function_from_row(row)
 
 
-def triggered_by(conn: sqlite3.Connection, workspace_id: str, event_name: str) -> list[Function]:
+def triggered_by(conn: Conn, workspace_id: str, event_name: str) -> list[Function]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM function WHERE workspace_id = ? AND trigger_event = ? AND trigger_type = 'event'"
         " ORDER BY id",
@@ -58,11 +58,11 @@ def triggered_by(conn: sqlite3.Connection, workspace_id: str, event_name: str) -
     return [function_from_row(row) for row in rows]
 
 
-def delete(conn: sqlite3.Connection, rowid: int) -> None:
+def delete(conn: Conn, rowid: int) -> None:
     conn.execute("DELETE FROM function WHERE rowid = ?", (rowid,))
 
 
-def all_functions(conn: sqlite3.Connection) -> list[Function]:
+def all_functions(conn: Conn) -> list[Function]:
     return [function_from_row(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM function")]
 
 
@@ -85,12 +85,12 @@ class SigningKeyRow(msgspec.Struct, kw_only=True):
 
 
 
-def all_signing_keys(conn: sqlite3.Connection) -> dict[str, SigningKeyRow]:
+def all_signing_keys(conn: Conn) -> dict[str, SigningKeyRow]:
     rows = conn.execute("SELECT workspace_id, current, previous, previous_expires FROM signing_key").fetchall()
     return {row[0]: SigningKeyRow(current=row[1], previous=row[2], previous_expires=row[3]) for row in rows}
 
 
-def set_signing_key(conn: sqlite3.Connection, workspace_id: str, key: SigningKeyRow, now: int) -> None:
+def set_signing_key(conn: Conn, workspace_id: str, key: SigningKeyRow, now: int) -> None:
     conn.execute(
         "INSERT INTO signing_key (workspace_id, current, previous, previous_expires, rotated_at) VALUES (?,?,?,?,?)"
         " ON CONFLICT (workspace_id) DO UPDATE SET current = excluded.current, previous = excluded.previous,"

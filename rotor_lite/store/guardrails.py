@@ -17,6 +17,7 @@ from rotor_lite.models import JobState
 from rotor_lite.store.contract import upsert
 from rotor_lite.store import counts
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 DncKind = Literal["emails", "domains"]
 _DNC = {"emails": ("dnc_email", "email"), "domains": ("dnc_domain", "domain")}
@@ -49,12 +50,12 @@ def _config_from_row(row: Sequence[Any]) -> ConfigRow:
     )
 
 
-def config_row(conn: sqlite3.Connection, workspace_id: str) -> ConfigRow | None:
+def config_row(conn: Conn, workspace_id: str) -> ConfigRow | None:
     row = conn.execute(f"SELECT {_CONFIG_COLUMNS} FROM guardrail_config WHERE workspace_id = ?", (workspace_id,)).fetchone()
     return None if row is None else _config_from_row(row)
 
 
-def save_config(conn: sqlite3.Connection, config: ConfigRow) -> None:
+def save_config(conn: Conn, config: ConfigRow) -> None:
     """Insert or replace the workspace's config row."""
     conn.execute(
         upsert("guardrail_config", _CONFIG_COLUMNS.split(", "), ("workspace_id",)),
@@ -69,14 +70,14 @@ def save_config(conn: sqlite3.Connection, config: ConfigRow) -> None:
 # DNC lists ------------------------------------------------------------------------------
 
 
-def replace_dnc(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, values: Iterable[str]) -> None:
+def replace_dnc(conn: Conn, kind: DncKind, workspace_id: str, values: Iterable[str]) -> None:
     """The list becomes exactly `values`."""
     table, _ = _DNC[kind]
     conn.execute(f"DELETE FROM {table} WHERE workspace_id = ?", (workspace_id,))
     append_dnc(conn, kind, workspace_id, values)
 
 
-def append_dnc(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, values: Iterable[str]) -> int:
+def append_dnc(conn: Conn, kind: DncKind, workspace_id: str, values: Iterable[str]) -> int:
     """Add entries (known ones are no-ops); returns how many were new."""
     table, column = _DNC[kind]
     before = conn.total_changes
@@ -86,7 +87,7 @@ def append_dnc(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, value
     return conn.total_changes - before
 
 
-def remove_dnc(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, value: str) -> bool:
+def remove_dnc(conn: Conn, kind: DncKind, workspace_id: str, value: str) -> bool:
     table, column = _DNC[kind]
     return conn.execute(f"DELETE FROM {table} WHERE workspace_id = ? AND {column} = ?", (workspace_id, value)).rowcount == 1
 
@@ -107,7 +108,7 @@ async def dnc_count(db: Database, kind: DncKind, workspace_id: str) -> int:
     return int(row[0])
 
 
-def dnc_hits(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, values: Sequence[str]) -> set[str]:
+def dnc_hits(conn: Conn, kind: DncKind, workspace_id: str, values: Sequence[str]) -> set[str]:
     """The entries among `values` that are on the list."""
     if not values:
         return set()
@@ -122,7 +123,7 @@ def dnc_hits(conn: sqlite3.Connection, kind: DncKind, workspace_id: str, values:
     return {row[0] for row in rows}
 
 
-def has_dnc(conn: sqlite3.Connection, workspace_id: str) -> bool:
+def has_dnc(conn: Conn, workspace_id: str) -> bool:
     """True when either DNC list of the workspace has an entry."""
     return any(
         conn.execute(f"SELECT 1 FROM {table} WHERE workspace_id = ? LIMIT 1", (workspace_id,)).fetchone()
@@ -160,7 +161,7 @@ class PolicyReader:
 # Blocked-job counts -----------------------------------------------------------------------
 
 
-def count_block(conn: sqlite3.Connection, workspace_id: str, day: str, stage: str) -> None:
+def count_block(conn: Conn, workspace_id: str, day: str, stage: str) -> None:
     conn.execute(
         "INSERT INTO guardrail_block (workspace_id, day, stage, blocked) VALUES (?, ?, ?, 1)"
         " ON CONFLICT (workspace_id, day, stage) DO UPDATE SET blocked = blocked + 1",
@@ -180,7 +181,7 @@ async def block_counts(db: Database, workspace_id: str, from_day: str, to_day: s
 # Job rows -------------------------------------------------------------------------------------
 
 
-def mark_blocked(conn: sqlite3.Connection, queue_rowid: int, job_id: str, stage: str, reason: str, now: int) -> None:
+def mark_blocked(conn: Conn, queue_rowid: int, job_id: str, stage: str, reason: str, now: int) -> None:
     """A job inserted as guardrail.blocked gets its stage and reason."""
     conn.execute(
         "UPDATE job SET blocked_by = ?, block_reason = ?, finished_at = ? WHERE queue_id = ? AND id = ?",
@@ -198,7 +199,7 @@ class Screening(msgspec.Struct, kw_only=True, frozen=True):
     payload: bytes
 
 
-def screening_jobs(conn: sqlite3.Connection, skip: Sequence[int], limit: int) -> list[Screening]:
+def screening_jobs(conn: Conn, skip: Sequence[int], limit: int) -> list[Screening]:
     """Up to `limit` jobs in state `screening`, oldest first, other than the rowids in `skip`."""
     # `+rowid`: with a plain ORDER BY rowid the planner walks the whole table in rowid order
     # (1.2 s at 10M jobs, inside the writer) instead of the small job_screening partial index.
@@ -210,7 +211,7 @@ def screening_jobs(conn: sqlite3.Connection, skip: Sequence[int], limit: int) ->
     return [Screening(rowid=r[0], id=r[1], queue_id=r[2], workspace_id=r[3], payload=bytes(r[4])) for r in rows]
 
 
-def release_screened(conn: sqlite3.Connection, rowid: int, now: int, *, to_approval: bool) -> bool:
+def release_screened(conn: Conn, rowid: int, now: int, *, to_approval: bool) -> bool:
     """screening → pending_approval, or waiting (delayed until its run_at); False if it left screening."""
     state = "'pending_approval'" if to_approval else "CASE WHEN run_at > ? THEN 'delayed' ELSE 'waiting' END"
     params: tuple[Any, ...] = (rowid,) if to_approval else (now, rowid)
@@ -223,7 +224,7 @@ def release_screened(conn: sqlite3.Connection, rowid: int, now: int, *, to_appro
     return True
 
 
-def block_screened(conn: sqlite3.Connection, rowid: int, stage: str, reason: str, now: int) -> bool:
+def block_screened(conn: Conn, rowid: int, stage: str, reason: str, now: int) -> bool:
     """screening → guardrail.blocked; False if it left screening (cancelled) meanwhile."""
     row = conn.execute(
         "UPDATE job SET state = 'guardrail.blocked', blocked_by = ?, block_reason = ?, finished_at = ?"
@@ -237,7 +238,7 @@ def block_screened(conn: sqlite3.Connection, rowid: int, stage: str, reason: str
 
 
 def readmit_blocked(
-    conn: sqlite3.Connection, queue_rowid: int, job_id: str, state: str, payload: bytes, now: int
+    conn: Conn, queue_rowid: int, job_id: str, state: str, payload: bytes, now: int
 ) -> bool:
     """A guardrail.blocked job screened again: its new state and payload, attempts reset."""
     changed = conn.execute(

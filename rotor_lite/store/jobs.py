@@ -1,13 +1,12 @@
 """Job rows: insert, claim (`acquire_jobs`), outcomes, leases and the read queries.
 
-Functions taking a `sqlite3.Connection` run inside the writer's transaction
+Functions taking a `Conn` run inside the writer's transaction
 (`Database.write`); functions taking a `Database` read through the reader.
 """
 
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -20,6 +19,7 @@ from rotor_lite.models import Attempt, Claimed, Job, JobState, Settlement
 from rotor_lite.store.contract import upsert
 from rotor_lite.store import counts
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn, SQLITE_LIMIT_VARIABLE_NUMBER
 
 _JOB_COLUMNS = (
     "rowid, id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority, attempts, max_attempts,"
@@ -49,7 +49,7 @@ def _json(rows: Iterable[Any]) -> str:
     return msgspec.json.encode(list(rows)).decode()
 
 
-def find_existing(conn: sqlite3.Connection, queue_rowid: int, job_ids: Iterable[str]) -> dict[str, Sequence[Any]]:
+def find_existing(conn: Conn, queue_rowid: int, job_ids: Iterable[str]) -> dict[str, Sequence[Any]]:
     """Existing rows of this queue among `job_ids`, keyed by id (one statement, as for inserts below)."""
     rows = conn.execute(
         f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id IN (SELECT value FROM json_each(?))",
@@ -79,9 +79,9 @@ def _insert_sql(rows: int) -> str:
     return f"INSERT INTO job ({_INSERT_COLUMNS}) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * rows)
 
 
-def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job]) -> None:
+def insert_jobs(conn: Conn, queue_rowid: int, jobs: Sequence[Job]) -> None:
     """Insert new jobs of one queue, in the state each one carries (and count them)."""
-    per_statement = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _PARAMS_PER_ROW
+    per_statement = conn.getlimit(SQLITE_LIMIT_VARIABLE_NUMBER) // _PARAMS_PER_ROW
     for start in range(0, len(jobs), per_statement):
         chunk = jobs[start:start + per_statement]
         params: list[Any] = []
@@ -98,7 +98,7 @@ def insert_jobs(conn: sqlite3.Connection, queue_rowid: int, jobs: Sequence[Job])
     counts.shift(conn, {(queue_rowid, state): n for state, n in Counter(map(_STATE, jobs)).items()})
 
 
-def add_usage(conn: sqlite3.Connection, workspace_id: str, period: str, queue_name: str, accepted: int) -> None:
+def add_usage(conn: Conn, workspace_id: str, period: str, queue_name: str, accepted: int) -> None:
     conn.execute(
         "INSERT INTO usage (workspace_id, period, queue_name, accepted) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (workspace_id, period, queue_name) DO UPDATE SET accepted = accepted + excluded.accepted",
@@ -106,7 +106,7 @@ def add_usage(conn: sqlite3.Connection, workspace_id: str, period: str, queue_na
     )
 
 
-def usage_total(conn: sqlite3.Connection, workspace_id: str, period: str) -> int:
+def usage_total(conn: Conn, workspace_id: str, period: str) -> int:
     row = conn.execute(
         "SELECT coalesce(sum(accepted), 0) FROM usage WHERE workspace_id = ? AND period = ?", (workspace_id, period)
     ).fetchone()
@@ -131,7 +131,7 @@ _DUE_PER_QUEUE = (
 )
 
 
-def promote_due(conn: sqlite3.Connection, now: int) -> None:
+def promote_due(conn: Conn, now: int) -> None:
     """Delayed jobs whose time has come become waiting."""
     due = _json_rows(conn, _DUE_PER_QUEUE, (now,), list[tuple[int, int]])
     if due:  # the count comes first: an UPDATE's RETURNING would hand the GIL over once per row
@@ -148,12 +148,12 @@ def _moved_per_queue(moved: Iterable[tuple[int, int]], source: str, target: str)
     return changes
 
 
-def has_waiting(conn: sqlite3.Connection, queue_rowid: int) -> bool:
+def has_waiting(conn: Conn, queue_rowid: int) -> bool:
     """True while the queue has a waiting job (served by `job_queue_state`: grouped jobs are not in `job_waiting`)."""
     return conn.execute("SELECT 1 FROM job WHERE queue_id = ? AND state = 'waiting' LIMIT 1", (queue_rowid,)).fetchone() is not None
 
 
-def next_delayed_at(conn: sqlite3.Connection) -> int | None:
+def next_delayed_at(conn: Conn) -> int | None:
     row = conn.execute("SELECT min(run_at) FROM job WHERE state = 'delayed'").fetchone()
     return None if row[0] is None else int(row[0])
 
@@ -188,7 +188,7 @@ class Turns(Protocol):
 
 
 def acquire_jobs(
-    conn: sqlite3.Connection, *, queue_rowid: int, workspace_id: str, limit: int, owner: str,
+    conn: Conn, *, queue_rowid: int, workspace_id: str, limit: int, owner: str,
     lease_ms: int, now: int, key_recheck_ms: int, key_ttl_ms: int, turns: Turns | None = None,
 ) -> list[Claimed]:
     """Lease up to `limit` waiting jobs of a queue: waiting → active.
@@ -227,7 +227,7 @@ def acquire_jobs(
     return claimed
 
 
-def _waiting_rows(conn: sqlite3.Connection, queue_rowid: int, limit: int) -> list[_WaitingRow]:
+def _waiting_rows(conn: Conn, queue_rowid: int, limit: int) -> list[_WaitingRow]:
     text = conn.execute(_WAITING_AS_JSON, (queue_rowid, limit)).fetchone()[0]
     return msgspec.json.decode(text, type=list[_WaitingRow])
 
@@ -269,7 +269,7 @@ def _walk_sql(from_start: bool, skipping: bool) -> str:
     )
 
 
-def _fair_rows(conn: sqlite3.Connection, queue_rowid: int, limit: int, turns: Turns) -> list[_FairRow]:
+def _fair_rows(conn: Conn, queue_rowid: int, limit: int, turns: Turns) -> list[_FairRow]:
     """Up to `limit` waiting jobs, one per group in turn after `turns.after`, each group's first.
 
     When fewer groups than `limit` have waiting jobs, each gives an equal share of the jobs, and every
@@ -289,7 +289,7 @@ def _fair_rows(conn: sqlite3.Connection, queue_rowid: int, limit: int, turns: Tu
     return _within_allowance(_in_turn(rows), turns, limit)
 
 
-def _walk(conn: sqlite3.Connection, queue_rowid: int, after: str | None, limit: int, skipped: list[str]) -> list[_FairRow]:
+def _walk(conn: Conn, queue_rowid: int, after: str | None, limit: int, skipped: list[str]) -> list[_FairRow]:
     sql = _walk_sql(after is None, bool(skipped))
     params = (queue_rowid, "" if after is None else after, limit, _json(skipped), len(skipped))
     return msgspec.json.decode(conn.execute(sql, params).fetchone()[0], type=list[_FairRow])
@@ -332,7 +332,7 @@ def _claimed(row: _WaitingRow | _FairRow, queue_rowid: int, token: str) -> Claim
 
 
 def _key_taken(
-    conn: sqlite3.Connection, workspace_id: str, row: _WaitingRow | _FairRow, now: int, recheck_ms: int, ttl_ms: int
+    conn: Conn, workspace_id: str, row: _WaitingRow | _FairRow, now: int, recheck_ms: int, ttl_ms: int
 ) -> bool:
     """Take the job's concurrency key, or put the job back to delayed until `recheck_ms` from now."""
     rowid, key = row[0], row[5]
@@ -346,7 +346,7 @@ def _key_taken(
 _TAKE_KEY = upsert("concurrency_lock", ("workspace_id", "key", "job_rowid", "expires_at"), ("workspace_id", "key"))
 
 
-def _take_key(conn: sqlite3.Connection, workspace_id: str, key: str, rowid: int, now: int, ttl_ms: int) -> bool:
+def _take_key(conn: Conn, workspace_id: str, key: str, rowid: int, now: int, ttl_ms: int) -> bool:
     row = conn.execute(
         "SELECT job_rowid, expires_at FROM concurrency_lock WHERE workspace_id = ? AND key = ?", (workspace_id, key)
     ).fetchone()
@@ -359,7 +359,7 @@ def _take_key(conn: sqlite3.Connection, workspace_id: str, key: str, rowid: int,
     return True
 
 
-def _release_keys(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
+def _release_keys(conn: Conn, rowids: Sequence[int]) -> None:
     conn.execute("DELETE FROM concurrency_lock WHERE job_rowid IN (SELECT value FROM json_each(?))", (_json(rowids),))
 
 
@@ -381,7 +381,7 @@ _RECORD_ATTEMPTS = (
 )
 
 
-def settle_jobs(conn: sqlite3.Connection, settlements: Sequence[Settlement]) -> list[Settlement]:
+def settle_jobs(conn: Conn, settlements: Sequence[Settlement]) -> list[Settlement]:
     """Apply delivery outcomes whose lease still holds the job; returns those (the others changed nothing).
 
     active → completed, → failed (no attempt left), or → delayed/waiting until `retry_at`.
@@ -419,12 +419,12 @@ def _attempt_row(rowid: int, a: Attempt) -> tuple[Any, ...]:
     return (rowid, a.attempt, a.at, a.duration_ms, a.status, a.outcome, a.error)
 
 
-def _json_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], type_: Any) -> Any:
+def _json_rows(conn: Conn, sql: str, params: tuple[Any, ...], type_: Any) -> Any:
     """Run a one-row, one-column query that returns JSON, returning it decoded."""
     return msgspec.json.decode(conn.execute(sql, params).fetchone()[0], type=type_)
 
 
-def reap_expired(conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
+def reap_expired(conn: Conn, now: int) -> list[tuple[str, int]]:
     """Active jobs whose lease ran out go back to waiting, counted as stalled; returns (job id, queue rowid)."""
     rows = conn.execute(
         "UPDATE job SET state = 'waiting', stalled = stalled + 1, lease_owner = NULL, lease_expires_at = NULL"
@@ -437,11 +437,11 @@ def reap_expired(conn: sqlite3.Connection, now: int) -> list[tuple[str, int]]:
     return [(job_id, queue_id) for _, job_id, queue_id in rows]
 
 
-def _count_requeued(conn: sqlite3.Connection, queue_ids: Iterable[int]) -> None:
+def _count_requeued(conn: Conn, queue_ids: Iterable[int]) -> None:
     counts.shift(conn, _moved_per_queue(Counter(queue_ids).items(), JobState.ACTIVE, JobState.WAITING))
 
 
-def requeue_orphans(conn: sqlite3.Connection) -> int:
+def requeue_orphans(conn: Conn) -> int:
     """At start every active job the dispatcher leased belongs to a process that is gone: put them all back.
 
     A job a worker leased (its lease owner starts with WORKER_LEASES) is held by a process that may well
@@ -476,7 +476,7 @@ _HELD_LEASES = (
 _HeldRow = tuple[int, int, str, int, int, int, str | None, str | None, int]
 
 
-def held_leases(conn: sqlite3.Connection, leases: Sequence[tuple[int, str, str]], now: int) -> list[Held]:
+def held_leases(conn: Conn, leases: Sequence[tuple[int, str, str]], now: int) -> list[Held]:
     """Those of the (queue rowid, job id, lease token) that hold their active job at `now`: a wrong token,
     another claim's token or a lease that ran out holds nothing."""
     found = _json_rows(conn, _HELD_LEASES, (_json(leases), now), list[_HeldRow])
@@ -489,7 +489,7 @@ def held_leases(conn: sqlite3.Connection, leases: Sequence[tuple[int, str, str]]
     ]
 
 
-def tags_of(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, list[str]]:
+def tags_of(conn: Conn, rowids: Sequence[int]) -> dict[int, list[str]]:
     """The tags of the jobs that have any, by rowid."""
     rows = conn.execute(
         "SELECT job.rowid, job.tags FROM json_each(?) AS r CROSS JOIN job ON job.rowid = r.value WHERE job.tags IS NOT NULL",
@@ -498,7 +498,7 @@ def tags_of(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, list[s
     return {rowid: msgspec.json.decode(tags) for rowid, tags in rows}
 
 
-def extend_leases(conn: sqlite3.Connection, expiries: Sequence[tuple[int, int]]) -> None:
+def extend_leases(conn: Conn, expiries: Sequence[tuple[int, int]]) -> None:
     """Set the lease expiry of each (job rowid, expires at); the caller checked that the leases hold."""
     conn.execute(
         "UPDATE job SET lease_expires_at = e.value ->> 1 FROM json_each(?) AS e WHERE job.rowid = e.value ->> 0",
@@ -516,7 +516,7 @@ _GROUP_OF_PAYLOAD = (
 )
 
 
-def regroup_jobs(conn: sqlite3.Connection, queue_rowid: int, *, json_path: str | None, by_concurrency_key: bool) -> None:
+def regroup_jobs(conn: Conn, queue_rowid: int, *, json_path: str | None, by_concurrency_key: bool) -> None:
     """Recompute the group key of every job of the queue after its grouping changed: from the payload at
     `json_path`, from the concurrency key, or none (neither). One statement, over the queue's jobs."""
     if by_concurrency_key:
@@ -530,7 +530,7 @@ def regroup_jobs(conn: sqlite3.Connection, queue_rowid: int, *, json_path: str |
 # Manual state changes -------------------------------------------------------------
 
 
-def set_state(conn: sqlite3.Connection, job: Job, state: JobState, now: int) -> None:
+def set_state(conn: Conn, job: Job, state: JobState, now: int) -> None:
     """Move `job` (as read in this transaction) to `state`: cancelled, or a fresh start in another state."""
     if state == JobState.CANCELLED:
         conn.execute("UPDATE job SET state = 'cancelled', finished_at = ? WHERE rowid = ?", (now, job.rowid))
@@ -543,14 +543,14 @@ def set_state(conn: sqlite3.Connection, job: Job, state: JobState, now: int) -> 
     counts.move(conn, job.queue_id, job.state, state, 1)
 
 
-def job_row(conn: sqlite3.Connection, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
+def job_row(conn: Conn, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
     row: Sequence[Any] | None = conn.execute(
         f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id)
     ).fetchone()
     return row
 
 
-def retry_failed(conn: sqlite3.Connection, queue_rowid: int, job_ids: Sequence[str] | None, now: int) -> int:
+def retry_failed(conn: Conn, queue_rowid: int, job_ids: Sequence[str] | None, now: int) -> int:
     """Failed jobs of a queue (all, or those listed) → waiting with attempts reset."""
     sql = (
         "UPDATE job SET state = 'waiting', attempts = 0, run_at = ?, finished_at = NULL, fail_reason = NULL,"
@@ -565,7 +565,7 @@ def retry_failed(conn: sqlite3.Connection, queue_rowid: int, job_ids: Sequence[s
     return retried
 
 
-def drain_queue(conn: sqlite3.Connection, queue_rowid: int, now: int) -> int:
+def drain_queue(conn: Conn, queue_rowid: int, now: int) -> int:
     """Waiting and delayed jobs (screening ones too: they show as waiting) → cancelled."""
     drained = 0
     for state in (JobState.WAITING, JobState.DELAYED, JobState.SCREENING):
@@ -587,7 +587,7 @@ _FINISHED_BEFORE = (
 _JOB_PARTS = (("job_tags", "job_tag", "job_rowid"), ("job_attempts", "job_attempt", "job_rowid"), ("jobs", "job", "rowid"))
 
 
-def prune_finished(conn: sqlite3.Connection, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
+def prune_finished(conn: Conn, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
     """Delete up to `limit` of the workspace's jobs that finished before `before`, with their tags and
     attempts (retention); returns the rows deleted per kind, nothing when no job was due.
 
@@ -632,7 +632,7 @@ _COMPOUND_LIMIT = 250  # SQLite allows 500 terms in one compound SELECT
 async def list_jobs(
     db: Database, queue_rowids: Sequence[int], *, states: Sequence[str] | None, tag: str | None,
     before_rowid: int | None, limit: int,
-) -> list[sqlite3.Row]:
+) -> list[Any]:
     """Jobs of the queues, newest first, optionally filtered by state and tag.
 
     Each (queue, state) pair, or each queue's tag, is an index range already in rowid order: the page

@@ -7,13 +7,13 @@ A delivery is `pending` until it succeeds (`succeeded`) or runs out of attempts 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from rotor_lite.store.db import Database, conditions
+from rotor_lite.store.contract import Conn
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 _DELIVERY_COLUMNS = (
@@ -64,7 +64,7 @@ def _delivery(row: Sequence[Any]) -> DeliveryRow:
 # Events --------------------------------------------------------------------------------
 
 
-def append_event(conn: sqlite3.Connection, event: OutboxEvent) -> None:
+def append_event(conn: Conn, event: OutboxEvent) -> None:
     """Write an event in the caller's transaction."""
     conn.execute(
         "INSERT INTO outbox (id, workspace_id, event_type, data, target, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -72,7 +72,7 @@ def append_event(conn: sqlite3.Connection, event: OutboxEvent) -> None:
     )
 
 
-def take_events(conn: sqlite3.Connection, limit: int) -> list[OutboxEvent]:
+def take_events(conn: Conn, limit: int) -> list[OutboxEvent]:
     """The oldest `limit` events, removed from the outbox (the caller fans them out in the same transaction)."""
     rows = conn.execute(
         "SELECT rowid, id, workspace_id, event_type, data, target, created_at FROM outbox ORDER BY rowid LIMIT ?",
@@ -90,7 +90,7 @@ def take_events(conn: sqlite3.Connection, limit: int) -> list[OutboxEvent]:
 # Deliveries ------------------------------------------------------------------------------
 
 
-def insert_deliveries(conn: sqlite3.Connection, rows: Sequence[DeliveryRow]) -> None:
+def insert_deliveries(conn: Conn, rows: Sequence[DeliveryRow]) -> None:
     conn.executemany(
         "INSERT INTO delivery (id, workspace_id, channel, webhook_id, event_type, body, status, attempts,"
         " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -138,7 +138,7 @@ def _endpoint_filter(exclude: Sequence[str], only: Sequence[str] | None) -> tupl
     return "", ()
 
 
-def record_attempt(conn: sqlite3.Connection, delivery: DeliveryRow, previous_attempts: int) -> bool:
+def record_attempt(conn: Conn, delivery: DeliveryRow, previous_attempts: int) -> bool:
     """Write back the outcome of an attempt, unless the delivery was deleted or redelivered meanwhile."""
     cursor = conn.execute(
         "UPDATE delivery SET status = ?, attempts = ?, next_attempt_at = ?, last_attempt_at = ?,"
@@ -151,7 +151,7 @@ def record_attempt(conn: sqlite3.Connection, delivery: DeliveryRow, previous_att
     return cursor.rowcount > 0
 
 
-def redeliver(conn: sqlite3.Connection, webhook_id: str, message_id: str, now: int) -> DeliveryRow | None:
+def redeliver(conn: Conn, webhook_id: str, message_id: str, now: int) -> DeliveryRow | None:
     """Send a delivery again with a fresh schedule; it keeps its message id and body."""
     row = conn.execute(
         f"UPDATE delivery SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE webhook_id = ? AND id = ?"
@@ -172,7 +172,7 @@ async def list_for_webhook(
     return [_delivery(row) for row in rows]
 
 
-def prune_finished(conn: sqlite3.Connection, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
+def prune_finished(conn: Conn, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
     """Delete up to `limit` of the workspace's succeeded and failed deliveries created before `before`
     (retention); returns the rows deleted per kind, nothing when none was due."""
     deleted = conn.execute(

@@ -76,6 +76,9 @@ class PgConnection:
         loop = asyncio.new_event_loop()
         return cls(loop, loop.run_until_complete(asyncpg.connect(url)))
 
+    def getlimit(self, category: int) -> int:
+        return 32767  # the most parameters asyncpg binds to one statement
+
     def migrate(self) -> int:
         return int(self._call(migrate_pg(self._conn)))
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import msgspec
 
 from rotor_lite.models import BackoffType, Queue, QueueState, RateLimit
 from rotor_lite.store import counts
+from rotor_lite.store.contract import Conn
 
 _COLUMNS = (
     "rowid, workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms, callback_url,"
@@ -36,7 +36,7 @@ def _from_row(row: Any) -> QueueRow:
     return QueueRow(queue=queue, secret_blob=None if row[9] is None else bytes(row[9]))
 
 
-def insert_queue(conn: sqlite3.Connection, queue: Queue, secret_blob: bytes | None) -> int:
+def insert_queue(conn: Conn, queue: Queue, secret_blob: bytes | None) -> int:
     cursor = conn.execute(
         "INSERT INTO queue (workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms,"
         " callback_url, callback_headers, callback_secret, approval_required, timeout_ms, state, created_at, updated_at,"
@@ -52,7 +52,7 @@ def insert_queue(conn: sqlite3.Connection, queue: Queue, secret_blob: bytes | No
     return int(cursor.lastrowid or 0)
 
 
-def update_queue(conn: sqlite3.Connection, queue: Queue, secret_blob: bytes | None) -> None:
+def update_queue(conn: Conn, queue: Queue, secret_blob: bytes | None) -> None:
     conn.execute(
         "UPDATE queue SET concurrency = ?, max_attempts = ?, backoff_type = ?, backoff_delay_ms = ?,"
         " callback_url = ?, callback_headers = ?, callback_secret = ?, approval_required = ?, timeout_ms = ?,"
@@ -72,7 +72,7 @@ def _grouping(queue: Queue) -> tuple[str | None, str | None, int | None, int | N
     return queue.fairness_key, *((limit.key, limit.max, limit.per_ms) if limit else (None, None, None))
 
 
-def delete_queue(conn: sqlite3.Connection, queue_rowid: int) -> None:
+def delete_queue(conn: Conn, queue_rowid: int) -> None:
     """Delete a queue with its jobs, their tags, attempts and locks."""
     conn.execute("DELETE FROM job_tag WHERE queue_id = ?", (queue_rowid,))
     conn.execute(
@@ -86,10 +86,10 @@ def delete_queue(conn: sqlite3.Connection, queue_rowid: int) -> None:
     conn.execute("DELETE FROM queue WHERE rowid = ?", (queue_rowid,))
 
 
-def all_queues(conn: sqlite3.Connection) -> list[QueueRow]:
+def all_queues(conn: Conn) -> list[QueueRow]:
     return [_from_row(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM queue ORDER BY rowid")]
 
 
-def set_callback_secret_blob(conn: sqlite3.Connection, queue_rowid: int, secret_blob: bytes) -> None:
+def set_callback_secret_blob(conn: Conn, queue_rowid: int, secret_blob: bytes) -> None:
     """Replace a queue's encrypted callback secret (master-key rotation)."""
     conn.execute("UPDATE queue SET callback_secret = ? WHERE rowid = ?", (secret_blob, queue_rowid))

@@ -1,13 +1,12 @@
 """Workflow runs, their steps, the waiters of waiting steps, signal resolutions and deferred events.
 
-Functions taking a `sqlite3.Connection` run inside the writer's transaction; functions taking a
+Functions taking a `Conn` run inside the writer's transaction; functions taking a
 `Database` read through the reader. A run or a step is due for a call when its `due_at` has come
 and no lease holds it; a lease that outlives its owner is put back by `reap_expired`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ import msgspec
 
 from rotor_lite.models import Run, RunCall, RunStatus, Step, StepStatus, StepType
 from rotor_lite.store.db import Database, conditions
+from rotor_lite.store.contract import Conn, IntegrityError
 
 _RUN_FIELDS = (
     "id, workspace_id, function_id, status, event_id, event_name, event_data, event_ts, attempt, output,"
@@ -50,7 +50,7 @@ def step_from_row(row: Sequence[Any]) -> Step:
 # Runs ---------------------------------------------------------------------------------------
 
 
-def insert_run(conn: sqlite3.Connection, run: Run, due_at: int | None) -> int:
+def insert_run(conn: Conn, run: Run, due_at: int | None) -> int:
     """Store a new run (due for its first call at `due_at`); returns its rowid."""
     cursor = conn.execute(
         f"INSERT INTO run ({_RUN_FIELDS}, due_at)"
@@ -66,7 +66,7 @@ def insert_run(conn: sqlite3.Connection, run: Run, due_at: int | None) -> int:
     return cursor.lastrowid
 
 
-def run_by_idempotency_key(conn: sqlite3.Connection, workspace_id: str, function_id: str, key: str) -> str | None:
+def run_by_idempotency_key(conn: Conn, workspace_id: str, function_id: str, key: str) -> str | None:
     row = conn.execute(
         "SELECT id FROM run WHERE workspace_id = ? AND function_id = ? AND idempotency_key = ?",
         (workspace_id, function_id, key),
@@ -74,17 +74,17 @@ def run_by_idempotency_key(conn: sqlite3.Connection, workspace_id: str, function
     return None if row is None else str(row[0])
 
 
-def run_row(conn: sqlite3.Connection, rowid: int) -> Run | None:
+def run_row(conn: Conn, rowid: int) -> Run | None:
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM run WHERE rowid = ?", (rowid,)).fetchone()
     return None if row is None else run_from_row(row)
 
 
-def run_by_id(conn: sqlite3.Connection, workspace_id: str, run_id: str) -> Run | None:
+def run_by_id(conn: Conn, workspace_id: str, run_id: str) -> Run | None:
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM run WHERE id = ? AND workspace_id = ?", (run_id, workspace_id)).fetchone()
     return None if row is None else run_from_row(row)
 
 
-def set_due(conn: sqlite3.Connection, run_rowid: int, due_at: int) -> None:
+def set_due(conn: Conn, run_rowid: int, due_at: int) -> None:
     """The function body must be called again, at `due_at` at the latest (an earlier due time stays)."""
     conn.execute(
         "UPDATE run SET due_at = min(coalesce(due_at, ?), ?) WHERE rowid = ? AND status NOT IN"
@@ -99,7 +99,7 @@ class RunState(msgspec.Struct, kw_only=True, frozen=True):
     due_or_leased: bool
 
 
-def run_state(conn: sqlite3.Connection, run_rowid: int) -> RunState | None:
+def run_state(conn: Conn, run_rowid: int) -> RunState | None:
     row = conn.execute(
         "SELECT status, started_at IS NOT NULL, due_at IS NOT NULL OR lease_owner IS NOT NULL FROM run WHERE rowid = ?",
         (run_rowid,),
@@ -107,7 +107,7 @@ def run_state(conn: sqlite3.Connection, run_rowid: int) -> RunState | None:
     return None if row is None else RunState(status=RunStatus(row[0]), started=bool(row[1]), due_or_leased=bool(row[2]))
 
 
-def has_step_calls(conn: sqlite3.Connection, run_rowid: int) -> bool:
+def has_step_calls(conn: Conn, run_rowid: int) -> bool:
     """True while a step call of the run is scheduled or in flight (hooks aside)."""
     return conn.execute(
         "SELECT 1 FROM run_step WHERE run_rowid = ? AND status IN ('scheduled', 'running') AND type != 'hook' LIMIT 1",
@@ -115,17 +115,17 @@ def has_step_calls(conn: sqlite3.Connection, run_rowid: int) -> bool:
     ).fetchone() is not None
 
 
-def set_status(conn: sqlite3.Connection, run_rowid: int, status: RunStatus) -> None:
+def set_status(conn: Conn, run_rowid: int, status: RunStatus) -> None:
     conn.execute("UPDATE run SET status = ? WHERE rowid = ?", (status, run_rowid))
 
 
-def retry_body(conn: sqlite3.Connection, run_rowid: int, due_at: int) -> None:
+def retry_body(conn: Conn, run_rowid: int, due_at: int) -> None:
     """The function body raised and is tried again at `due_at` as its next attempt."""
     conn.execute("UPDATE run SET attempt = attempt + 1, due_at = ? WHERE rowid = ?", (due_at, run_rowid))
 
 
 def finish_run(
-    conn: sqlite3.Connection, run_rowid: int, status: RunStatus, now: int, *, output: bytes | None = None,
+    conn: Conn, run_rowid: int, status: RunStatus, now: int, *, output: bytes | None = None,
     error: str | None = None,
 ) -> bool:
     """An open run ends; returns False (and changes nothing) if it had already ended."""
@@ -137,14 +137,14 @@ def finish_run(
     return cursor.rowcount == 1
 
 
-def add_hook_error(conn: sqlite3.Connection, run_rowid: int, entry: dict[str, Any]) -> None:
+def add_hook_error(conn: Conn, run_rowid: int, entry: dict[str, Any]) -> None:
     conn.execute(
         "UPDATE run SET hook_errors = json_insert(coalesce(hook_errors, '[]'), '$[#]', json(?)) WHERE rowid = ?",
         (msgspec.json.encode(entry).decode(), run_rowid),
     )
 
 
-def open_children(conn: sqlite3.Connection, parent_run_id: str) -> list[int]:
+def open_children(conn: Conn, parent_run_id: str) -> list[int]:
     rows = conn.execute(
         "SELECT rowid FROM run WHERE parent_run_id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
         (parent_run_id,),
@@ -153,7 +153,7 @@ def open_children(conn: sqlite3.Connection, parent_run_id: str) -> list[int]:
 
 
 def claim_due_runs(
-    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed
+    conn: Conn, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed
 ) -> list[RunCall]:
     """Lease the function-body calls that are due (up to `limit`, those `allowed(function key)` lets through).
 
@@ -184,7 +184,7 @@ def claim_due_runs(
     return calls
 
 
-def clear_blocked_due(conn: sqlite3.Connection, now: int, limit: int) -> None:
+def clear_blocked_due(conn: Conn, now: int, limit: int) -> None:
     """Runs that are due but wait for their step calls: not due until those end (keeps the due index honest).
 
     Only the `limit` runs due first are looked at: a pass must not read a whole backlog of due runs,
@@ -199,7 +199,7 @@ def clear_blocked_due(conn: sqlite3.Connection, now: int, limit: int) -> None:
 
 
 def claim_due_steps(
-    conn: sqlite3.Connection, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed, *, hook_lease_ms: int
+    conn: Conn, now: int, limit: int, owner: str, lease_ms: int, allowed: Allowed, *, hook_lease_ms: int
 ) -> list[RunCall]:
     """Lease the step calls (run steps started on their own, retries, hooks) that are due.
 
@@ -232,7 +232,7 @@ def claim_due_steps(
 
 
 def _lease_due(
-    conn: sqlite3.Connection, query: str, now: int, limit: int, allowed: Allowed,
+    conn: Conn, query: str, now: int, limit: int, allowed: Allowed,
     key_of: Callable[[Sequence[Any]], tuple[str, str]], lease: Callable[[Sequence[Any]], None],
 ) -> None:
     """Lease up to `limit` rows of `query` (due calls, oldest first) that `allowed(function key)` lets through.
@@ -262,7 +262,7 @@ def _lease_due(
             return
 
 
-def release_run(conn: sqlite3.Connection, call: RunCall) -> bool:
+def release_run(conn: Conn, call: RunCall) -> bool:
     """End a body call's lease; False when the lease no longer held (its outcome must be dropped)."""
     cursor = conn.execute(
         "UPDATE run SET lease_owner = NULL, lease_expires_at = NULL WHERE rowid = ? AND lease_owner = ?",
@@ -271,7 +271,7 @@ def release_run(conn: sqlite3.Connection, call: RunCall) -> bool:
     return cursor.rowcount == 1
 
 
-def release_step(conn: sqlite3.Connection, call: RunCall) -> bool:
+def release_step(conn: Conn, call: RunCall) -> bool:
     """End a step call's lease; False when the lease no longer held."""
     cursor = conn.execute(
         "UPDATE run_step SET lease_owner = NULL, lease_expires_at = NULL WHERE rowid = ? AND lease_owner = ?",
@@ -280,7 +280,7 @@ def release_step(conn: sqlite3.Connection, call: RunCall) -> bool:
     return cursor.rowcount == 1
 
 
-def release_all_leases(conn: sqlite3.Connection, run_rowid: int) -> None:
+def release_all_leases(conn: Conn, run_rowid: int) -> None:
     conn.execute("UPDATE run SET lease_owner = NULL, lease_expires_at = NULL WHERE rowid = ?", (run_rowid,))
     conn.execute(
         "UPDATE run_step SET lease_owner = NULL, lease_expires_at = NULL WHERE run_rowid = ? AND lease_owner IS NOT NULL",
@@ -288,7 +288,7 @@ def release_all_leases(conn: sqlite3.Connection, run_rowid: int) -> None:
     )
 
 
-def reap_expired(conn: sqlite3.Connection, now: int, *, expired_by: int | None = None) -> int:
+def reap_expired(conn: Conn, now: int, *, expired_by: int | None = None) -> int:
     """Calls whose lease ran out by `expired_by` (default now) are due again at `now`; returns how many."""
     limit = now if expired_by is None else expired_by
     runs = conn.execute(
@@ -304,12 +304,12 @@ def reap_expired(conn: sqlite3.Connection, now: int, *, expired_by: int | None =
     return runs + steps
 
 
-def requeue_orphans(conn: sqlite3.Connection, now: int) -> int:
+def requeue_orphans(conn: Conn, now: int) -> int:
     """At start every leased call belongs to a process that is gone: each is due again now."""
     return reap_expired(conn, now, expired_by=2**62)
 
 
-def next_due_at(conn: sqlite3.Connection) -> int | None:
+def next_due_at(conn: Conn) -> int | None:
     """The earliest moment something is due: a call, a wake-up, a timeout, a deferred event or a lease end."""
     row = conn.execute(
         "SELECT min(t) FROM (SELECT min(due_at) AS t FROM run WHERE due_at IS NOT NULL AND lease_owner IS NULL"
@@ -321,7 +321,7 @@ def next_due_at(conn: sqlite3.Connection) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
-def prune_finished(conn: sqlite3.Connection, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
+def prune_finished(conn: Conn, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
     """Delete up to `limit` of the workspace's runs that ended before `before`, with their steps
     (retention); returns the rows deleted per kind, nothing when no run was due."""
     rowids = conn.execute(
@@ -339,26 +339,26 @@ def prune_finished(conn: sqlite3.Connection, workspace_id: str, before: int, lim
 # Steps ---------------------------------------------------------------------------------------
 
 
-def steps_of(conn: sqlite3.Connection, run_rowid: int) -> list[Step]:
+def steps_of(conn: Conn, run_rowid: int) -> list[Step]:
     rows = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE run_rowid = ? ORDER BY rowid", (run_rowid,))
     return [step_from_row(row) for row in rows]
 
 
-def step_row(conn: sqlite3.Connection, step_rowid: int) -> Step | None:
+def step_row(conn: Conn, step_rowid: int) -> Step | None:
     row = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE rowid = ?", (step_rowid,)).fetchone()
     return None if row is None else step_from_row(row)
 
 
-def step_by_key(conn: sqlite3.Connection, run_rowid: int, key: str) -> Step | None:
+def step_by_key(conn: Conn, run_rowid: int, key: str) -> Step | None:
     row = conn.execute(f"SELECT {_STEP_COLUMNS} FROM run_step WHERE run_rowid = ? AND key = ?", (run_rowid, key)).fetchone()
     return None if row is None else step_from_row(row)
 
 
-def count_steps(conn: sqlite3.Connection, run_rowid: int) -> int:
+def count_steps(conn: Conn, run_rowid: int) -> int:
     return int(conn.execute("SELECT count(*) FROM run_step WHERE run_rowid = ? AND type != 'hook'", (run_rowid,)).fetchone()[0])
 
 
-def insert_step(conn: sqlite3.Connection, step: Step, *, attempts: int = 0) -> int:
+def insert_step(conn: Conn, step: Step, *, attempts: int = 0) -> int:
     cursor = conn.execute(
         "INSERT INTO run_step (run_rowid, key, name, type, status, attempts, output, error, child_run_id, signal,"
         " event_name, started_at, ended_at, due_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -372,7 +372,7 @@ def insert_step(conn: sqlite3.Connection, step: Step, *, attempts: int = 0) -> i
 
 
 def end_step(
-    conn: sqlite3.Connection, step_rowid: int, status: StepStatus, now: int, *, output: bytes | None = None,
+    conn: Conn, step_rowid: int, status: StepStatus, now: int, *, output: bytes | None = None,
     error: str | None = None,
 ) -> bool:
     """An open step completes, fails or is cancelled; False if it had already ended."""
@@ -384,7 +384,7 @@ def end_step(
     return cursor.rowcount == 1
 
 
-def reschedule_step(conn: sqlite3.Connection, step_rowid: int, due_at: int, error: str | None) -> None:
+def reschedule_step(conn: Conn, step_rowid: int, due_at: int, error: str | None) -> None:
     """A step's call failed and is tried again at `due_at`."""
     conn.execute(
         "UPDATE run_step SET status = 'scheduled', due_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL"
@@ -393,24 +393,24 @@ def reschedule_step(conn: sqlite3.Connection, step_rowid: int, due_at: int, erro
     )
 
 
-def wait_step(conn: sqlite3.Connection, step_rowid: int, status: StepStatus, due_at: int) -> None:
+def wait_step(conn: Conn, step_rowid: int, status: StepStatus, due_at: int) -> None:
     """The step sleeps or waits until `due_at` (its wake-up or its timeout)."""
     conn.execute("UPDATE run_step SET status = ?, due_at = ? WHERE rowid = ?", (status, due_at, step_rowid))
 
 
-def set_signal(conn: sqlite3.Connection, step_rowid: int, signal: str) -> None:
+def set_signal(conn: Conn, step_rowid: int, signal: str) -> None:
     conn.execute("UPDATE run_step SET signal = ? WHERE rowid = ?", (signal, step_rowid))
 
 
-def set_event_name(conn: sqlite3.Connection, step_rowid: int, event_name: str) -> None:
+def set_event_name(conn: Conn, step_rowid: int, event_name: str) -> None:
     conn.execute("UPDATE run_step SET event_name = ? WHERE rowid = ?", (event_name, step_rowid))
 
 
-def set_child(conn: sqlite3.Connection, step_rowid: int, child_run_id: str) -> None:
+def set_child(conn: Conn, step_rowid: int, child_run_id: str) -> None:
     conn.execute("UPDATE run_step SET child_run_id = ? WHERE rowid = ?", (child_run_id, step_rowid))
 
 
-def cancel_open_steps(conn: sqlite3.Connection, run_rowid: int, now: int) -> None:
+def cancel_open_steps(conn: Conn, run_rowid: int, now: int) -> None:
     """Steps not yet called, sleeping or waiting are cancelled; a step whose call is in flight finishes."""
     conn.execute(
         "UPDATE run_step SET status = 'cancelled', ended_at = ?, due_at = NULL WHERE run_rowid = ?"
@@ -419,7 +419,7 @@ def cancel_open_steps(conn: sqlite3.Connection, run_rowid: int, now: int) -> Non
     )
 
 
-def open_step_statuses(conn: sqlite3.Connection, run_rowid: int) -> set[str]:
+def open_step_statuses(conn: Conn, run_rowid: int) -> set[str]:
     """The statuses of the run's steps that are not done (hooks aside)."""
     rows = conn.execute(
         "SELECT DISTINCT status FROM run_step WHERE run_rowid = ? AND type != 'hook'"
@@ -429,7 +429,7 @@ def open_step_statuses(conn: sqlite3.Connection, run_rowid: int) -> set[str]:
     return {row[0] for row in rows}
 
 
-def due_waits(conn: sqlite3.Connection, now: int, limit: int) -> list[Step]:
+def due_waits(conn: Conn, now: int, limit: int) -> list[Step]:
     """Sleeping steps whose time has come and waiting steps whose timeout has."""
     rows = conn.execute(
         f"SELECT {_STEP_COLUMNS} FROM run_step WHERE due_at <= ? AND lease_owner IS NULL"
@@ -439,7 +439,7 @@ def due_waits(conn: sqlite3.Connection, now: int, limit: int) -> list[Step]:
     return [step_from_row(row) for row in rows]
 
 
-def copy_completed_steps(conn: sqlite3.Connection, from_run_rowid: int, to_run_rowid: int) -> int:
+def copy_completed_steps(conn: Conn, from_run_rowid: int, to_run_rowid: int) -> int:
     """A replay keeps the outcomes of the steps that had completed."""
     return conn.execute(
         "INSERT INTO run_step (run_rowid, key, name, type, status, attempts, output, error, child_run_id, signal,"
@@ -460,7 +460,7 @@ class Waiter(msgspec.Struct, kw_only=True, frozen=True):
     match: str | None
 
 
-def add_signal_waiter(conn: sqlite3.Connection, workspace_id: str, step: Step, signal: str, now: int) -> bool:
+def add_signal_waiter(conn: Conn, workspace_id: str, step: Step, signal: str, now: int) -> bool:
     """Hold `signal` for this step; False when another active waiter of the workspace holds it.
 
     A resolution left by an earlier wait on the same id no longer applies: if this wait is deleted
@@ -471,14 +471,14 @@ def add_signal_waiter(conn: sqlite3.Connection, workspace_id: str, step: Step, s
             "INSERT INTO run_waiter (workspace_id, step_rowid, run_rowid, signal, created_at) VALUES (?,?,?,?,?)",
             (workspace_id, step.rowid, step.run_rowid, signal, now),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         return False
     conn.execute("DELETE FROM signal_resolution WHERE workspace_id = ? AND signal = ?", (workspace_id, signal))
     return True
 
 
 def add_event_waiter(
-    conn: sqlite3.Connection, workspace_id: str, step: Step, event_name: str, match: str | None,
+    conn: Conn, workspace_id: str, step: Step, event_name: str, match: str | None,
     pin: tuple[str, str] | None, now: int,
 ) -> None:
     conn.execute(
@@ -488,7 +488,7 @@ def add_event_waiter(
     )
 
 
-def signal_waiter(conn: sqlite3.Connection, workspace_id: str, signal: str) -> tuple[Waiter, str] | None:
+def signal_waiter(conn: Conn, workspace_id: str, signal: str) -> tuple[Waiter, str] | None:
     """The active waiter holding `signal`, and its run's id."""
     row = conn.execute(
         "SELECT w.rowid, w.step_rowid, w.run_rowid, r.id FROM run_waiter w JOIN run r ON r.rowid = w.run_rowid"
@@ -499,7 +499,7 @@ def signal_waiter(conn: sqlite3.Connection, workspace_id: str, signal: str) -> t
 
 
 def event_waiters(
-    conn: sqlite3.Connection, workspace_id: str, event_name: str, pins: Sequence[tuple[str, str]]
+    conn: Conn, workspace_id: str, event_name: str, pins: Sequence[tuple[str, str]]
 ) -> list[Waiter]:
     """Candidate waiters for an event: those whose pinned equality it satisfies, and those pinning nothing."""
     found = conn.execute(
@@ -516,7 +516,7 @@ def event_waiters(
     return [Waiter(rowid=row[0], step_rowid=row[1], run_rowid=row[2], match=row[3]) for row in found]
 
 
-def pinned_paths(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+def pinned_paths(conn: Conn) -> list[tuple[str, str, str]]:
     """Every (workspace, event name, pinned path) of the active waiters (loaded once at start)."""
     rows = conn.execute(
         "SELECT DISTINCT workspace_id, event_name, pin_path FROM run_waiter WHERE pin_path IS NOT NULL"
@@ -524,15 +524,15 @@ def pinned_paths(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
     return [(row[0], row[1], row[2]) for row in rows]
 
 
-def delete_waiter_of_step(conn: sqlite3.Connection, step_rowid: int) -> None:
+def delete_waiter_of_step(conn: Conn, step_rowid: int) -> None:
     conn.execute("DELETE FROM run_waiter WHERE step_rowid = ?", (step_rowid,))
 
 
-def delete_waiters_of_run(conn: sqlite3.Connection, run_rowid: int) -> None:
+def delete_waiters_of_run(conn: Conn, run_rowid: int) -> None:
     conn.execute("DELETE FROM run_waiter WHERE run_rowid = ?", (run_rowid,))
 
 
-def resolve_signal(conn: sqlite3.Connection, workspace_id: str, signal: str, run_id: str, outcome: str, now: int) -> None:
+def resolve_signal(conn: Conn, workspace_id: str, signal: str, run_id: str, outcome: str, now: int) -> None:
     conn.execute(
         "INSERT INTO signal_resolution (workspace_id, signal, run_id, outcome, resolved_at) VALUES (?,?,?,?,?)"
         " ON CONFLICT (workspace_id, signal) DO UPDATE SET run_id = excluded.run_id, outcome = excluded.outcome,"
@@ -541,7 +541,7 @@ def resolve_signal(conn: sqlite3.Connection, workspace_id: str, signal: str, run
     )
 
 
-def signal_resolution(conn: sqlite3.Connection, workspace_id: str, signal: str) -> str | None:
+def signal_resolution(conn: Conn, workspace_id: str, signal: str) -> str | None:
     row = conn.execute(
         "SELECT outcome FROM signal_resolution WHERE workspace_id = ? AND signal = ?", (workspace_id, signal)
     ).fetchone()
@@ -560,14 +560,14 @@ class DeferredEvent(msgspec.Struct, kw_only=True, frozen=True):
     idempotency_key: str | None = None
 
 
-def defer_event(conn: sqlite3.Connection, event: DeferredEvent) -> None:
+def defer_event(conn: Conn, event: DeferredEvent) -> None:
     conn.execute(
         "INSERT INTO deferred_event (id, workspace_id, name, data, ts, idempotency_key) VALUES (?,?,?,?,?,?)",
         (event.id, event.workspace_id, event.name, event.data, event.ts, event.idempotency_key),
     )
 
 
-def take_due_events(conn: sqlite3.Connection, now: int, limit: int) -> list[DeferredEvent]:
+def take_due_events(conn: Conn, now: int, limit: int) -> list[DeferredEvent]:
     """The deferred events whose time came (up to `limit`), removed, in the order they were sent for."""
     rows = conn.execute(
         "DELETE FROM deferred_event WHERE rowid IN (SELECT rowid FROM deferred_event WHERE ts <= ? ORDER BY ts LIMIT ?)"

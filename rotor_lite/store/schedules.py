@@ -1,17 +1,17 @@
 """Schedule and schedule-run rows.
 
-Functions taking a `sqlite3.Connection` run inside the writer's transaction (`Database.write`);
+Functions taking a `Conn` run inside the writer's transaction (`Database.write`);
 functions taking a `Database` read through the reader.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from rotor_lite.models import Schedule, ScheduleRun
 from rotor_lite.store.db import Database, conditions
+from rotor_lite.store.contract import Conn, IntegrityError
 
 _COLUMNS = (
     "rowid, id, workspace_id, queue_id, name, cron, timezone, payload, enabled, next_fire_at, last_fired_at,"
@@ -38,8 +38,8 @@ def run_from_row(row: Sequence[Any]) -> ScheduleRun:
 # Schedules -------------------------------------------------------------------------
 
 
-def insert_schedule(conn: sqlite3.Connection, schedule: Schedule) -> int:
-    """Insert a schedule; a taken name raises sqlite3.IntegrityError."""
+def insert_schedule(conn: Conn, schedule: Schedule) -> int:
+    """Insert a schedule; a taken name raises IntegrityError."""
     cursor = conn.execute(
         "INSERT INTO schedule (id, workspace_id, queue_id, name, cron, timezone, payload, enabled, next_fire_at,"
         " last_fired_at, created_at, updated_at, function_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -52,8 +52,8 @@ def insert_schedule(conn: sqlite3.Connection, schedule: Schedule) -> int:
     return int(cursor.lastrowid or 0)
 
 
-def update_schedule(conn: sqlite3.Connection, schedule: Schedule) -> None:
-    """Write every user-settable field; a taken name raises sqlite3.IntegrityError."""
+def update_schedule(conn: Conn, schedule: Schedule) -> None:
+    """Write every user-settable field; a taken name raises IntegrityError."""
     conn.execute(
         "UPDATE schedule SET name = ?, cron = ?, timezone = ?, payload = ?, enabled = ?, next_fire_at = ?,"
         " updated_at = ? WHERE rowid = ?",
@@ -64,7 +64,7 @@ def update_schedule(conn: sqlite3.Connection, schedule: Schedule) -> None:
     )
 
 
-def claim_tick(conn: sqlite3.Connection, seen: Schedule, next_fire_at: int | None) -> bool:
+def claim_tick(conn: Conn, seen: Schedule, next_fire_at: int | None) -> bool:
     """Advance a schedule past its due tick, only if it is still as `seen` (same next fire, not edited).
 
     False means someone else moved it (an edit, a pause, a delete, an earlier pass): do nothing.
@@ -76,21 +76,21 @@ def claim_tick(conn: sqlite3.Connection, seen: Schedule, next_fire_at: int | Non
     return cursor.rowcount == 1
 
 
-def set_last_fired(conn: sqlite3.Connection, rowid: int, last_fired_at: int) -> None:
+def set_last_fired(conn: Conn, rowid: int, last_fired_at: int) -> None:
     conn.execute("UPDATE schedule SET last_fired_at = ? WHERE rowid = ?", (last_fired_at, rowid))
 
 
-def delete_schedule(conn: sqlite3.Connection, rowid: int) -> None:
+def delete_schedule(conn: Conn, rowid: int) -> None:
     """Delete the schedule; its runs stay as history."""
     conn.execute("DELETE FROM schedule WHERE rowid = ?", (rowid,))
 
 
-def delete_queue_schedules(conn: sqlite3.Connection, queue_rowid: int) -> int:
+def delete_queue_schedules(conn: Conn, queue_rowid: int) -> int:
     """Delete every schedule of a queue (the queue is being deleted)."""
     return conn.execute("DELETE FROM schedule WHERE queue_id = ?", (queue_rowid,)).rowcount
 
 
-def schedule_row(conn: sqlite3.Connection, rowid: int) -> Schedule | None:
+def schedule_row(conn: Conn, rowid: int) -> Schedule | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM schedule WHERE rowid = ?", (rowid,)).fetchone()
     return None if row is None else schedule_from_row(row)
 
@@ -136,7 +136,7 @@ async def next_due_at(db: Database) -> int | None:
 # Runs ------------------------------------------------------------------------------
 
 
-def tick_recorded(conn: sqlite3.Connection, schedule_id: str, scheduled_for: int) -> bool:
+def tick_recorded(conn: Conn, schedule_id: str, scheduled_for: int) -> bool:
     """Whether the cron tick at `scheduled_for` already has a run (fired or skipped)."""
     row = conn.execute(
         "SELECT 1 FROM schedule_run WHERE schedule_id = ? AND scheduled_for = ? AND manual = 0",
@@ -145,8 +145,8 @@ def tick_recorded(conn: sqlite3.Connection, schedule_id: str, scheduled_for: int
     return row is not None
 
 
-def insert_run(conn: sqlite3.Connection, run: ScheduleRun, workspace_id: str, job_rowid: int | None) -> None:
-    """Record a run; a second run for one cron tick raises sqlite3.IntegrityError."""
+def insert_run(conn: Conn, run: ScheduleRun, workspace_id: str, job_rowid: int | None) -> None:
+    """Record a run; a second run for one cron tick raises IntegrityError."""
     conn.execute(
         "INSERT INTO schedule_run (id, schedule_id, workspace_id, scheduled_for, fired_at, job_id, job_rowid,"
         " manual, callback_status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -157,7 +157,7 @@ def insert_run(conn: sqlite3.Connection, run: ScheduleRun, workspace_id: str, jo
     )
 
 
-def record_delivery(conn: sqlite3.Connection, job_rowid: int, callback_status: str, error: str | None) -> None:
+def record_delivery(conn: Conn, job_rowid: int, callback_status: str, error: str | None) -> None:
     """The latest delivery outcome of a run's job."""
     conn.execute(
         "UPDATE schedule_run SET callback_status = ?, error = ? WHERE job_rowid = ?",
@@ -178,7 +178,7 @@ async def runs_of(
     return [run_from_row(row) for row in rows]
 
 
-def prune_runs(conn: sqlite3.Connection, before: int, limit: int = 5000) -> int:
+def prune_runs(conn: Conn, before: int, limit: int = 5000) -> int:
     """Delete runs scheduled before `before` (the retention window), at most `limit` at a time."""
     return conn.execute(
         "DELETE FROM schedule_run WHERE rowid IN (SELECT rowid FROM schedule_run WHERE scheduled_for < ? LIMIT ?)",
@@ -186,11 +186,11 @@ def prune_runs(conn: sqlite3.Connection, before: int, limit: int = 5000) -> int:
     ).rowcount
 
 
-def function_schedule(conn: sqlite3.Connection, schedule_id: str) -> Schedule | None:
+def function_schedule(conn: Conn, schedule_id: str) -> Schedule | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM schedule WHERE id = ?", (schedule_id,)).fetchone()
     return None if row is None else schedule_from_row(row)
 
 
-def set_run_of_tick(conn: sqlite3.Connection, schedule_run_id: str, run_id: str) -> None:
+def set_run_of_tick(conn: Conn, schedule_run_id: str, run_id: str) -> None:
     """The workflow run a cron function's tick started."""
     conn.execute("UPDATE schedule_run SET run_id = ? WHERE id = ?", (run_id, schedule_run_id))

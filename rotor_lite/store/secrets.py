@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn, IntegrityError
 
 
 class SecretRow(msgspec.Struct, kw_only=True, frozen=True):
@@ -31,7 +32,7 @@ def _from_row(row: Sequence[Any]) -> SecretRow:
     )
 
 
-def insert(conn: sqlite3.Connection, row: SecretRow) -> None:
+def insert(conn: Conn, row: SecretRow) -> None:
     """Raises sqlite3.IntegrityError when the name is taken."""
     conn.execute(
         f"INSERT INTO secret ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
@@ -39,11 +40,11 @@ def insert(conn: sqlite3.Connection, row: SecretRow) -> None:
     )
 
 
-def count(conn: sqlite3.Connection, workspace_id: str) -> int:
+def count(conn: Conn, workspace_id: str) -> int:
     return int(conn.execute("SELECT count(*) FROM secret WHERE workspace_id = ?", (workspace_id,)).fetchone()[0])
 
 
-def update_value(conn: sqlite3.Connection, workspace_id: str, name: str, value: bytes, hint: str, now: int) -> bool:
+def update_value(conn: Conn, workspace_id: str, name: str, value: bytes, hint: str, now: int) -> bool:
     cursor = conn.execute(
         "UPDATE secret SET value = ?, hint = ?, updated_at = ? WHERE workspace_id = ? AND name = ?",
         (value, hint, now, workspace_id, name),
@@ -51,12 +52,12 @@ def update_value(conn: sqlite3.Connection, workspace_id: str, name: str, value: 
     return cursor.rowcount > 0
 
 
-def delete(conn: sqlite3.Connection, workspace_id: str, name: str) -> bool:
+def delete(conn: Conn, workspace_id: str, name: str) -> bool:
     cursor = conn.execute("DELETE FROM secret WHERE workspace_id = ? AND name = ?", (workspace_id, name))
     return cursor.rowcount > 0
 
 
-def get(conn: sqlite3.Connection, workspace_id: str, name: str) -> SecretRow | None:
+def get(conn: Conn, workspace_id: str, name: str) -> SecretRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM secret WHERE workspace_id = ? AND name = ?", (workspace_id, name)).fetchone()
     return None if row is None else _from_row(row)
 
@@ -82,10 +83,10 @@ async def list_all(db: Database, workspace_id: str) -> list[SecretRow]:
     return [_from_row(row) for row in rows]
 
 
-def all_ciphertexts(conn: sqlite3.Connection) -> list[tuple[str, str, bytes]]:
+def all_ciphertexts(conn: Conn) -> list[tuple[str, str, bytes]]:
     """(workspace, name, ciphertext) of every secret: the master-key rotation re-encrypts them."""
     return [(r[0], r[1], bytes(r[2])) for r in conn.execute("SELECT workspace_id, name, value FROM secret")]
 
 
-def set_ciphertext(conn: sqlite3.Connection, workspace_id: str, name: str, value: bytes) -> None:
+def set_ciphertext(conn: Conn, workspace_id: str, name: str, value: bytes) -> None:
     conn.execute("UPDATE secret SET value = ? WHERE workspace_id = ? AND name = ?", (value, workspace_id, name))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 
 import msgspec
 
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 Tally = tuple[int, int, int, int]  # attempts, errors (attempts that were not a 2xx), completed, failed
 _ADD = (
@@ -18,7 +18,7 @@ _ADD = (
 )
 
 
-def add(conn: sqlite3.Connection, tallies: Mapping[tuple[int, int], Tally], keep_from_minute: int) -> None:
+def add(conn: Conn, tallies: Mapping[tuple[int, int], Tally], keep_from_minute: int) -> None:
     """Add the tallies of (queue rowid, minute) to the table, and forget minutes before `keep_from_minute`."""
     if tallies:
         rows = [(queue_id, minute, *tally) for (queue_id, minute), tally in tallies.items()]

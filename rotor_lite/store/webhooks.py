@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import msgspec
 
 from rotor_lite.store.contract import upsert
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 _COLUMNS = (
     "id, workspace_id, url, event_types, secret, previous_secret, previous_expires_at, enabled, disabled_at,"
@@ -42,7 +42,7 @@ def _from_row(row: Sequence[Any]) -> WebhookRow:
     )
 
 
-def insert(conn: sqlite3.Connection, hook: WebhookRow) -> None:
+def insert(conn: Conn, hook: WebhookRow) -> None:
     conn.execute(
         f"INSERT INTO webhook ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -53,7 +53,7 @@ def insert(conn: sqlite3.Connection, hook: WebhookRow) -> None:
     )
 
 
-def update(conn: sqlite3.Connection, hook: WebhookRow) -> None:
+def update(conn: Conn, hook: WebhookRow) -> None:
     """Write back every mutable column of `hook`."""
     conn.execute(
         "UPDATE webhook SET url = ?, event_types = ?, secret = ?, previous_secret = ?, previous_expires_at = ?,"
@@ -66,34 +66,34 @@ def update(conn: sqlite3.Connection, hook: WebhookRow) -> None:
     )
 
 
-def delete(conn: sqlite3.Connection, webhook_id: str) -> None:
+def delete(conn: Conn, webhook_id: str) -> None:
     """Delete the endpoint and every delivery to it (pending ones are never sent)."""
     conn.execute("DELETE FROM delivery WHERE webhook_id = ?", (webhook_id,))
     conn.execute("DELETE FROM webhook WHERE id = ?", (webhook_id,))
 
 
-def get(conn: sqlite3.Connection, workspace_id: str, webhook_id: str) -> WebhookRow | None:
+def get(conn: Conn, workspace_id: str, webhook_id: str) -> WebhookRow | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM webhook WHERE id = ? AND workspace_id = ?", (webhook_id, workspace_id)
     ).fetchone()
     return None if row is None else _from_row(row)
 
 
-def by_id(conn: sqlite3.Connection, webhook_id: str) -> WebhookRow | None:
+def by_id(conn: Conn, webhook_id: str) -> WebhookRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM webhook WHERE id = ?", (webhook_id,)).fetchone()
     return None if row is None else _from_row(row)
 
 
-def of_workspace(conn: sqlite3.Connection, workspace_id: str) -> list[WebhookRow]:
+def of_workspace(conn: Conn, workspace_id: str) -> list[WebhookRow]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM webhook WHERE workspace_id = ? ORDER BY id", (workspace_id,))
     return [_from_row(row) for row in rows]
 
 
-def count(conn: sqlite3.Connection, workspace_id: str) -> int:
+def count(conn: Conn, workspace_id: str) -> int:
     return int(conn.execute("SELECT count(*) FROM webhook WHERE workspace_id = ?", (workspace_id,)).fetchone()[0])
 
 
-def all_webhooks(conn: sqlite3.Connection) -> list[WebhookRow]:
+def all_webhooks(conn: Conn) -> list[WebhookRow]:
     return [_from_row(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM webhook ORDER BY id")]
 
 
@@ -110,7 +110,7 @@ async def fetch(db: Database, workspace_id: str, webhook_id: str) -> WebhookRow 
 
 
 def set_failure_state(
-    conn: sqlite3.Connection, webhook_id: str, *, failing_since: int | None, disabled_at: int | None
+    conn: Conn, webhook_id: str, *, failing_since: int | None, disabled_at: int | None
 ) -> None:
     """Record that the endpoint fails since `failing_since` (None: it answered), or disable it."""
     if disabled_at is not None:
@@ -134,7 +134,7 @@ class AlertRow(msgspec.Struct, kw_only=True, frozen=True):
     updated_at: int
 
 
-def get_alerts(conn: sqlite3.Connection, workspace_id: str) -> AlertRow | None:
+def get_alerts(conn: Conn, workspace_id: str) -> AlertRow | None:
     row = conn.execute(
         "SELECT workspace_id, email, slack_url, updated_at FROM alert_config WHERE workspace_id = ?", (workspace_id,)
     ).fetchone()
@@ -152,27 +152,27 @@ async def fetch_alerts(db: Database, workspace_id: str) -> AlertRow | None:
     )
 
 
-def alert_workspaces(conn: sqlite3.Connection) -> list[str]:
+def alert_workspaces(conn: Conn) -> list[str]:
     return [row[0] for row in conn.execute("SELECT workspace_id FROM alert_config")]
 
 
-def put_alerts(conn: sqlite3.Connection, alerts: AlertRow) -> None:
+def put_alerts(conn: Conn, alerts: AlertRow) -> None:
     conn.execute(
         upsert("alert_config", ("workspace_id", "email", "slack_url", "updated_at"), ("workspace_id",)),
         (alerts.workspace_id, alerts.email, alerts.slack_url, alerts.updated_at),
     )
 
 
-def all_alert_ciphertexts(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+def all_alert_ciphertexts(conn: Conn) -> list[tuple[str, bytes]]:
     rows = conn.execute("SELECT workspace_id, slack_url FROM alert_config WHERE slack_url IS NOT NULL")
     return [(row[0], bytes(row[1])) for row in rows]
 
 
-def set_alert_ciphertext(conn: sqlite3.Connection, workspace_id: str, slack_url: bytes) -> None:
+def set_alert_ciphertext(conn: Conn, workspace_id: str, slack_url: bytes) -> None:
     conn.execute("UPDATE alert_config SET slack_url = ? WHERE workspace_id = ?", (slack_url, workspace_id))
 
 
-def set_secret_ciphertexts(conn: sqlite3.Connection, webhook_id: str, secret: bytes, previous: bytes | None) -> None:
+def set_secret_ciphertexts(conn: Conn, webhook_id: str, secret: bytes, previous: bytes | None) -> None:
     conn.execute("UPDATE webhook SET secret = ?, previous_secret = ? WHERE id = ?", (secret, previous, webhook_id))
 
 

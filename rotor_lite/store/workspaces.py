@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import msgspec
 
 from rotor_lite.store.contract import upsert
 from rotor_lite.store.db import Database
+from rotor_lite.store.contract import Conn
 
 _KEY_COLUMNS = "id, workspace_id, key_hash, key_prefix, label, role, queue_name, team, created_at, expires_at," \
                " last_used_at, revoked_at"
@@ -52,25 +52,25 @@ def _workspace(row: Any) -> WorkspaceRow:
     return WorkspaceRow(id=row[0], name=row[1], plan=row[2], created_at=row[3])
 
 
-def get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
+def get_meta(conn: Conn, key: str) -> bytes | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else bytes(row[0])
 
 
-def set_meta(conn: sqlite3.Connection, key: str, value: bytes) -> None:
+def set_meta(conn: Conn, key: str, value: bytes) -> None:
     conn.execute(upsert("meta", ("key", "value"), ("key",)), (key, value))
 
 
-def insert_workspace(conn: sqlite3.Connection, ws_id: str, name: str, now: int, plan: str = "self-hosted") -> None:
+def insert_workspace(conn: Conn, ws_id: str, name: str, now: int, plan: str = "self-hosted") -> None:
     conn.execute("INSERT INTO workspace (id, name, plan, created_at) VALUES (?, ?, ?, ?)", (ws_id, name, plan, now))
 
 
-def workspace_by_name(conn: sqlite3.Connection, name: str) -> tuple[str, str] | None:
+def workspace_by_name(conn: Conn, name: str) -> tuple[str, str] | None:
     row = conn.execute("SELECT id, name FROM workspace WHERE name = ? OR id = ?", (name, name)).fetchone()
     return None if row is None else (row[0], row[1])
 
 
-def count_workspaces(conn: sqlite3.Connection) -> int:
+def count_workspaces(conn: Conn) -> int:
     return int(conn.execute("SELECT count(*) FROM workspace").fetchone()[0])
 
 
@@ -81,11 +81,11 @@ async def workspaces_by_id(db: Database, ids: Sequence[str]) -> list[WorkspaceRo
     return [_workspace(row) for row in rows]
 
 
-def workspace_plans(conn: sqlite3.Connection) -> dict[str, str]:
+def workspace_plans(conn: Conn) -> dict[str, str]:
     return {row[0]: row[1] for row in conn.execute("SELECT id, plan FROM workspace")}
 
 
-def plan_of(conn: sqlite3.Connection, workspace_id: str) -> str | None:
+def plan_of(conn: Conn, workspace_id: str) -> str | None:
     row = conn.execute("SELECT plan FROM workspace WHERE id = ?", (workspace_id,)).fetchone()
     return None if row is None else str(row[0])
 
@@ -95,11 +95,11 @@ async def workspace_plan(db: Database, workspace_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def workspace_ids(conn: sqlite3.Connection) -> list[str]:
+def workspace_ids(conn: Conn) -> list[str]:
     return [row[0] for row in conn.execute("SELECT id FROM workspace ORDER BY id")]
 
 
-def insert_api_key(conn: sqlite3.Connection, row: ApiKeyRow, team_workspaces: Iterable[str] = ()) -> None:
+def insert_api_key(conn: Conn, row: ApiKeyRow, team_workspaces: Iterable[str] = ()) -> None:
     conn.execute(
         f"INSERT INTO api_key ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (row.id, row.workspace_id, row.key_hash, row.key_prefix, row.label, row.role, row.queue_name, int(row.team),
@@ -110,7 +110,7 @@ def insert_api_key(conn: sqlite3.Connection, row: ApiKeyRow, team_workspaces: It
     )
 
 
-def add_team_workspace(conn: sqlite3.Connection, key_id: str, workspace_id: str) -> None:
+def add_team_workspace(conn: Conn, key_id: str, workspace_id: str) -> None:
     conn.execute("INSERT OR IGNORE INTO api_key_workspace (key_id, workspace_id) VALUES (?, ?)", (key_id, workspace_id))
 
 
@@ -119,7 +119,7 @@ async def api_key_by_hash(db: Database, key_hash: str) -> ApiKeyRow | None:
     return None if row is None else _key(row)
 
 
-def api_key_by_id(conn: sqlite3.Connection, key_id: str) -> ApiKeyRow | None:
+def api_key_by_id(conn: Conn, key_id: str) -> ApiKeyRow | None:
     row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_key WHERE id = ?", (key_id,)).fetchone()
     return None if row is None else _key(row)
 
@@ -146,7 +146,7 @@ async def team_workspaces(db: Database, key_id: str) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
-def team_workspace_ids(conn: sqlite3.Connection, key_id: str) -> list[str]:
+def team_workspace_ids(conn: Conn, key_id: str) -> list[str]:
     rows = conn.execute("SELECT workspace_id FROM api_key_workspace WHERE key_id = ? ORDER BY workspace_id", (key_id,))
     return [row[0] for row in rows]
 
@@ -159,14 +159,14 @@ async def workspaces_with_key_prefix(db: Database, key_prefix: str) -> tuple[str
     return tuple(row[0] for row in rows)
 
 
-def revoke_api_key(conn: sqlite3.Connection, key_id: str, at: int) -> None:
+def revoke_api_key(conn: Conn, key_id: str, at: int) -> None:
     """The key stops working at `at` (now, or the end of a rotation's grace); an earlier revocation stands."""
     conn.execute(
         "UPDATE api_key SET revoked_at = ? WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?)", (at, key_id, at)
     )
 
 
-def record_last_use(conn: sqlite3.Connection, used: Iterable[tuple[str, int]]) -> None:
+def record_last_use(conn: Conn, used: Iterable[tuple[str, int]]) -> None:
     conn.executemany(
         "UPDATE api_key SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
         [(at, key_id, at) for key_id, at in used],
