@@ -189,6 +189,47 @@ def assert_counts_match(data_dir: Path) -> None:
     assert not drift, f"job counters drifted from the jobs table in {path}: {drift}"
 
 
+def db_execute(data_dir: Path, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+    """Run one statement (SQLite dialect, `?` parameters) on the database of the servers of `data_dir`,
+    whichever backend the run uses, committed at once; its rows (index or name access)."""
+    url = storage_url_of(data_dir)
+    if url is not None:
+        from rotor_lite.store.pg import PgConnection
+
+        def on_postgres() -> list[Any]:
+            conn = PgConnection.open(url)
+            try:
+                return list(conn.execute(sql, params).fetchall())
+            finally:
+                conn.close()
+
+        return _in_thread(on_postgres)  # a test may run inside an event loop; PgConnection drives its own
+    conn = sqlite3.connect(data_dir / "rotor.db", timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute(sql, params).fetchall())
+    finally:
+        conn.close()
+
+
+def _in_thread(work: Callable[[], Any]) -> Any:
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 def offline(data_dir: Path, *args: str) -> dict[str, Any]:
     """Run an offline admin command (`keys create …`, `workspaces create …`) on a data directory: its JSON."""
     runner = CliRunner(env=storage_env(data_dir, None))  # its database, made now when no server made it yet
