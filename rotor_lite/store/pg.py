@@ -34,6 +34,7 @@ from rotor_lite.store.pg_dialect import Translated, translate
 
 log = logging.getLogger("rotor_lite.store")
 
+CHANGES_CHANNEL = "rotor_changes"
 _MIGRATION_LOCK = zlib.crc32(b"rotor-lite:migrate")  # one node migrates while the others wait
 _RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
 _STATUS_COUNT = re.compile(r"(\d+)$")
@@ -69,6 +70,7 @@ class PgConnection:
         self._loop = loop
         self._conn = conn
         self.total_changes = 0
+        self._changed: set[str] = set()  # tables this transaction wrote: told to the other nodes at COMMIT
 
     @classmethod
     def open(cls, url: str) -> PgConnection:
@@ -92,12 +94,28 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
         statement = translate(sql)
+        if statement.sql == "COMMIT":
+            self._tell_changes()
+        elif statement.sql == "ROLLBACK":
+            self._changed.clear()
         try:
             cursor: PgCursor = self._call(self._run(statement, pg_args(statement, parameters)))
         except sqlite3.OperationalError:
             log.error("statement failed", extra={"sql": statement.sql[:500]})
             raise
+        if statement.writes_to is not None:
+            self._changed.add(statement.writes_to)
+            if not self.in_transaction:
+                self._tell_changes()
         return cursor
+
+    def _tell_changes(self) -> None:
+        """One notice per transaction naming the tables it wrote, delivered when it commits: other nodes
+        reload what they keep in memory of them and wake the loops that work on them (`services/cluster.py`)."""
+        if self._changed:
+            tables = ",".join(sorted(self._changed))
+            self._changed.clear()
+            self._call(self._conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, tables))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> PgCursor:
         statement = translate(sql)
