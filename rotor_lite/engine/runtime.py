@@ -31,8 +31,7 @@ from rotor_lite.services.workers import PullBroker
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.backends import open_database
-from rotor_lite.store.contract import lock_across_nodes
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, lock_across_nodes
 
 log = logging.getLogger("rotor_lite.runtime")
 _KEY_CHECK = "master_key_check"
