@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import ServerProcess, wait_until
+from tests.helpers import ServerProcess, offline, wait_until
 
 pytestmark = pytest.mark.postgres_only
 
@@ -22,7 +22,8 @@ def nodes(tmp_path: Path, pg_cluster: Any) -> Iterator[list[ServerProcess]]:
     url = pg_cluster.new_database()
     key = base64.b64encode(os.urandom(32)).decode()
     started = [
-        ServerProcess(data_dir=tmp_path / f"node{i}", storage_url=url, env={"ROTOR_SECURITY_MASTER_KEY": key}).start()
+        ServerProcess(data_dir=tmp_path / f"node{i}", storage_url=url,
+                      env={"ROTOR_SECURITY_MASTER_KEY": key, "ROTOR_PLANS_PRO_REQUESTS_PER_MINUTE": "8"}).start()
         for i in range(3)
     ]
     yield started
@@ -69,3 +70,14 @@ def test_a_node_whose_master_key_cannot_open_the_secrets_refuses_to_start(nodes:
         stranger.start()
     assert "master key does not match" in str(refused.value)
     stranger.kill(check_counts=False)
+
+
+def test_a_workspaces_rate_limit_is_shared_by_the_nodes(nodes: list[ServerProcess]) -> None:
+    """8 requests a minute for the plan: 27 requests spread over 3 nodes get at most 16 answers (a minute's
+    boundary may fall among them once), not 8 from each node."""
+    workspace = offline(nodes[0].data_dir, "workspaces", "create", "busy", "--plan", "pro")
+    clients = [node.client(workspace["key"]) for node in nodes]
+    answers = [clients[i % 3].get("/v1/queues").status_code for i in range(27)]
+    assert 8 <= answers.count(200) <= 16 and answers.count(429) == 27 - answers.count(200), answers
+    for client in clients:
+        client.close()
