@@ -26,6 +26,10 @@ _WAKES_RUNS = frozenset({"run", "run_step", "run_waiter", "deferred_event", "sig
 _WAKES_SCHEDULER = frozenset({"schedule"})
 _WAKES_OUTBOX = frozenset({"outbox", "delivery", "webhook"})
 _GUARDRAIL_TABLES = frozenset({"guardrail_config", "dnc_email", "dnc_domain", "guardrail_block"})
+_EVERYTHING = (
+    _WAKES_CLAIMERS | _WAKES_RUNS | _WAKES_SCHEDULER | _WAKES_OUTBOX | _GUARDRAIL_TABLES
+    | {"secret", "api_key", "workspace", "signing_key", "alert_config"}
+)  # notices may have been missed (the listening connection was lost): reload and wake it all
 
 
 class ClusterFollower:
@@ -41,7 +45,7 @@ class ClusterFollower:
         """A notice of tables another node wrote (on this node's event loop)."""
         if not self._heard:
             asyncio.get_running_loop().call_soon(self._apply)
-        self._heard.update(payload.split(","))
+        self._heard.update(_EVERYTHING if payload == "*" else payload.split(","))
 
     def _apply(self) -> None:
         tables, self._heard = self._heard, set()

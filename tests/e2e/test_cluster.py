@@ -81,3 +81,19 @@ def test_a_workspaces_rate_limit_is_shared_by_the_nodes(nodes: list[ServerProces
     assert 8 <= answers.count(200) <= 16 and answers.count(429) == 27 - answers.count(200), answers
     for client in clients:
         client.close()
+
+
+def test_nodes_carry_on_after_the_database_drops_their_connections(nodes: list[ServerProcess], pg_cluster: Any) -> None:
+    """A database restart or failover ends every connection: the next writes reconnect (one may answer 503
+    meanwhile), and the nodes hear each other again."""
+    a, b = nodes[0].client(), nodes[1].client()
+    assert a.post("/v1/queues", json={"name": "before"}).status_code == 201
+    database = str(nodes[0].storage_url).rsplit("/", 1)[1]
+    pg_cluster.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+    eventually(lambda: a.post("/v1/queues", json={"name": "after"}).status_code in (201, 409))
+    eventually(lambda: b.get("/v1/queues/after").status_code == 200)
+    assert b.post("/v1/queues", json={"name": "from-b"}).status_code in (201, 409) or eventually(
+        lambda: b.post("/v1/queues", json={"name": "from-b"}).status_code in (201, 409)) is None
+    eventually(lambda: a.get("/v1/queues/from-b").status_code == 200)
+    a.close()
+    b.close()
