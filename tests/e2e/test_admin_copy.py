@@ -136,17 +136,20 @@ def test_a_sqlite_installation_moves_to_postgresql_and_a_node_serves_it(
     again = admin_copy(single.data_dir / "rotor.db", target)
     assert again.returncode != 0 and "not empty" in again.stderr and len(again.stderr.strip().splitlines()) == 1
 
+    stranger = ServerProcess(data_dir=tmp_path / "stranger", storage_url=target)  # a master key of its own
+    with pytest.raises(RuntimeError, match="master key does not match"):
+        stranger.start()
     node = ServerProcess(data_dir=tmp_path / "node", storage_url=target, env=keyed).start()
     try:
         with node.client() as http:
             assert snapshot(http, jobs) == before
-            fresh = http.post("/v1/queues/work/jobs", json={"payload": {"n": "after"}})
-            assert fresh.status_code == 201, fresh.text
-            wait_until(lambda: http.get(f"/v1/queues/work/jobs/{fresh.json()['id']}").json()["state"] == "completed")
-            made = http.post("/v1/schedules", json={"queue_name": "work", "name": "second", "cron": "0 4 * * *"})
+            made = http.post("/v1/schedules", json={"queue_name": "work", "name": "second", "cron": "0 4 * * *", "timezone": "UTC"})
             assert made.status_code == 201, made.text
             newest_audit = http.get("/v1/audit", params={"limit": 1}).json()["data"][0]
             assert newest_audit["event_type"] == "schedule.created"
+            fresh = http.post("/v1/queues/work/jobs", json={"payload": {"n": "after"}})
+            assert fresh.status_code == 201, fresh.text
+            wait_until(lambda: http.get(f"/v1/queues/work/jobs/{fresh.json()['id']}").json()["state"] == "completed")
         delivered = [r for r in receiver.for_path("/work") if r.json() == {"n": "after"}]
         assert delivered and delivered[0].headers["x-token"] == TOKEN  # the secret decrypts on the new node
         wait_until(lambda: any(fresh.json()["id"] in r.text for r in receiver.for_path("/hook")))
