@@ -13,7 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from rotor_lite.sdk import create_function
+from rotor_lite.sdk.workflows import Context, Step
 from rotor_lite.store.copy import TablePlan, copy_table
+from tests.e2e.workflow_kit import WorkflowEnv
 from tests.helpers import Receiver, Reply, ServerProcess, wait_until
 from tests.pg_cluster import PgCluster, fetch, run_sync
 
@@ -28,6 +31,23 @@ def admin_copy(source: Path, target: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "rotor_lite", "admin", "copy", "--from", f"sqlite:///{source}", "--to", target, "--json"],
         capture_output=True, text=True, timeout=120, check=False,
     )
+
+
+@create_function(id="scorer", trigger={"event": "contact.score"})
+async def scorer(ctx: Context, step: Step) -> Any:
+    return await step.run("score", lambda: {"score": 42, "contact": ctx.event.data["id"]})
+
+
+def run_workflow(server: ServerProcess) -> str:
+    """A workflow run with a step, finished: the function, run, step and signing key rows to move."""
+    env = WorkflowEnv(server)
+    try:
+        env.serve([scorer])
+        [run_id] = env.send("contact.score", {"id": "c_1"})["runIds"]
+        env.wait_status(run_id, "completed")
+        return str(run_id)
+    finally:
+        env.close()
 
 
 def fill(http: httpx.Client, receiver: Receiver) -> dict[str, Any]:
@@ -68,7 +88,7 @@ def fill(http: httpx.Client, receiver: Receiver) -> dict[str, Any]:
     return jobs
 
 
-def snapshot(http: httpx.Client, jobs: dict[str, list[str]]) -> dict[str, Any]:
+def snapshot(http: httpx.Client, jobs: dict[str, list[str]], run_id: str) -> dict[str, Any]:
     """What the API says about everything `fill` wrote (cursors and timings are the database's own, so compared too)."""
     return {
         "jobs": {j: http.get(f"/v1/queues/{q}/jobs/{j}").json() for q, ids in jobs.items() for j in ids},
@@ -79,6 +99,8 @@ def snapshot(http: httpx.Client, jobs: dict[str, list[str]]) -> dict[str, Any]:
         "secrets": http.get("/v1/secrets").json(),
         "webhooks": http.get("/v1/webhooks").json(),
         "audit": http.get("/v1/audit", params={"limit": 100}).json(),
+        "run": http.get(f"/v1/runs/{run_id}").json(),
+        "functions": http.get("/v1/functions").json(),
     }
 
 
@@ -114,7 +136,8 @@ def test_a_sqlite_installation_moves_to_postgresql_and_a_node_serves_it(
     try:
         with single.client() as http:
             jobs = fill(http, receiver)
-            before = snapshot(http, jobs)
+            run_id = run_workflow(single)
+            before = snapshot(http, jobs, run_id)
         target = pg_cluster.new_database()
         refused = admin_copy(single.data_dir / "rotor.db", target)
         assert refused.returncode != 0 and "stop it first" in refused.stderr
@@ -129,6 +152,7 @@ def test_a_sqlite_installation_moves_to_postgresql_and_a_node_serves_it(
     assert copied["job"] == 7 and copied["schedule"] == 1 and copied["secret"] == 1 and copied["webhook"] == 1
     assert copied["audit_event"] >= 8 and copied["job_attempt"] >= 5 and copied["delivery"] >= 4 and copied["meta"] >= 1
     assert copied["job_tag"] == 3 * 2 + 1 and copied["queue_count"] > 0 and copied["api_key"] >= 1
+    assert copied["run"] == 1 and copied["run_step"] >= 1 and copied["function"] == 1 and copied["signing_key"] == 1
 
     assert_same_rows(single.data_dir / "rotor.db", target)
     assert_rowids_continue(target)
@@ -142,7 +166,7 @@ def test_a_sqlite_installation_moves_to_postgresql_and_a_node_serves_it(
     node = ServerProcess(data_dir=tmp_path / "node", storage_url=target, env=keyed).start()
     try:
         with node.client() as http:
-            assert snapshot(http, jobs) == before
+            assert snapshot(http, jobs, run_id) == before
             made = http.post("/v1/schedules", json={"queue_name": "work", "name": "second", "cron": "0 4 * * *", "timezone": "UTC"})
             assert made.status_code == 201, made.text
             newest_audit = http.get("/v1/audit", params={"limit": 1}).json()["data"][0]
