@@ -12,7 +12,8 @@ import base64
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,25 @@ async def waiter(ctx: Context, step: Step) -> Any:
 async def slow(ctx: Context, step: Step) -> Any:
     async def long_call() -> str:
         _executed(ctx.run_id, "slow")
-        await asyncio.sleep(1.5)  # long enough to kill the node that is waiting for this answer
+        await asyncio.sleep(2.5)  # long enough to kill the node that is waiting for this answer
         return "done"
 
     return await step.run("slow", long_call)
+
+
+running = [0, 0]  # calls of cluster-single in flight now, the most seen at once
+
+
+@create_function(id="cluster-single", trigger={"event": "cluster.single"}, retries=2, concurrency=1)
+async def single(ctx: Context, step: Step) -> Any:
+    async def one_at_a_time() -> int:
+        running[0] += 1
+        running[1] = max(running)
+        await asyncio.sleep(0.2)
+        running[0] -= 1
+        return 1
+
+    return await step.run("alone", one_at_a_time)
 
 
 def _executed(run_id: str, name: str) -> str:
@@ -66,7 +82,7 @@ def nodes(tmp_path: Path, pg_cluster: Any) -> Iterator[list[ServerProcess]]:
     url = pg_cluster.new_database()
     env = {
         "ROTOR_SECURITY_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "ROTOR_WORKFLOWS_CALL_TIMEOUT": "3s", "ROTOR_WORKFLOWS_LEASE": "1s",
+        "ROTOR_WORKFLOWS_CALL_TIMEOUT": "4s", "ROTOR_WORKFLOWS_LEASE": "1s",
     }
     started = []
     try:
@@ -82,11 +98,12 @@ def nodes(tmp_path: Path, pg_cluster: Any) -> Iterator[list[ServerProcess]]:
 def env(nodes: list[ServerProcess]) -> Iterator[WorkflowEnv]:
     """The app, registered through every node (each node's function registry is its own)."""
     first = WorkflowEnv(nodes[0])
-    url = first.serve([three_steps, waiter, slow])
+    app = [three_steps, waiter, slow, single]
+    url = first.serve(app)
     for node in nodes[1:]:
         other = WorkflowEnv(node)
         assert other.signing_key == first.signing_key  # made once, by the first node, never replaced
-        for fn in (three_steps, waiter, slow):
+        for fn in app:
             other.register(fn, url)
         other.close()
     executed.clear()
@@ -125,18 +142,51 @@ def test_an_event_and_a_signal_sent_to_other_nodes_resume_a_run_waiting_on_the_f
         assert on(env, nodes[1]).send("cluster.paid", {"orderId": order})["resumed"] == 1
     for order, run_id in run_ids.items():
         env.wait_step(run_id, "approve:1", "waiting")
-        completed = on(env, nodes[2]).http.post(f"/v1/signals/approve-{order}/complete", json={"data": {"by": "c"}})
-        assert completed.status_code == 200, completed.text
-        again = on(env, nodes[0]).http.post(f"/v1/signals/approve-{order}/complete", json={"data": {"by": "a"}})
-        assert again.status_code == 410, again.text
-        output = env.wait_status(run_id, "completed", timeout=20)["output"]
-        assert output == {"paid": {"orderId": order}, "approved": {"by": "c"}}
+        # two nodes complete the signal at once: one wins, the other is told it is gone
+        answers = at_once([
+            lambda node=node: node.client().post(f"/v1/signals/approve-{order}/complete", json={"data": {"by": node.port}})
+            for node in nodes[1:]
+        ])
+        assert sorted(answer.status_code for answer in answers) == [200, 410], [a.text for a in answers]
+        [winner] = [nodes[1 + i].port for i, answer in enumerate(answers) if answer.status_code == 200]
+        output = on(env, nodes[0]).wait_status(run_id, "completed", timeout=20)["output"]
+        assert output == {"paid": {"orderId": order}, "approved": {"by": winner}}
+
+
+def test_one_idempotency_key_sent_to_every_node_at_once_starts_one_run(env: WorkflowEnv, nodes: list[ServerProcess]) -> None:
+    key = uuid.uuid4().hex
+    answers = at_once([
+        lambda node=node: node.client().post("/v1/events", json={"name": "cluster.steps", "data": {}, "idempotencyKey": key})
+        for node in nodes
+    ])
+    assert [answer.status_code for answer in answers] == [202, 202, 202], [a.text for a in answers]
+    assert len({answer.json()["runIds"][0] for answer in answers}) == 1
+
+
+def test_a_function_concurrency_holds_across_nodes(env: WorkflowEnv, nodes: list[ServerProcess]) -> None:
+    run_ids = []
+    for i in range(6):
+        run_ids += on(env, nodes[i % 3]).send("cluster.single", {"i": i})["runIds"]
+    for run_id in run_ids:
+        assert env.wait_status(run_id, "completed", "failed", timeout=30)["status"] == "completed"
+    assert running[1] == 1
+
+
+def test_a_node_restarting_leaves_the_calls_of_the_others_alone(env: WorkflowEnv, nodes: list[ServerProcess]) -> None:
+    [run_id] = on(env, nodes[0]).send("cluster.slow", {})["runIds"]
+    owner = wait_until(lambda: _lease_owner(nodes[0], run_id))
+    other = next(node for node in nodes if not owner.startswith(_node_id(node) + "."))
+    other.terminate()
+    other.start()
+
+    assert on(env, other).wait_status(run_id, "completed", "failed", timeout=30)["output"] == "done"
+    assert executed[f"{run_id}:slow"] == 1
 
 
 def test_a_node_killed_while_driving_a_call_leaves_the_run_to_the_others(env: WorkflowEnv, nodes: list[ServerProcess]) -> None:
     [run_id] = on(env, nodes[0]).send("cluster.slow", {})["runIds"]
     owner = wait_until(lambda: _lease_owner(nodes[0], run_id))
-    [driving] = [node for node in nodes if owner.startswith((node.data_dir / "node.id").read_text().strip() + ".")]
+    [driving] = [node for node in nodes if owner.startswith(_node_id(node) + ".")]
     driving.kill(check_counts=False)
     alive = next(node for node in nodes if node is not driving)
 
@@ -153,3 +203,12 @@ def _lease_owner(node: ServerProcess, run_id: str) -> str | None:
         (run_id, run_id),
     )
     return str(rows[0][0]) if rows else None
+
+
+def _node_id(node: ServerProcess) -> str:
+    return (node.data_dir / "node.id").read_text().strip()
+
+
+def at_once(requests: list[Callable[[], Any]]) -> list[Any]:
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(lambda request: request(), requests))
