@@ -478,7 +478,8 @@ def due_waits(conn: Conn, now: int, limit: int) -> list[Step]:
     """Sleeping steps whose time has come and waiting steps whose timeout has."""
     rows = conn.execute(
         f"SELECT {_STEP_COLUMNS} FROM run_step WHERE due_at <= ? AND lease_owner IS NULL"
-        " AND status IN ('sleeping', 'waiting') ORDER BY due_at LIMIT ?",
+        " AND status IN ('sleeping', 'waiting') ORDER BY due_at LIMIT ?"
+        + (" FOR UPDATE SKIP LOCKED" if is_postgres(conn) else ""),  # another node wakes those it locked
         (now, limit),
     ).fetchall()
     return [step_from_row(row) for row in rows]
@@ -625,7 +626,8 @@ def defer_event(conn: Conn, event: DeferredEvent) -> None:
 def take_due_events(conn: Conn, now: int, limit: int) -> list[DeferredEvent]:
     """The deferred events whose time came (up to `limit`), removed, in the order they were sent for."""
     rows = conn.execute(
-        "DELETE FROM deferred_event WHERE rowid IN (SELECT rowid FROM deferred_event WHERE ts <= ? ORDER BY ts LIMIT ?)"
+        "DELETE FROM deferred_event WHERE rowid IN (SELECT rowid FROM deferred_event WHERE ts <= ? ORDER BY ts LIMIT ?"
+        + (" FOR UPDATE SKIP LOCKED)" if is_postgres(conn) else ")") +
         " RETURNING id, workspace_id, name, data, ts, idempotency_key, rowid",
         (now, limit),
     ).fetchall()
