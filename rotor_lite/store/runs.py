@@ -307,18 +307,7 @@ def release_all_leases(conn: Conn, run_rowid: int) -> None:
 
 def reap_expired(conn: Conn, now: int, *, expired_by: int | None = None) -> int:
     """Calls whose lease ran out by `expired_by` (default now) are due again at `now`; returns how many."""
-    limit = now if expired_by is None else expired_by
-    runs = conn.execute(
-        "UPDATE run SET lease_owner = NULL, lease_expires_at = NULL, due_at = ? WHERE lease_owner IS NOT NULL"
-        " AND lease_expires_at <= ?",
-        (now, limit),
-    ).rowcount
-    steps = conn.execute(
-        "UPDATE run_step SET lease_owner = NULL, lease_expires_at = NULL, status = 'scheduled', due_at = ?"
-        " WHERE lease_owner IS NOT NULL AND lease_expires_at <= ?",
-        (now, limit),
-    ).rowcount
-    return runs + steps
+    return _put_back(conn, now, "lease_expires_at <= ?", now if expired_by is None else expired_by)
 
 
 def requeue_orphans(conn: Conn, now: int, node_id: str) -> int:
@@ -330,14 +319,19 @@ def requeue_orphans(conn: Conn, now: int, node_id: str) -> int:
     """
     if not is_postgres(conn):
         return reap_expired(conn, now, expired_by=2**62)
-    mine = node_id + ".%"
+    return _put_back(conn, now, "lease_owner LIKE ?", node_id + ".%")
+
+
+def _put_back(conn: Conn, now: int, leases: str, param: Any) -> int:
+    """The leased calls `leases` (a condition with one parameter) selects are due again at `now`."""
     runs = conn.execute(
-        "UPDATE run SET lease_owner = NULL, lease_expires_at = NULL, due_at = ? WHERE lease_owner LIKE ?", (now, mine)
+        f"UPDATE run SET lease_owner = NULL, lease_expires_at = NULL, due_at = ? WHERE lease_owner IS NOT NULL AND {leases}",
+        (now, param),
     ).rowcount
     steps = conn.execute(
         "UPDATE run_step SET lease_owner = NULL, lease_expires_at = NULL, status = 'scheduled', due_at = ?"
-        " WHERE lease_owner LIKE ?",
-        (now, mine),
+        f" WHERE lease_owner IS NOT NULL AND {leases}",
+        (now, param),
     ).rowcount
     return runs + steps
 
