@@ -175,7 +175,7 @@ def test_a_function_concurrency_holds_across_nodes(env: WorkflowEnv, nodes: list
 
 def test_a_node_restarting_leaves_the_calls_of_the_others_alone(env: WorkflowEnv, nodes: list[ServerProcess]) -> None:
     [run_id] = on(env, nodes[0]).send("cluster.slow", {"seconds": 6})["runIds"]
-    owner = wait_until(lambda: _lease_owner(nodes[0], run_id))
+    owner = _calling(nodes[0], run_id)
     other = next(node for node in nodes if not owner.startswith(_node_id(node) + "."))
     other.terminate()
     other.start()
@@ -186,13 +186,21 @@ def test_a_node_restarting_leaves_the_calls_of_the_others_alone(env: WorkflowEnv
 
 def test_a_node_killed_while_driving_a_call_leaves_the_run_to_the_others(env: WorkflowEnv, nodes: list[ServerProcess]) -> None:
     [run_id] = on(env, nodes[0]).send("cluster.slow", {"seconds": 2.5})["runIds"]
-    owner = wait_until(lambda: _lease_owner(nodes[0], run_id))
+    owner = _calling(nodes[0], run_id)
     [driving] = [node for node in nodes if owner.startswith(_node_id(node) + ".")]
     driving.kill(check_counts=False)
     alive = next(node for node in nodes if node is not driving)
 
     assert on(env, alive).wait_status(run_id, "completed", "failed", timeout=30)["output"] == "done"
     assert executed[f"{run_id}:slow"] == 2  # the call in flight at the kill is made again, once
+
+
+def _calling(node: ServerProcess, run_id: str) -> str:
+    """The lease owner of the slow call once the app is making it (the body calls before it are quick)."""
+    wait_until(lambda: executed[f"{run_id}:slow"] == 1)
+    owner = _lease_owner(node, run_id)
+    assert owner is not None
+    return owner
 
 
 def _lease_owner(node: ServerProcess, run_id: str) -> str | None:
