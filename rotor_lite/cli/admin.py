@@ -163,6 +163,8 @@ def backup(*, target: Path, config_file: str | None, data_dir: str | None, as_js
     configured security.master_key) apart from it.
     """
     settings = _settings(config_file, data_dir)
+    if settings.storage.is_postgres:
+        raise click.ClickException("admin backup copies the SQLite database: on PostgreSQL (storage.url) use pg_dump")
     if not settings.db_path.is_file():
         raise click.ClickException(f"no database at {settings.db_path}")
     if target.exists() or target.with_name(target.name + ".partial").exists():
