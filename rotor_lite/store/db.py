@@ -100,9 +100,14 @@ def savepoint(conn: Conn, name: str) -> Iterator[None]:
         conn.execute(f"RELEASE {name}")
 
 
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The number of the last migration applied (0: an empty database)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply the numbered `sql/000N_*.sql` migrations not yet applied."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    current = schema_version(conn)
     for number, script in _migrations():
         if number <= current:
             continue

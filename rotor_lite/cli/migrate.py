@@ -1,0 +1,73 @@
+"""`rotor-lite migrate`: apply the database schema before (or without) starting a server.
+
+A server migrates at start too; this command lets a deployment do it once, first, and see what changed.
+On PostgreSQL the migrations take an advisory lock: several `migrate`s or servers starting at once on
+one database apply each migration once, the others wait and find nothing left to do.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from rotor_lite.config import Settings, load_settings
+from rotor_lite.errors import ConfigError
+from rotor_lite.store.db import connect, migrate as migrate_sqlite, schema_version
+
+
+@click.command("migrate")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Path to rotor.toml.")
+@click.option("--data-dir", help="Data directory of the SQLite database (overrides storage.data_dir).")
+@click.option("--url", help="A PostgreSQL database (overrides storage.url), e.g. postgresql://rotor@db/rotor.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def migrate(*, config_file: str | None, data_dir: str | None, url: str | None, as_json: bool) -> None:
+    """Apply the schema migrations the database has not had yet, and report which."""
+    try:
+        settings = load_settings(config_file, overrides={("storage", "data_dir"): data_dir, ("storage", "url"): url})
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from exc
+    database, before, after = _migrate_postgres(settings) if settings.storage.is_postgres else _migrate_sqlite(settings)
+    applied = list(range(before + 1, after + 1))
+    if as_json:
+        click.echo(json.dumps({"database": database, "applied": applied, "version": after}))
+    elif applied:
+        click.echo(f"Applied {len(applied)} migration(s) to {database}: {', '.join(map(str, applied))}; schema version {after}.")
+    else:
+        click.echo(f"Nothing to apply: {database} is at schema version {after}.")
+
+
+def _migrate_sqlite(settings: Settings) -> tuple[str, int, int]:
+    from rotor_lite.files import make_data_dir
+
+    make_data_dir(settings.data_path)
+    conn = connect(settings.db_path, settings.storage.synchronous)
+    try:
+        before = schema_version(conn)
+        migrate_sqlite(conn)
+        return str(settings.db_path), before, schema_version(conn)
+    finally:
+        conn.close()
+
+
+def _migrate_postgres(settings: Settings) -> tuple[str, int, int]:
+    from rotor_lite.store.pg import PgConnection, pg_migrations  # asyncpg only where PostgreSQL is used
+
+    conn = PgConnection.open(settings.storage.url)
+    try:
+        applied = conn.migrate()
+    finally:
+        conn.close()
+    after = max((number for number, _ in pg_migrations()), default=0)
+    return _without_password(settings.storage.url), after - applied, after
+
+
+def _without_password(url: str) -> str:
+    """The URL to show: its password left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")))
