@@ -106,13 +106,16 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the numbered `sql/000N_*.sql` migrations not yet applied."""
-    current = schema_version(conn)
+    """Apply the numbered `sql/000N_*.sql` migrations not yet applied. The version is read again inside each
+    write transaction: another process migrating the same file at once has applied some meanwhile."""
     for number, script in _migrations():
-        if number <= current:
+        if number <= schema_version(conn):
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if number <= schema_version(conn):
+                conn.execute("ROLLBACK")
+                continue
             for statement in script.split(";\n"):
                 if statement.strip():
                     conn.execute(statement)
