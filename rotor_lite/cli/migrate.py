@@ -28,39 +28,35 @@ def migrate(*, config_file: str | None, data_dir: str | None, url: str | None, a
         settings = load_settings(config_file, overrides={("storage", "data_dir"): data_dir, ("storage", "url"): url})
     except ConfigError as exc:
         raise click.ClickException(exc.message) from exc
-    database, before, after = _migrate_postgres(settings) if settings.storage.is_postgres else _migrate_sqlite(settings)
-    applied = list(range(before + 1, after + 1))
+    database, applied, version = _migrate_postgres(settings) if settings.storage.is_postgres else _migrate_sqlite(settings)
     if as_json:
-        click.echo(json.dumps({"database": database, "applied": applied, "version": after}))
+        click.echo(json.dumps({"database": database, "applied": applied, "version": version}))
     elif applied:
-        click.echo(f"Applied {len(applied)} migration(s) to {database}: {', '.join(map(str, applied))}; schema version {after}.")
+        click.echo(f"Applied {len(applied)} migration(s) to {database}: {', '.join(map(str, applied))};"
+                   f" schema version {version}.")
     else:
-        click.echo(f"Nothing to apply: {database} is at schema version {after}.")
+        click.echo(f"Nothing to apply: {database} is at schema version {version}.")
 
 
-def _migrate_sqlite(settings: Settings) -> tuple[str, int, int]:
-    from rotor_lite.files import make_data_dir
-
-    make_data_dir(settings.data_path)
+def _migrate_sqlite(settings: Settings) -> tuple[str, list[int], int]:
     conn = connect(settings.db_path, settings.storage.synchronous)
     try:
-        before = schema_version(conn)
-        migrate_sqlite(conn)
-        return str(settings.db_path), before, schema_version(conn)
+        applied = migrate_sqlite(conn)
+        return str(settings.db_path), applied, schema_version(conn)
     finally:
         conn.close()
 
 
-def _migrate_postgres(settings: Settings) -> tuple[str, int, int]:
+def _migrate_postgres(settings: Settings) -> tuple[str, list[int], int]:
     from rotor_lite.store.pg import PgConnection, pg_migrations  # asyncpg only where PostgreSQL is used
 
     conn = PgConnection.open(settings.storage.url)
     try:
-        applied = conn.migrate()
+        count = conn.migrate()
     finally:
         conn.close()
-    after = max((number for number, _ in pg_migrations()), default=0)
-    return _without_password(settings.storage.url), after - applied, after
+    numbers = [number for number, _ in pg_migrations()]  # migrate_pg applies those above the database's version
+    return _without_password(settings.storage.url), numbers[len(numbers) - count:], max(numbers, default=0)
 
 
 def _without_password(url: str) -> str:

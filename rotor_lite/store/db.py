@@ -105,9 +105,10 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the numbered `sql/000N_*.sql` migrations not yet applied. The version is read again inside each
-    write transaction: another process migrating the same file at once has applied some meanwhile."""
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply the numbered `sql/000N_*.sql` migrations not yet applied; their numbers. The version is read again
+    inside each write transaction: another process migrating the same file at once has applied some meanwhile."""
+    applied = []
     for number, script in _migrations():
         if number <= schema_version(conn):
             continue
@@ -124,6 +125,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        applied.append(number)
+    return applied
 
 
 def _migrations() -> list[tuple[int, str]]:

@@ -9,11 +9,13 @@ import os
 import subprocess
 import sys
 import threading
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import helpers
 from tests.helpers import ServerProcess, db_execute, storage_env, storage_url_of
 
 
@@ -32,22 +34,31 @@ def migrate(data_dir: Path) -> dict[str, Any]:
     return result
 
 
+def migration_numbers() -> list[int]:
+    """The numbers of the run's backend's migrations, from the files (sql/ or pg_sql/)."""
+    folder = resources.files("rotor_lite.store") / ("sql" if helpers.database_for is None else "pg_sql")
+    return sorted(int(entry.name.split("_", 1)[0]) for entry in folder.iterdir() if entry.name.endswith(".sql"))
+
+
 def _without_rotor_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ROTOR_")}
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A data directory with an empty database of the run's backend (a fresh PostgreSQL database, or no file)."""
+def data_dir(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path:
+    """A data directory with an empty database of the run's backend (no SQLite file yet, or an empty
+    PostgreSQL database: not the migrated copy `ServerProcess` gets)."""
     path = tmp_path / "data"
-    storage_env(path, None)
+    if backend == "postgres":
+        cluster = request.getfixturevalue("pg_cluster")
+        storage_env(path, cluster.create_database(f"rotor_empty_{len(cluster.created) + 1}"))
     return path
 
 
 def test_an_empty_database_gets_the_schema_and_a_second_run_applies_nothing(data_dir: Path) -> None:
     first = migrate(data_dir)
 
-    assert first["applied"] and first["applied"] == list(range(1, first["version"] + 1))
+    assert first["applied"] == migration_numbers() and first["version"] == first["applied"][-1]
     assert db_execute(data_dir, "SELECT count(*) FROM queue")[0][0] == 0  # the tables exist
     assert migrate(data_dir) == {**first, "applied": []}
 
@@ -66,7 +77,7 @@ def test_three_migrations_at_once_on_one_empty_database_all_succeed_and_apply_th
     assert [process.returncode for process in processes] == [0, 0, 0], [err for _, err in outputs]
     reports = [json.loads(out) for out, _ in outputs]
     applied = sorted(number for report in reports for number in report["applied"])
-    assert applied == list(range(1, reports[0]["version"] + 1))  # each migration by exactly one of them
+    assert applied == migration_numbers()  # each migration by exactly one of them
     assert {report["version"] for report in reports} == {reports[0]["version"]}
 
 
