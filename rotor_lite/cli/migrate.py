@@ -23,7 +23,10 @@ from rotor_lite.store.db import connect, migrate as migrate_sqlite, schema_versi
 @click.option("--url", help="A PostgreSQL database (overrides storage.url), e.g. postgresql://rotor@db/rotor.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def migrate(*, config_file: str | None, data_dir: str | None, url: str | None, as_json: bool) -> None:
-    """Apply the schema migrations the database has not had yet, and report which."""
+    """Apply the database schema (SQLite data dir or PostgreSQL storage.url) and report what was applied.
+
+    Servers migrate at start too; on PostgreSQL several at once take turns (an advisory lock).
+    """
     try:
         settings = load_settings(config_file, overrides={("storage", "data_dir"): data_dir, ("storage", "url"): url})
     except ConfigError as exc:
