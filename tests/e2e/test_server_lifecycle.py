@@ -305,3 +305,22 @@ def test_a_bootstrap_key_of_the_wrong_form_is_a_one_line_error(tmp_path: Path, s
     assert output_of(tmp_path, 0).splitlines() == [
         "error: invalid configuration: auth.bootstrap_api_key must start with 'rt_'"
     ]
+
+
+@pytest.mark.postgres_only
+def test_rotating_the_master_key_refuses_while_another_node_uses_the_database(tmp_path: Path) -> None:
+    master = base64.b64encode(bytes(range(32))).decode()
+    node = ServerProcess(data_dir=tmp_path / "node", env={"ROTOR_SECURITY_MASTER_KEY": master}).start()
+    try:
+        elsewhere = tmp_path / "admin-machine"  # its own data dir: its lock says nothing of the node
+        refused = subprocess.run(
+            [sys.executable, "-m", "rotor_lite", "admin", "rotate-master-key", "--new-key",
+             base64.b64encode(os.urandom(32)).decode(), "--data-dir", str(elsewhere)],
+            capture_output=True, text=True, timeout=30, check=False,
+            env=clean_env(ROTOR_SECURITY_MASTER_KEY=master, **storage_env(elsewhere, storage_url_of(node.data_dir))),
+        )
+        assert refused.returncode != 0 and "stop every rotor-lite node first" in refused.stderr, refused.stderr
+        with node.client() as http:
+            assert http.get("/v1/queues").status_code == 200  # still working under the old key
+    finally:
+        node.kill()
