@@ -51,15 +51,21 @@ def _migrate_sqlite(settings: Settings) -> tuple[str, list[int], int]:
 
 
 def _migrate_postgres(settings: Settings) -> tuple[str, list[int], int]:
-    from rotor_lite.store.pg import PgConnection, pg_migrations  # asyncpg only where PostgreSQL is used
+    import asyncpg  # only where PostgreSQL is used
 
-    conn = PgConnection.open(settings.storage.url)
+    from rotor_lite.store.pg import PgConnection, pg_migrations
+
+    shown = _without_password(settings.storage.url)
+    try:
+        conn = PgConnection.open(settings.storage.url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(f"cannot connect to {shown}: {exc}") from exc
     try:
         count = conn.migrate()
     finally:
         conn.close()
     numbers = [number for number, _ in pg_migrations()]  # migrate_pg applies those above the database's version
-    return _without_password(settings.storage.url), numbers[len(numbers) - count:], max(numbers, default=0)
+    return shown, numbers[len(numbers) - count:], max(numbers, default=0)
 
 
 def _without_password(url: str) -> str:
