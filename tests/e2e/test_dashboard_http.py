@@ -251,6 +251,7 @@ def test_signing_out_ends_the_session(world: World) -> None:
     assert answer.status_code == 303 and "max-age=0" in cookie_header(answer, "rotor_session").lower()
     with httpx.Client(base_url=world.server.url, cookies={"rotor_session": cookie}, follow_redirects=False) as stale:
         assert stale.get("/dashboard").status_code == 303
+        assert stale.get("/dashboard/login").status_code == 200  # the form, not a redirect back (a loop)
 
 
 def test_a_revoked_keys_sessions_end_at_their_next_request(world: World) -> None:

@@ -82,14 +82,22 @@ def session_of(request: Request[Any, Any, Any]) -> Session:
     return session
 
 
+async def live_session(request: Request[Any, Any, Any]) -> Session | None:
+    """The session the request's cookie seals, unless it has expired or was signed out (on any node)."""
+    core = core_of(request)
+    session = sessions_of(request).get(request.cookies.get(SESSION_COOKIE), core.clock.now_ms())
+    if session is None or await dashboard_sessions.is_signed_out(core, session.id, session.expires_at):
+        return None
+    return session
+
+
 async def session_principal(request: Request[Any, Any, Any]) -> Principal:
     """The signed-in key's principal, authenticated now, allowed by the route's declared access; a POST
     must carry the session's CSRF token."""
     core = core_of(request)
     now = core.clock.now_ms()
-    sessions = sessions_of(request)
-    session = sessions.get(request.cookies.get(SESSION_COOKIE), now)
-    if session is None or await dashboard_sessions.is_signed_out(core, session.id, session.expires_at):
+    session = await live_session(request)
+    if session is None:
         raise SignInRequired()
     request.state.session = session
     request.state[_SESSION_AS_LOADED] = msgspec.json.encode(session)

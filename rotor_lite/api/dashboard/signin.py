@@ -13,10 +13,10 @@ from litestar.response import Redirect, Template
 
 from rotor_lite.api.auth import ACCESS, PUBLIC
 from rotor_lite.api.controllers.workspaces import WorkspaceController
-from rotor_lite.api.dashboard.access import check_csrf, mirror, secure, session_of, sessions_of
+from rotor_lite.api.dashboard.access import check_csrf, live_session, mirror, secure, session_of, sessions_of
 from rotor_lite.api.dashboard.render import page
 from rotor_lite.api.dashboard.session import (
-    SESSION_COOKIE, SIGN_IN_COOKIE, cleared_session_cookie, session_cookie, sign_in_cookie,
+    SIGN_IN_COOKIE, cleared_session_cookie, session_cookie, sign_in_cookie,
 )
 from rotor_lite.api.http import core_of
 from rotor_lite.errors import KeyRefused, RotorError
@@ -51,8 +51,7 @@ def sign_in_page(request: Request[Any, Any, Any], *, message: str | None = None,
 @get("/login", opt={ACCESS: PUBLIC})
 async def sign_in_form(request: Request[Any, Any, Any], next: str | None = None) -> Template | Redirect:  # noqa: A002
     """The sign-in form; a browser with a live session goes straight on."""
-    core = core_of(request)
-    if sessions_of(request).get(request.cookies.get(SESSION_COOKIE), core.clock.now_ms()) is not None:
+    if await live_session(request) is not None:
         return Redirect(safe_next(next), status_code=303)
     return sign_in_page(request, next_page=safe_next(next))
 
@@ -88,11 +87,10 @@ async def sign_in(request: Request[Any, Any, Any]) -> Template | Redirect:
 @post("/logout", opt={ACCESS: PUBLIC})
 async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
     """End the session (its CSRF token required) and drop its cookie."""
-    core = core_of(request)
-    session = sessions_of(request).get(request.cookies.get(SESSION_COOKIE), core.clock.now_ms())
+    session = await live_session(request)
     if session is not None:
         await check_csrf(request, session.csrf)
-        await dashboard_sessions.sign_out(core, session.id, session.expires_at)
+        await dashboard_sessions.sign_out(core_of(request), session.id, session.expires_at)
     return Redirect(f"{SIGN_IN}?signed_out=1", status_code=303, cookies=[cleared_session_cookie(secure=secure(request))])
 
 
