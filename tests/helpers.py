@@ -100,7 +100,8 @@ class ServerProcess:
     """A `rotor-lite serve` subprocess on a free port with its own data directory.
 
     Under `--backend postgres` each data directory gets its own database; servers given one `storage_url`
-    share it (several nodes: give them the same ROTOR_SECURITY_MASTER_KEY too).
+    share it (several nodes: give them the same ROTOR_SECURITY_MASTER_KEY too). `sqlite=True` keeps this server
+    on SQLite in its data directory whatever the run's backend (an installation to move to PostgreSQL).
     """
 
     data_dir: Path
@@ -111,13 +112,14 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     log_level: str = "warning"
+    sqlite: bool = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        storage = storage_env(self.data_dir, self.storage_url)
+        storage = {"ROTOR_STORAGE_URL": ""} if self.sqlite else storage_env(self.data_dir, self.storage_url)
         env = {**os.environ, **FAST_ENV, "ROTOR_AUTH_BOOTSTRAP_API_KEY": self.api_key, **storage, **self.env}
         self.log_path = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it

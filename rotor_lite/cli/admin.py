@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import click
 
+from rotor_lite.cli.copy import copy as copy_to_postgres
 from rotor_lite.clock import SystemClock
 from rotor_lite.config import Settings, load_settings
 from rotor_lite.crypto import Vault, decode_key, load_master_key
@@ -108,6 +109,9 @@ def create_key(
 @click.group("admin")
 def admin() -> None:
     """Server administration: backups and counter rebuilds (the server may run), master-key rotation (stop it first)."""
+
+
+admin.add_command(copy_to_postgres)
 
 
 @admin.command("rotate-master-key")
