@@ -235,7 +235,8 @@ def _in_thread(work: Callable[[], Any]) -> Any:
 def offline(data_dir: Path, *args: str) -> dict[str, Any]:
     """Run an offline admin command (`keys create …`, `workspaces create …`) on a data directory: its JSON."""
     runner = CliRunner(env=storage_env(data_dir, None))  # its database, made now when no server made it yet
-    result = runner.invoke(main, [*args, "--data-dir", str(data_dir), "--json"], catch_exceptions=False)
+    result = _in_thread(  # a test may run inside an event loop; the command's PgConnection drives its own
+        lambda: runner.invoke(main, [*args, "--data-dir", str(data_dir), "--json"], catch_exceptions=False))
     assert result.exit_code == 0, result.output
     parsed: dict[str, Any] = json.loads(result.output)
     return parsed

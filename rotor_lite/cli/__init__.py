@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("rotor_lite.cli.client.login:login", "Save an API key (and server URL) to ~/.rotor/config.json, mode 0600."),
     "mcp": ("rotor_lite.cli.mcp:mcp",
             "Serve rotor-lite's MCP tools over stdio, for AI tools (Claude Code, Claude Desktop, Cursor)."),
+    "migrate": ("rotor_lite.cli.migrate:migrate",
+                "Apply the database schema (SQLite data dir or PostgreSQL storage.url) and report what was applied."),
     "queues": ("rotor_lite.cli.client.queues:queues", "Create, inspect and manage queues."),
     "runs": ("rotor_lite.cli.client.workflows:runs", "Workflow runs: list them, see a run's steps, cancel, replay."),
     "schedules": ("rotor_lite.cli.client.schedules:schedules", "Create, inspect and manage cron schedules."),

@@ -24,7 +24,8 @@ from rotor_lite.services import workspaces as service
 from rotor_lite.services.master_key import rotate_master_key as rotate_all
 from rotor_lite.services.keyring import DAY_MS, CreatedKey
 from rotor_lite.store import counts as count_store
-from rotor_lite.store.backends import open_offline
+from rotor_lite.store.backends import open_offline, other_clients
+from rotor_lite.store.contract import Conn, is_postgres
 from rotor_lite.store.db import backup_to
 
 T = TypeVar("T")
@@ -136,9 +137,11 @@ def rotate_master_key(*, new_key: str, config_file: str | None, data_dir: str | 
     with _server_stopped(settings.data_path):
         staged = None if settings.security.master_key else _stage_key_file(settings.data_path, new_key)
         try:
-            counts = _run_offline(
-                config_file, data_dir, lambda conn, now: rotate_all(conn, Vault(old_key), new, now)
-            )
+            def rotate(conn: Conn, now: int) -> dict[str, int]:
+                _no_other_node(conn)
+                return rotate_all(conn, Vault(old_key), new, now)
+
+            counts = _run_offline(config_file, data_dir, rotate)
         except BaseException:
             if staged is not None:
                 staged.unlink(missing_ok=True)
@@ -167,6 +170,8 @@ def backup(*, target: Path, config_file: str | None, data_dir: str | None, as_js
     configured security.master_key) apart from it.
     """
     settings = _settings(config_file, data_dir)
+    if settings.storage.is_postgres:
+        raise click.ClickException("admin backup copies the SQLite database: on PostgreSQL (storage.url) use pg_dump")
     if not settings.db_path.is_file():
         raise click.ClickException(f"no database at {settings.db_path}")
     if target.exists() or target.with_name(target.name + ".partial").exists():
@@ -222,6 +227,13 @@ def _server_stopped(data_path: Path) -> Iterator[None]:
         except BlockingIOError as exc:
             raise click.ClickException(f"a rotor-lite server is running on {data_path}: stop it first") from exc
         yield
+
+
+def _no_other_node(conn: Conn) -> None:
+    """On PostgreSQL the data directory's lock speaks for this machine only: a node elsewhere would go on
+    writing under the old key, so every other connection to the database must be gone."""
+    if is_postgres(conn) and (count := other_clients(conn)):
+        raise click.ClickException(f"{count} other connection(s) to the database: stop every rotor-lite node first")
 
 
 def _stage_key_file(data_path: Path, key: str) -> Path:

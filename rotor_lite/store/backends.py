@@ -37,3 +37,12 @@ def open_offline(settings: Settings) -> Any:
     sqlite = connect(settings.db_path, settings.storage.synchronous)
     migrate(sqlite)
     return sqlite
+
+
+def other_clients(conn: Any) -> int:
+    """How many other client connections the PostgreSQL database has (other nodes, other commands)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend'"
+    ).fetchone()
+    return int(row[0])

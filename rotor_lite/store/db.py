@@ -100,14 +100,23 @@ def savepoint(conn: Conn, name: str) -> Iterator[None]:
         conn.execute(f"RELEASE {name}")
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the numbered `sql/000N_*.sql` migrations not yet applied."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The number of the last migration applied (0: an empty database)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply the numbered `sql/000N_*.sql` migrations not yet applied; their numbers. The version is read again
+    inside each write transaction: another process migrating the same file at once has applied some meanwhile."""
+    applied = []
     for number, script in _migrations():
-        if number <= current:
+        if number <= schema_version(conn):
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if number <= schema_version(conn):
+                conn.execute("ROLLBACK")
+                continue
             for statement in script.split(";\n"):
                 if statement.strip():
                     conn.execute(statement)
@@ -116,6 +125,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        applied.append(number)
+    return applied
 
 
 def _migrations() -> list[tuple[int, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import stat
@@ -15,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServerProcess
-
-pytestmark = pytest.mark.sqlite_only  # the backup is a copy of the SQLite file
+from tests.helpers import ServerProcess, storage_env
 
 JOBS_BEFORE = 300
 
@@ -50,6 +49,7 @@ def enqueueing(server: ServerProcess, queue: str) -> Iterator[list[int]]:
         writer.join(30)
 
 
+@pytest.mark.sqlite_only  # the backup is a copy of the SQLite file
 def test_a_backup_taken_while_the_server_writes_has_every_job_and_a_server_starts_from_it(tmp_path: Path) -> None:
     server = ServerProcess(data_dir=tmp_path / "data").start()
     target = tmp_path / "backups" / "rotor-backup.db"
@@ -87,6 +87,7 @@ def test_a_backup_taken_while_the_server_writes_has_every_job_and_a_server_start
         restored.kill()
 
 
+@pytest.mark.sqlite_only
 def test_a_backup_never_overwrites_a_file_and_needs_a_database(tmp_path: Path) -> None:
     server = ServerProcess(data_dir=tmp_path / "data").start()
     server.kill()
@@ -99,3 +100,18 @@ def test_a_backup_never_overwrites_a_file_and_needs_a_database(tmp_path: Path) -
     missing = backup(tmp_path / "no-data-here", tmp_path / "new.db")
     assert missing.returncode != 0 and "no database" in missing.stderr
     assert not (tmp_path / "new.db").exists() and not (tmp_path / "no-data-here").exists()
+
+
+@pytest.mark.postgres_only
+def test_on_postgresql_the_backup_refuses_and_points_at_pg_dump(tmp_path: Path) -> None:
+    server = ServerProcess(data_dir=tmp_path / "data").start()
+    try:
+        refused = subprocess.run(
+            [sys.executable, "-m", "rotor_lite", "admin", "backup", "--to", str(tmp_path / "copy.db"),
+             "--data-dir", str(server.data_dir)],
+            capture_output=True, text=True, timeout=60, check=False, env={**os.environ, **storage_env(server.data_dir, None)},
+        )
+    finally:
+        server.kill()
+    assert refused.returncode != 0 and "pg_dump" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "copy.db").exists()

@@ -3,6 +3,7 @@ expired keys, escaping of user data, what each role is shown, auditing, and ever
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import threading
@@ -18,7 +19,7 @@ from rotor_lite.config import load_settings
 from rotor_lite.services.alerts import job_link
 from tests.e2e.dashboard_kit import ESCAPED, SCRIPT, csrf_of, lead_score, onboard_contact, post_actions, post_form, signed_in
 from tests.e2e.workflow_kit import WorkflowEnv, role_key
-from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, storage_url_of, wait_until
 
 
 class World:
@@ -250,6 +251,7 @@ def test_signing_out_ends_the_session(world: World) -> None:
     assert answer.status_code == 303 and "max-age=0" in cookie_header(answer, "rotor_session").lower()
     with httpx.Client(base_url=world.server.url, cookies={"rotor_session": cookie}, follow_redirects=False) as stale:
         assert stale.get("/dashboard").status_code == 303
+        assert stale.get("/dashboard/login").status_code == 200  # the form, not a redirect back (a loop)
 
 
 def test_a_revoked_keys_sessions_end_at_their_next_request(world: World) -> None:
@@ -365,3 +367,33 @@ def test_the_cron_preview_answers_as_the_api_does(admin: httpx.Client) -> None:
     assert good["description"] and len(good["next"]) == 5 and good["next"][0]["zoned"].endswith("JST")
     bad = admin.get("/dashboard/schedules/preview", params={"cron": "99 * * * *", "timezone": "UTC"})
     assert bad.status_code == 422 and bad.json()["error"]
+
+
+def test_a_session_outlives_a_restart_of_the_server(tmp_path: Path) -> None:
+    server = ServerProcess(data_dir=tmp_path / "data").start()
+    try:
+        client = signed_in(server.url, server.api_key)
+        server.kill()
+        server.start()
+        assert client.get("/dashboard").status_code == 200  # the session lives in its cookie, not in the process
+    finally:
+        server.kill()
+
+
+@pytest.mark.postgres_only
+def test_a_session_made_on_one_node_is_answered_by_another(tmp_path: Path) -> None:
+    master = {"ROTOR_SECURITY_MASTER_KEY": base64.b64encode(bytes(range(32))).decode()}
+    node_a = ServerProcess(data_dir=tmp_path / "a", env=master).start()
+    node_b = ServerProcess(data_dir=tmp_path / "b", env=master, storage_url=storage_url_of(node_a.data_dir)).start()
+    try:
+        on_a = signed_in(node_a.url, node_a.api_key)
+        cookie = on_a.cookies["rotor_session"]
+        with httpx.Client(base_url=node_b.url, cookies={"rotor_session": cookie}, follow_redirects=False) as on_b:
+            page = on_b.get("/dashboard")
+            assert page.status_code == 200, page.text
+            paused = on_b.post("/dashboard/logout", data={"csrf": csrf_of(page.text)})
+            assert paused.status_code == 303  # signed out on B (its CSRF token came from the cookie made on A)
+        assert on_a.get("/dashboard").status_code == 303  # and A refuses the cookie from then on
+    finally:
+        node_a.kill()
+        node_b.kill()

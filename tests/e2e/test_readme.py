@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, storage_env, wait_until
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ADMIN_KEY = re.compile(r"Admin API key \(shown once, save it now\): (rt_ws_\S+)")
@@ -77,6 +77,7 @@ class Quickstart:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ROTOR_")}
         self.env.update(HOME=str(self.home), PYTHONUNBUFFERED="1", ROTOR_SERVER_PORT=str(self.api_port),
                         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        self.env.update(storage_env(tmp_path / "data", None))  # the run's backend for the server's ./data
 
     def ported(self, text: str) -> str:
         return (text.replace("127.0.0.1:8080", f"127.0.0.1:{self.api_port}")

@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Receiver, Reply, ServerProcess, free_port, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, db_execute, free_port, storage_env, storage_url_of, wait_until
 
 KEY = "rt_ws_lifecycle_key_00000000000000000000"
 GENERATED_KEY = re.compile(r"rt_ws_[A-Za-z0-9_-]{20,}")
@@ -33,6 +32,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("ROTOR_")}, **extra}
 
 
+def with_storage(args: tuple[str, ...], env: dict[str, str]) -> dict[str, str]:
+    """`env` plus, under `--backend postgres`, the database of the `--data-dir` in `args` (one per data directory)."""
+    if "--data-dir" not in args:
+        return env
+    return {**env, **storage_env(Path(args[args.index("--data-dir") + 1]), None)}
+
+
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Spawn]:
     """Start `python -m rotor_lite …` in tmp_path with output to a log file; every process is killed at teardown."""
@@ -41,7 +47,7 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(tmp_path / f"proc-{len(started)}.log", "wb")  # noqa: SIM115 - the child writes to it
         process = subprocess.Popen([sys.executable, "-m", "rotor_lite", *args], stdout=log, stderr=subprocess.STDOUT,
-                                   env=env or clean_env(ROTOR_AUTH_BOOTSTRAP_API_KEY=KEY), cwd=tmp_path)
+                                   env=with_storage(args, env or clean_env(ROTOR_AUTH_BOOTSTRAP_API_KEY=KEY)), cwd=tmp_path)
         log.close()
         started.append(process)
         return process
@@ -70,7 +76,7 @@ def started_or_exited(process: subprocess.Popen[bytes], port: int) -> bool:
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rotor_lite", *args], capture_output=True, text=True, cwd=cwd,
-                          env=clean_env(), timeout=30, check=False)
+                          env=with_storage(args, clean_env()), timeout=30, check=False)
 
 
 # Configuration ----------------------------------------------------------------------------------
@@ -177,8 +183,7 @@ def test_after_sigterm_a_job_that_falls_due_during_the_drain_is_not_claimed(
 
     assert server.terminate() == 0, server.log()
     assert [r.headers["x-rotor-job-id"] for r in receiver.for_path("/draining")] == [in_flight]
-    with sqlite3.connect(server.data_dir / "rotor.db") as db:  # the server is gone: read what it left
-        left = dict(db.execute("SELECT id, state FROM job").fetchall())
+    left = {row[0]: row[1] for row in db_execute(server.data_dir, "SELECT id, state FROM job")}  # what it left
     assert left == {in_flight: "completed", due_later: "delayed"}
 
     restarted = make_server(server.data_dir)
@@ -257,24 +262,25 @@ def test_admin_cli_creates_workspaces_and_keys_next_to_a_running_server(
 
 
 def test_the_data_directory_and_its_files_are_owner_only(make_server: Callable[..., ServerProcess]) -> None:
-    private = dict.fromkeys(("master.key", "rotor.db", "rotor.db-shm", "rotor.db-wal", "server.lock"), 0o600)
-
-    def modes(data_dir: Path) -> dict[str, int]:
-        return {path.name: stat.S_IMODE(path.stat().st_mode) for path in data_dir.iterdir()}
+    def owner_only(data_dir: Path) -> bool:
+        """Every file is 0600, the master key and the lock among them, and SQLite's files when it keeps them."""
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in data_dir.iterdir()}
+        sqlite = () if storage_url_of(data_dir) else ("rotor.db", "rotor.db-shm", "rotor.db-wal")
+        return set(modes) >= {"master.key", "server.lock", *sqlite} and set(modes.values()) == {0o600}
 
     previous = os.umask(0o022)  # the usual umask, under which files are created world-readable
     try:
         server = make_server()
         with server.client() as http:  # a write: the WAL and its index exist
             assert http.post("/v1/queues", json={"name": "q"}).status_code == 201
-        assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700 and modes(server.data_dir) == private
+        assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700 and owner_only(server.data_dir)
         server.kill()  # the WAL and its index stay behind
         for path in server.data_dir.iterdir():  # as an older version left them
             path.chmod(0o644)
         make_server(data_dir=server.data_dir)
     finally:
         os.umask(previous)
-    assert modes(server.data_dir) == private
+    assert owner_only(server.data_dir)
 
 
 def test_a_start_that_fails_after_opening_the_database_ends_the_process(tmp_path: Path, spawn: Spawn) -> None:
@@ -299,3 +305,22 @@ def test_a_bootstrap_key_of_the_wrong_form_is_a_one_line_error(tmp_path: Path, s
     assert output_of(tmp_path, 0).splitlines() == [
         "error: invalid configuration: auth.bootstrap_api_key must start with 'rt_'"
     ]
+
+
+@pytest.mark.postgres_only
+def test_rotating_the_master_key_refuses_while_another_node_uses_the_database(tmp_path: Path) -> None:
+    master = base64.b64encode(bytes(range(32))).decode()
+    node = ServerProcess(data_dir=tmp_path / "node", env={"ROTOR_SECURITY_MASTER_KEY": master}).start()
+    try:
+        elsewhere = tmp_path / "admin-machine"  # its own data dir: its lock says nothing of the node
+        refused = subprocess.run(
+            [sys.executable, "-m", "rotor_lite", "admin", "rotate-master-key", "--new-key",
+             base64.b64encode(os.urandom(32)).decode(), "--data-dir", str(elsewhere)],
+            capture_output=True, text=True, timeout=30, check=False,
+            env=clean_env(ROTOR_SECURITY_MASTER_KEY=master, **storage_env(elsewhere, storage_url_of(node.data_dir))),
+        )
+        assert refused.returncode != 0 and "stop every rotor-lite node first" in refused.stderr, refused.stderr
+        with node.client() as http:
+            assert http.get("/v1/queues").status_code == 200  # still working under the old key
+    finally:
+        node.kill()

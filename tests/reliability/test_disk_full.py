@@ -67,6 +67,7 @@ def _job_ids(http: httpx.Client) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only  # the small disk is the data directory: SQLite's database file (PostgreSQL keeps its own)
 def test_disk_full_answers_503_keeps_committed_jobs_and_recovers(
     small_disk: Path, make_server: Callable[..., ServerProcess]
 ) -> None:

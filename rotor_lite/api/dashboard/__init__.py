@@ -22,7 +22,9 @@ from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, S
 
 from rotor_lite.api.auth import ACCESS, PUBLIC
 from rotor_lite.api.dashboard import audit_log, decisions, queues, schedules, settings, signin, workflows
-from rotor_lite.api.dashboard.access import ChooseWorkspace, SignInRequired, session_principal
+from rotor_lite.api.dashboard.access import (
+    ChooseWorkspace, SignInRequired, resealed_session_cookie, secure, session_principal,
+)
 from rotor_lite.api.dashboard.render import HERE, NAV, NavItem, page, template_config
 from rotor_lite.api.dashboard.session import SESSION_COOKIE, cleared_session_cookie
 from rotor_lite.errors import RotorError
@@ -79,7 +81,8 @@ def dashboard_routes() -> list[ControllerRouterHandler]:
 
 
 def _page_headers(app: ASGIApp) -> ASGIApp:
-    """Security headers on every page, and `Server-Timing: app;dur=<ms>` (what bench/dashboard.py reads)."""
+    """Security headers on every page, `Server-Timing: app;dur=<ms>` (what bench/dashboard.py reads), and the
+    session cookie again when the page changed its session (unless the page set that cookie itself)."""
 
     async def with_headers(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -90,11 +93,18 @@ def _page_headers(app: ASGIApp) -> ASGIApp:
                 for name, value in _HEADERS.items():
                     headers[name] = value
                 headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+                resealed = resealed_session_cookie(Request(scope))
+                if resealed is not None and not _sets_session_cookie(headers):
+                    headers.add("set-cookie", resealed.to_header(header=""))
             await send(message)
 
         await app(scope, receive, send_with_headers)
 
     return with_headers
+
+
+def _sets_session_cookie(headers: MutableScopeHeaders) -> bool:
+    return any(value.startswith(f"{SESSION_COOKIE}=") for value in headers.getall("set-cookie", []))
 
 
 def _to_sign_in(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -103,7 +113,7 @@ def _to_sign_in(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if exc.reason is not None:
         return signin.sign_in_page(request, message=f"{exc.reason}: sign in again.", status=401, next_page=here,
-                                   cookies=[cleared_session_cookie(secure=signin.secure(request))])
+                                   cookies=[cleared_session_cookie(secure=secure(request))])
     if request.method == "GET" and _cross_site_without_cookie(request):
         return Template(template_name="hop.html", context={"here": here})
     target = signin.SIGN_IN + (f"?{urlencode({'next': here})}" if request.method == "GET" else "")

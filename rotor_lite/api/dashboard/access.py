@@ -15,21 +15,24 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import msgspec
 from litestar import Litestar, Request
+from litestar.datastructures import Cookie
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect
 
 from rotor_lite.api.audit import describe_route, plain_template, route_event
 from rotor_lite.api.auth import ACCESS, access_of, app_routes, authorize
-from rotor_lite.api.dashboard.session import SESSION_COOKIE, Session, Sessions
+from rotor_lite.api.dashboard.session import SESSION_COOKIE, Session, Sessions, is_tls, session_cookie
 from rotor_lite.api.http import core_of
 from rotor_lite.errors import Forbidden, KeyRefused, RotorError, ValidationError, WorkspaceNotFound
 from rotor_lite.models import KeyType, Principal
-from rotor_lite.services import audit
+from rotor_lite.services import audit, dashboard_sessions
 
 T = TypeVar("T")
 MIRRORS = "mirrors"  # the handler `opt` key naming the API route a dashboard route does the work of
 _SESSIONS = "dashboard_sessions"
+_SESSION_AS_LOADED = "session_as_loaded"  # the request's session as its cookie sealed it: was it changed since?
 _API_ROUTES = "dashboard_api_routes"
 
 
@@ -55,8 +58,22 @@ def sessions_of(request: Request[Any, Any, Any]) -> Sessions:
     sessions: Sessions | None = request.app.state.get(_SESSIONS)
     if sessions is None:
         lifetime = core_of(request).settings.dashboard.ms("session_lifetime")
-        sessions = request.app.state[_SESSIONS] = Sessions(lifetime)
+        sessions = request.app.state[_SESSIONS] = Sessions(lifetime, core_of(request).vault)
     return sessions
+
+
+def secure(request: Request[Any, Any, Any]) -> bool:
+    """Whether the dashboard's cookies must be Secure (the browser comes over TLS)."""
+    return is_tls(request, core_of(request).settings.alerts.dashboard_url)
+
+
+def resealed_session_cookie(request: Request[Any, Any, Any]) -> Cookie | None:
+    """The session cookie again when the page changed its session (a notice to show next, the workspace
+    chosen): the cookie is the only place a session lives."""
+    session: Session | None = request.state.get("session")
+    if session is None or msgspec.json.encode(session) == request.state.get(_SESSION_AS_LOADED):
+        return None
+    return session_cookie(sessions_of(request), session, core_of(request).clock.now_ms(), secure=secure(request))
 
 
 def session_of(request: Request[Any, Any, Any]) -> Session:
@@ -65,22 +82,31 @@ def session_of(request: Request[Any, Any, Any]) -> Session:
     return session
 
 
+async def live_session(request: Request[Any, Any, Any]) -> Session | None:
+    """The session the request's cookie seals, unless it has expired or was signed out (on any node)."""
+    core = core_of(request)
+    session = sessions_of(request).get(request.cookies.get(SESSION_COOKIE), core.clock.now_ms())
+    if session is None or await dashboard_sessions.is_signed_out(core, session.id, session.expires_at):
+        return None
+    return session
+
+
 async def session_principal(request: Request[Any, Any, Any]) -> Principal:
     """The signed-in key's principal, authenticated now, allowed by the route's declared access; a POST
     must carry the session's CSRF token."""
     core = core_of(request)
     now = core.clock.now_ms()
-    sessions = sessions_of(request)
-    session = sessions.get(request.cookies.get(SESSION_COOKIE), now)
+    session = await live_session(request)
     if session is None:
         raise SignInRequired()
     request.state.session = session
+    request.state[_SESSION_AS_LOADED] = msgspec.json.encode(session)
     if request.method == "POST":
         await check_csrf(request, session.csrf)
     try:
         principal = await core.keys.authenticate(f"Bearer {session.api_key}", now, session.workspace)
     except KeyRefused as refused:
-        sessions.close(session.token)
+        del request.state.session  # the 401 page clears its cookie
         request.state.key_refused = refused  # the audit middleware records the refusal (a 401)
         raise SignInRequired(refused.message) from refused
     except WorkspaceNotFound as gone:  # the team key no longer reaches the chosen workspace

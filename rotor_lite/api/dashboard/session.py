@@ -1,32 +1,41 @@
-"""Dashboard sessions: an API key exchanged for a cookie, kept in the server's memory.
+"""Dashboard sessions: an API key exchanged for a sealed cookie, so that any node answers any request.
 
-The cookie holds only a random token. The session keeps the key itself, so that every request is
-authenticated again through the API's authenticator (`core.keys`): a revoked or expired key ends its
-sessions on their next request. Sessions end at `dashboard.session_lifetime`, on sign-out, and with
-the process (a restart signs everyone out).
+The cookie holds the session itself, encrypted and authenticated (AES-GCM) under a key derived from the
+master key: every node sharing the master key and the database opens it, none needs to remember it. It
+carries the key itself, so that every request is authenticated again through the API's authenticator
+(`core.keys`): a revoked or expired key ends its sessions on their next request. Sessions end at
+`dashboard.session_lifetime`, on sign-out (recorded in the database: a copy of the cookie is refused by
+every node too), and all of them with a new master key. A page that changes its session (a notice to show next, the workspace chosen) sends the cookie
+again (`reseal`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from typing import Any
 
 import msgspec
+from cryptography.exceptions import InvalidTag
 from litestar import Request
 from litestar.datastructures import Cookie
+
+from rotor_lite.crypto import Vault
 
 SESSION_COOKIE = "rotor_session"
 SIGN_IN_COOKIE = "rotor_sign_in"  # the CSRF token of the sign-in form, before there is a session
 PATH = "/dashboard"
-MAX_SESSIONS = 10_000
 MAX_FLASHES = 5
+_CONTEXT = b"dashboard session"
 
 
 class Session(msgspec.Struct, kw_only=True):
     """One signed-in browser: the key it signed in with, the workspace a team key acts in, its CSRF token,
     and the notices to show on its next page."""
 
-    token: str
+    id: str  # what signing out records, for every node to refuse the cookie from then on
     api_key: str
     key_id: str
     workspace: str | None  # the workspace a team key acts in (None: a workspace key's own, or not chosen yet)
@@ -44,39 +53,32 @@ class Session(msgspec.Struct, kw_only=True):
 
 
 class Sessions:
-    """The open sessions of this process, by cookie token."""
+    """Seals sessions into cookie values and opens them again, under a key derived from the master key."""
 
-    def __init__(self, lifetime_ms: int) -> None:
+    def __init__(self, lifetime_ms: int, master: Vault) -> None:
         self.lifetime_ms = lifetime_ms
-        self._open: dict[str, Session] = {}
+        self._vault = Vault(hmac.new(master.key_bytes, b"rotor-lite dashboard sessions", hashlib.sha256).digest())
 
     def open(self, api_key: str, key_id: str, workspace_name: str, now: int) -> Session:
-        """A new session (a team key's chooses its workspace next); the oldest give way beyond MAX_SESSIONS."""
-        self._forget_expired(now)
-        while len(self._open) >= MAX_SESSIONS:
-            del self._open[next(iter(self._open))]
-        session = Session(
-            token=secrets.token_urlsafe(32), api_key=api_key, key_id=key_id, workspace=None,
-            workspace_name=workspace_name,
+        """A new session (a team key's chooses its workspace next)."""
+        return Session(
+            id=secrets.token_urlsafe(16), api_key=api_key, key_id=key_id, workspace=None, workspace_name=workspace_name,
             csrf=secrets.token_urlsafe(32), expires_at=now + self.lifetime_ms,
         )
-        self._open[session.token] = session
-        return session
 
-    def get(self, token: str | None, now: int) -> Session | None:
-        """The live session of a cookie token (an expired one is ended here)."""
-        session = self._open.get(token) if token else None
-        if session is not None and session.expires_at <= now:
-            self.close(session.token)
+    def get(self, cookie: str | None, now: int) -> Session | None:
+        """The live session a cookie value seals (None: no cookie, not ours, tampered with, or expired)."""
+        if not cookie:
             return None
-        return session
+        try:
+            plain = self._vault.decrypt(base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4)), _CONTEXT)
+            session = msgspec.json.decode(plain, type=Session)
+        except (ValueError, InvalidTag, msgspec.DecodeError):
+            return None
+        return session if session.expires_at > now else None
 
-    def close(self, token: str) -> None:
-        self._open.pop(token, None)
-
-    def _forget_expired(self, now: int) -> None:
-        for token in [token for token, session in self._open.items() if session.expires_at <= now]:
-            del self._open[token]
+    def seal(self, session: Session) -> str:
+        return base64.urlsafe_b64encode(self._vault.encrypt(msgspec.json.encode(session), _CONTEXT)).decode().rstrip("=")
 
 
 def is_tls(request: Request[Any, Any, Any], dashboard_url: str) -> bool:
@@ -85,10 +87,10 @@ def is_tls(request: Request[Any, Any, Any], dashboard_url: str) -> bool:
     return request.url.scheme == "https" or dashboard_url.startswith("https://")
 
 
-def session_cookie(session: Session, now: int, *, secure: bool) -> Cookie:
-    """The cookie of a new session: HttpOnly, SameSite=Strict, Secure over TLS, gone when the session ends."""
+def session_cookie(sessions: Sessions, session: Session, now: int, *, secure: bool) -> Cookie:
+    """The cookie of a session: HttpOnly, SameSite=Strict, Secure over TLS, gone when the session ends."""
     return Cookie(
-        key=SESSION_COOKIE, value=session.token, path=PATH, httponly=True, samesite="strict", secure=secure,
+        key=SESSION_COOKIE, value=sessions.seal(session), path=PATH, httponly=True, samesite="strict", secure=secure,
         max_age=max(1, (session.expires_at - now) // 1000),
     )
 

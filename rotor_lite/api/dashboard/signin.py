@@ -13,15 +13,15 @@ from litestar.response import Redirect, Template
 
 from rotor_lite.api.auth import ACCESS, PUBLIC
 from rotor_lite.api.controllers.workspaces import WorkspaceController
-from rotor_lite.api.dashboard.access import check_csrf, mirror, session_of, sessions_of
+from rotor_lite.api.dashboard.access import check_csrf, live_session, mirror, secure, session_of, sessions_of
 from rotor_lite.api.dashboard.render import page
 from rotor_lite.api.dashboard.session import (
-    SESSION_COOKIE, SIGN_IN_COOKIE, cleared_session_cookie, is_tls, session_cookie, sign_in_cookie,
+    SIGN_IN_COOKIE, cleared_session_cookie, session_cookie, sign_in_cookie,
 )
 from rotor_lite.api.http import core_of
 from rotor_lite.errors import KeyRefused, RotorError
 from rotor_lite.models import KeyType, Principal
-from rotor_lite.services import workspaces
+from rotor_lite.services import dashboard_sessions, workspaces
 
 HOME = "/dashboard"
 SIGN_IN = "/dashboard/login"
@@ -35,10 +35,6 @@ def safe_next(target: Any) -> str:
     if text.startswith(HOME) and not text.startswith(("//", "/\\")) and "\\" not in text and "\n" not in text:
         return text
     return HOME
-
-
-def secure(request: Request[Any, Any, Any]) -> bool:
-    return is_tls(request, core_of(request).settings.alerts.dashboard_url)
 
 
 def sign_in_page(request: Request[Any, Any, Any], *, message: str | None = None, status: int = 200,
@@ -55,8 +51,7 @@ def sign_in_page(request: Request[Any, Any, Any], *, message: str | None = None,
 @get("/login", opt={ACCESS: PUBLIC})
 async def sign_in_form(request: Request[Any, Any, Any], next: str | None = None) -> Template | Redirect:  # noqa: A002
     """The sign-in form; a browser with a live session goes straight on."""
-    core = core_of(request)
-    if sessions_of(request).get(request.cookies.get(SESSION_COOKIE), core.clock.now_ms()) is not None:
+    if await live_session(request) is not None:
         return Redirect(safe_next(next), status_code=303)
     return sign_in_page(request, next_page=safe_next(next))
 
@@ -82,20 +77,20 @@ async def sign_in(request: Request[Any, Any, Any]) -> Template | Redirect:
         return sign_in_page(request, status=403, next_page=next_page, message=QUEUE_KEY_REFUSED)
     team = principal.key_type is KeyType.TEAM  # it chooses its workspace next
     name = "" if team else (await workspaces.get_workspace(core, principal, principal.workspace_id)).name
-    session = sessions_of(request).open(key, principal.key_id, name, now)
+    sessions = sessions_of(request)
+    session = sessions.open(key, principal.key_id, name, now)
     target = f"{CHOOSE}?{urlencode({'next': next_page})}" if team else next_page
     cleared = Cookie(key=SIGN_IN_COOKIE, value="", path=SIGN_IN, max_age=0, httponly=True, samesite="strict")
-    return Redirect(target, status_code=303, cookies=[session_cookie(session, now, secure=secure(request)), cleared])
+    return Redirect(target, status_code=303, cookies=[session_cookie(sessions, session, now, secure=secure(request)), cleared])
 
 
 @post("/logout", opt={ACCESS: PUBLIC})
 async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
     """End the session (its CSRF token required) and drop its cookie."""
-    sessions = sessions_of(request)
-    session = sessions.get(request.cookies.get(SESSION_COOKIE), core_of(request).clock.now_ms())
+    session = await live_session(request)
     if session is not None:
         await check_csrf(request, session.csrf)
-        sessions.close(session.token)
+        await dashboard_sessions.sign_out(core_of(request), session.id, session.expires_at)
     return Redirect(f"{SIGN_IN}?signed_out=1", status_code=303, cookies=[cleared_session_cookie(secure=secure(request))])
 
 
