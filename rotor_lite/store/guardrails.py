@@ -113,13 +113,20 @@ def dnc_hits(conn: Conn, kind: DncKind, workspace_id: str, values: Sequence[str]
     if not values:
         return set()
     table, column = _DNC[kind]
-    # one statement for any number of values, each a primary-key lookup; an IN (…) list costs more
-    # (SQLite first builds a temporary index of it), and CROSS JOIN keeps json_each the outer loop
-    rows = conn.execute(
-        f"SELECT d.{column} FROM json_each(?) AS v CROSS JOIN {table} AS d"
-        f" ON d.workspace_id = ? AND d.{column} = v.value",
-        (msgspec.json.encode(values).decode(), workspace_id),
-    )
+    listed = msgspec.json.encode(values).decode()
+    if is_postgres(conn):  # `= ANY($list)`: one index probe per value
+        rows = conn.execute(
+            f"SELECT d.{column} FROM {table} AS d WHERE d.workspace_id = ? AND d.{column} IN (SELECT value FROM json_each(?))",
+            (workspace_id, listed),
+        )
+    else:
+        # one statement for any number of values, each a primary-key lookup; an IN (…) list costs more
+        # (SQLite first builds a temporary index of it), and CROSS JOIN keeps json_each the outer loop
+        rows = conn.execute(
+            f"SELECT d.{column} FROM json_each(?) AS v CROSS JOIN {table} AS d"
+            f" ON d.workspace_id = ? AND d.{column} = v.value",
+            (listed, workspace_id),
+        )
     return {row[0] for row in rows}
 
 
