@@ -171,7 +171,7 @@ class PolicyReader:
 def count_block(conn: Conn, workspace_id: str, day: str, stage: str) -> None:
     conn.execute(
         "INSERT INTO guardrail_block (workspace_id, day, stage, blocked) VALUES (?, ?, ?, 1)"
-        " ON CONFLICT (workspace_id, day, stage) DO UPDATE SET blocked = blocked + 1",
+        " ON CONFLICT (workspace_id, day, stage) DO UPDATE SET blocked = guardrail_block.blocked + 1",
         (workspace_id, day, stage),
     )
 

@@ -109,3 +109,11 @@ def test_a_million_entries_cost_a_lookup(tmp_path: Path) -> None:
         assert reader.dnc_hits("emails", "ws", []) == set()
     finally:
         reader.close()
+
+
+def test_blocked_counts_add_up_per_day_and_stage(conn: Any) -> None:
+    """The upsert names its table's column (PostgreSQL would find `blocked` ambiguous with the excluded row's)."""
+    for stage in ("dnc", "dnc", "pii"):
+        store.count_block(conn, "ws_a", "2026-12-05", stage)
+    rows = conn.execute("SELECT stage, blocked FROM guardrail_block ORDER BY stage").fetchall()
+    assert [(row[0], row[1]) for row in rows] == [("dnc", 2), ("pii", 1)]
