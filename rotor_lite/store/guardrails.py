@@ -209,10 +209,13 @@ class Screening(msgspec.Struct, kw_only=True, frozen=True):
 _SCREENING_COLUMNS = "rowid, id, queue_id, workspace_id, payload"
 # Several nodes: a job in screening is leased to one node's judge (its lease_expires_at, unused while
 # screening) so the provider is asked once per job; a judge that dies leaves it to another after the lease.
+# The locked rows are picked once, in a CTE: as an `IN (subquery)` PostgreSQL may run the subquery again per
+# row and take more than LIMIT.
 _CLAIM_SCREENING_PG = (
-    "UPDATE job SET lease_expires_at = ? WHERE rowid IN (SELECT rowid FROM job WHERE state = 'screening'"
-    " AND (lease_expires_at IS NULL OR lease_expires_at <= ?) AND rowid NOT IN (SELECT value FROM json_each(?))"
-    f" ORDER BY rowid LIMIT ? FOR UPDATE SKIP LOCKED) AND state = 'screening' RETURNING {_SCREENING_COLUMNS}"
+    "WITH picked AS (SELECT rowid FROM job WHERE state = 'screening' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
+    " AND rowid NOT IN (SELECT value FROM json_each(?)) ORDER BY rowid LIMIT ? FOR UPDATE SKIP LOCKED)"
+    " UPDATE job SET lease_expires_at = ? FROM picked WHERE job.rowid = picked.rowid AND job.state = 'screening'"
+    f" RETURNING {', '.join('job.' + c for c in _SCREENING_COLUMNS.split(', '))}"
 )
 
 
@@ -221,7 +224,7 @@ def screening_jobs(conn: Conn, skip: Sequence[int], limit: int, now: int, lease_
     PostgreSQL only those no other node's judge holds, leased to this one for `lease_ms`."""
     skipped = msgspec.json.encode(list(skip)).decode()
     if is_postgres(conn):
-        rows = sorted(conn.execute(_CLAIM_SCREENING_PG, (now + lease_ms, now, skipped, limit)).fetchall(),
+        rows = sorted(conn.execute(_CLAIM_SCREENING_PG, (now, skipped, limit, now + lease_ms)).fetchall(),
                       key=lambda r: int(r[0]))
     else:
         # `+rowid`: with a plain ORDER BY rowid the planner walks the whole table in rowid order

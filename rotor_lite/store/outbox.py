@@ -75,9 +75,11 @@ def append_event(conn: Conn, event: OutboxEvent) -> None:
 _EVENT_COLUMNS = "rowid, id, workspace_id, event_type, data, target, created_at"
 # Several nodes: each takes rows no other node holds, and exactly the rows it read. A sequence value is
 # drawn before its row commits, so `rowid <= last seen` would also delete a later-committing row unseen.
+# The locked rows are picked once, in a CTE (as an `IN (subquery)` PostgreSQL may run it again per row).
 _TAKE_PG = (
-    f"DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox ORDER BY rowid LIMIT ? FOR UPDATE SKIP LOCKED)"
-    f" RETURNING {_EVENT_COLUMNS}"
+    "WITH picked AS (SELECT rowid FROM outbox ORDER BY rowid LIMIT ? FOR UPDATE SKIP LOCKED)"
+    " DELETE FROM outbox USING picked WHERE outbox.rowid = picked.rowid"
+    f" RETURNING {', '.join('outbox.' + c for c in _EVENT_COLUMNS.split(', '))}"
 )
 
 
@@ -147,10 +149,11 @@ def claim_deliveries(conn: Conn, rowids: Sequence[int], now: int, lease_until: i
     then sets the real next attempt. Rows another node claimed first are left out.
     """
     rows = conn.execute(
-        "UPDATE delivery SET next_attempt_at = ? WHERE rowid IN (SELECT rowid FROM delivery"
-        " WHERE rowid IN (SELECT value FROM json_each(?)) AND status = 'pending' AND next_attempt_at <= ?"
-        " FOR UPDATE SKIP LOCKED) AND status = 'pending' AND next_attempt_at <= ? RETURNING rowid",
-        (lease_until, msgspec.json.encode(list(rowids)).decode(), now, now),
+        "WITH picked AS (SELECT rowid FROM delivery WHERE rowid IN (SELECT value FROM json_each(?))"
+        " AND status = 'pending' AND next_attempt_at <= ? FOR UPDATE SKIP LOCKED)"
+        " UPDATE delivery SET next_attempt_at = ? FROM picked WHERE delivery.rowid = picked.rowid"
+        " AND delivery.status = 'pending' AND delivery.next_attempt_at <= ? RETURNING delivery.rowid",
+        (msgspec.json.encode(list(rowids)).decode(), now, lease_until, now),
     ).fetchall()
     return {int(row[0]) for row in rows}
 
