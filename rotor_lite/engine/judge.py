@@ -41,7 +41,9 @@ SYSTEM_PROMPT = (
     'Answer with JSON only: {"score": <number from 0 to 1>, "reason": "<one short sentence>"}'
 )
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
-_LEASE_GRACE_MS = 30_000  # a screening job leased to a judge that died is judged elsewhere this long after its timeout
+# A verdict is recorded within this long after the timeout; then the job of a judge that died goes to another
+# node's judge, or to this node's once restarted.
+_LEASE_GRACE_MS = 2_000
 
 
 class JudgeError(Exception):
