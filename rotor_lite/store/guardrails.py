@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from rotor_lite.models import JobState
-from rotor_lite.store.contract import upsert
+from rotor_lite.store.contract import is_postgres, upsert
 from rotor_lite.store import counts
 from rotor_lite.store.db import Database
 from rotor_lite.store.contract import Conn
@@ -113,13 +113,20 @@ def dnc_hits(conn: Conn, kind: DncKind, workspace_id: str, values: Sequence[str]
     if not values:
         return set()
     table, column = _DNC[kind]
-    # one statement for any number of values, each a primary-key lookup; an IN (…) list costs more
-    # (SQLite first builds a temporary index of it), and CROSS JOIN keeps json_each the outer loop
-    rows = conn.execute(
-        f"SELECT d.{column} FROM json_each(?) AS v CROSS JOIN {table} AS d"
-        f" ON d.workspace_id = ? AND d.{column} = v.value",
-        (msgspec.json.encode(values).decode(), workspace_id),
-    )
+    listed = msgspec.json.encode(values).decode()
+    if is_postgres(conn):  # `= ANY($list)`: one index probe per value
+        rows = conn.execute(
+            f"SELECT d.{column} FROM {table} AS d WHERE d.workspace_id = ? AND d.{column} IN (SELECT value FROM json_each(?))",
+            (workspace_id, listed),
+        )
+    else:
+        # one statement for any number of values, each a primary-key lookup; an IN (…) list costs more
+        # (SQLite first builds a temporary index of it), and CROSS JOIN keeps json_each the outer loop
+        rows = conn.execute(
+            f"SELECT d.{column} FROM json_each(?) AS v CROSS JOIN {table} AS d"
+            f" ON d.workspace_id = ? AND d.{column} = v.value",
+            (listed, workspace_id),
+        )
     return {row[0] for row in rows}
 
 
@@ -164,7 +171,7 @@ class PolicyReader:
 def count_block(conn: Conn, workspace_id: str, day: str, stage: str) -> None:
     conn.execute(
         "INSERT INTO guardrail_block (workspace_id, day, stage, blocked) VALUES (?, ?, ?, 1)"
-        " ON CONFLICT (workspace_id, day, stage) DO UPDATE SET blocked = blocked + 1",
+        " ON CONFLICT (workspace_id, day, stage) DO UPDATE SET blocked = guardrail_block.blocked + 1",
         (workspace_id, day, stage),
     )
 
@@ -199,15 +206,34 @@ class Screening(msgspec.Struct, kw_only=True, frozen=True):
     payload: bytes
 
 
-def screening_jobs(conn: Conn, skip: Sequence[int], limit: int) -> list[Screening]:
-    """Up to `limit` jobs in state `screening`, oldest first, other than the rowids in `skip`."""
-    # `+rowid`: with a plain ORDER BY rowid the planner walks the whole table in rowid order
-    # (1.2 s at 10M jobs, inside the writer) instead of the small job_screening partial index.
-    rows = conn.execute(
-        "SELECT rowid, id, queue_id, workspace_id, payload FROM job WHERE state = 'screening'"
-        " AND rowid NOT IN (SELECT value FROM json_each(?)) ORDER BY +rowid LIMIT ?",
-        (msgspec.json.encode(list(skip)).decode(), limit),
-    ).fetchall()
+_SCREENING_COLUMNS = "rowid, id, queue_id, workspace_id, payload"
+# Several nodes: a job in screening is leased to one node's judge (its lease_expires_at, unused while
+# screening) so the provider is asked once per job; a judge that dies leaves it to another after the lease.
+# The locked rows are picked once, in a CTE: as an `IN (subquery)` PostgreSQL may run the subquery again per
+# row and take more than LIMIT.
+_CLAIM_SCREENING_PG = (
+    "WITH picked AS (SELECT rowid FROM job WHERE state = 'screening' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
+    " AND rowid NOT IN (SELECT value FROM json_each(?)) ORDER BY rowid LIMIT ? FOR UPDATE SKIP LOCKED)"
+    " UPDATE job SET lease_expires_at = ? FROM picked WHERE job.rowid = picked.rowid AND job.state = 'screening'"
+    f" RETURNING {', '.join('job.' + c for c in _SCREENING_COLUMNS.split(', '))}"
+)
+
+
+def screening_jobs(conn: Conn, skip: Sequence[int], limit: int, now: int, lease_ms: int) -> list[Screening]:
+    """Up to `limit` jobs in state `screening`, oldest first, other than the rowids in `skip`; on
+    PostgreSQL only those no other node's judge holds, leased to this one for `lease_ms`."""
+    skipped = msgspec.json.encode(list(skip)).decode()
+    if is_postgres(conn):
+        rows = sorted(conn.execute(_CLAIM_SCREENING_PG, (now, skipped, limit, now + lease_ms)).fetchall(),
+                      key=lambda r: int(r[0]))
+    else:
+        # `+rowid`: with a plain ORDER BY rowid the planner walks the whole table in rowid order
+        # (1.2 s at 10M jobs, inside the writer) instead of the small job_screening partial index.
+        rows = conn.execute(
+            f"SELECT {_SCREENING_COLUMNS} FROM job WHERE state = 'screening'"
+            " AND rowid NOT IN (SELECT value FROM json_each(?)) ORDER BY +rowid LIMIT ?",
+            (skipped, limit),
+        ).fetchall()
     return [Screening(rowid=r[0], id=r[1], queue_id=r[2], workspace_id=r[3], payload=bytes(r[4])) for r in rows]
 
 
@@ -216,7 +242,8 @@ def release_screened(conn: Conn, rowid: int, now: int, *, to_approval: bool) -> 
     state = "'pending_approval'" if to_approval else "CASE WHEN run_at > ? THEN 'delayed' ELSE 'waiting' END"
     params: tuple[Any, ...] = (rowid,) if to_approval else (now, rowid)
     row = conn.execute(
-        f"UPDATE job SET state = {state} WHERE rowid = ? AND state = 'screening' RETURNING queue_id, state", params
+        f"UPDATE job SET state = {state}, lease_expires_at = NULL WHERE rowid = ? AND state = 'screening'"
+        " RETURNING queue_id, state", params
     ).fetchone()
     if row is None:
         return False
@@ -227,8 +254,8 @@ def release_screened(conn: Conn, rowid: int, now: int, *, to_approval: bool) -> 
 def block_screened(conn: Conn, rowid: int, stage: str, reason: str, now: int) -> bool:
     """screening → guardrail.blocked; False if it left screening (cancelled) meanwhile."""
     row = conn.execute(
-        "UPDATE job SET state = 'guardrail.blocked', blocked_by = ?, block_reason = ?, finished_at = ?"
-        " WHERE rowid = ? AND state = 'screening' RETURNING queue_id",
+        "UPDATE job SET state = 'guardrail.blocked', blocked_by = ?, block_reason = ?, finished_at = ?,"
+        " lease_expires_at = NULL WHERE rowid = ? AND state = 'screening' RETURNING queue_id",
         (stage, reason, now, rowid),
     ).fetchone()
     if row is None:

@@ -167,9 +167,10 @@ def revoke_api_key(conn: Conn, key_id: str, at: int) -> None:
 
 
 def record_last_use(conn: Conn, used: Iterable[tuple[str, int]]) -> None:
+    # In key order: two nodes flushing the same keys lock their rows in one order, so never deadlock.
     conn.executemany(
         "UPDATE api_key SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
-        [(at, key_id, at) for key_id, at in used],
+        [(at, key_id, at) for key_id, at in sorted(used)],
     )
 
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 import uuid
-from contextlib import closing
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import ServerProcess, api_routes, offline, wait_until
+from tests.helpers import ServerProcess, api_routes, db_execute, offline, wait_until
 
 # What API.md lets an rt_q_ key do, on its own queue; every other /v1 route is a 403.
 # The pull-worker routes (a worker's key) reach the job, whose lease token "not-held" is then a 409.
@@ -99,8 +97,7 @@ def _iso_ms(text: str) -> int:
 
 def _set_expiry(server: ServerProcess, key_id: str, expires_at_ms: int) -> None:
     """Move a key's expiry in the database (the API allows no expiry shorter than a day)."""
-    with closing(sqlite3.connect(server.data_dir / "rotor.db", timeout=10)) as conn, conn:
-        conn.execute("UPDATE api_key SET expires_at = ? WHERE id = ?", (expires_at_ms, key_id))
+    db_execute(server.data_dir, "UPDATE api_key SET expires_at = ? WHERE id = ?", (expires_at_ms, key_id))
 
 
 def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -240,8 +237,7 @@ def test_last_use_is_kept_in_memory_and_written_at_most_once_a_minute(make_serve
     assert shown is not None and abs(_iso_ms(shown) - int(time.time() * 1000)) < 10_000
 
     def stored() -> Any:
-        with closing(sqlite3.connect(server.data_dir / "rotor.db", timeout=10)) as conn:
-            return conn.execute("SELECT last_used_at FROM api_key WHERE id = ?", (made["id"],)).fetchone()[0]
+        return db_execute(server.data_dir, "SELECT last_used_at FROM api_key WHERE id = ?", (made["id"],))[0][0]
 
     assert stored() is None  # not one write on the enqueue path: the flush comes once a minute …
     assert server.terminate() == 0

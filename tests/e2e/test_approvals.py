@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 
 import httpx
@@ -13,7 +11,7 @@ from click.testing import CliRunner
 
 from rotor_lite.cli import main
 from rotor_lite.sdk import Rotor, RotorConflict, RotorNotFound
-from tests.helpers import Receiver, ServerProcess, wait_until
+from tests.helpers import Receiver, ServerProcess, offline, wait_until
 
 FAST = {"ROTOR_WEBHOOKS_RETRY_SCHEDULE": "0s,50ms", "ROTOR_WEBHOOKS_POLL_INTERVAL": "50ms"}
 
@@ -30,12 +28,7 @@ def _gated_queue(http: httpx.Client, receiver: Receiver, name: str = "ai-outreac
 
 
 def _key(server: ServerProcess, role: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "rotor_lite", "keys", "create", "--workspace", "default", "--role", role,
-         "--data-dir", str(server.data_dir), "--json"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    return str(json.loads(out)["key"])
+    return str(offline(server.data_dir, "keys", "create", "--workspace", "default", "--role", role)["key"])
 
 
 def test_approve_releases_the_job_and_reject_fails_it_for_good(fast_server: ServerProcess, receiver: Receiver) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from rotor_lite.cli import main
-from tests.helpers import Receiver, Reply, ServerProcess, api_routes, offline, wait_until
+from rotor_lite.store.contract import IntegrityError
+from tests.helpers import Receiver, Reply, ServerProcess, api_routes, db_execute, offline, wait_until
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -79,13 +79,12 @@ def test_filters_cursor_and_csv(server: ServerProcess) -> None:
 def test_the_table_is_append_only(server: ServerProcess) -> None:
     with server.client() as http:
         http.post("/v1/queues", json={"name": "q"})
-    conn = sqlite3.connect(server.data_dir / "rotor.db")
-    try:
-        for statement in ("UPDATE audit_event SET actor_id = 'me'", "DELETE FROM audit_event"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                conn.execute(statement)
-    finally:
-        conn.close()
+    # SQLite's triggers, or PostgreSQL's (store/pg_sql): either refuses, whatever the connection.
+    for statement in ("UPDATE audit_event SET actor_id = 'me'", "DELETE FROM audit_event"):
+        with pytest.raises(IntegrityError, match="append-only"):
+            db_execute(server.data_dir, statement)
+    assert db_execute(server.data_dir, "SELECT count(*) FROM audit_event WHERE actor_id = 'me'")[0][0] == 0
+    assert db_execute(server.data_dir, "SELECT count(*) FROM audit_event")[0][0] > 0
 
 
 def test_csv_cells_that_start_like_a_formula_are_text(server: ServerProcess) -> None:
@@ -130,9 +129,8 @@ def test_refused_keys_and_roles_are_audited(server: ServerProcess) -> None:
     revoked = offline(server.data_dir, "keys", "create", "--workspace", "default")
     expired = offline(server.data_dir, "keys", "create", "--workspace", "default")
     other = offline(server.data_dir, "workspaces", "create", "other")["key"]
-    with sqlite3.connect(server.data_dir / "rotor.db") as conn:  # no API revokes keys yet
-        conn.execute("UPDATE api_key SET revoked_at = 1 WHERE id = ?", (revoked["id"],))
-        conn.execute("UPDATE api_key SET expires_at = 1 WHERE id = ?", (expired["id"],))
+    db_execute(server.data_dir, "UPDATE api_key SET revoked_at = 1 WHERE id = ?", (revoked["id"],))  # no API revokes keys yet
+    db_execute(server.data_dir, "UPDATE api_key SET expires_at = 1 WHERE id = ?", (expired["id"],))
     forged = server.api_key[:10] + "forged-forged-forged"  # the public prefix of a real key, the rest wrong
     unknown = "rt_ws_nobody_has_this_key_000000"
     with server.client(viewer["key"]) as http:

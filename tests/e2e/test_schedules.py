@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from rotor_lite.cli import main
 from rotor_lite.sdk import AsyncRotor, Rotor, RotorUnauthorized, RotorValidationError
-from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, offline, wait_until
 
 SCHED_ID = re.compile(r"^sched_[0-9a-f]{32}$")
 RUN_ID = re.compile(r"^sr_[0-9a-f]{32}$")
@@ -438,16 +438,8 @@ def test_vercel_import_prints_the_reference_lines_and_applies_them(server: Serve
 
 
 def test_roles_and_workspaces(server: ServerProcess) -> None:
-    runner = CliRunner()
-
-    def offline(*args: str) -> dict[str, Any]:
-        result = runner.invoke(main, [*args, "--data-dir", str(server.data_dir), "--json"], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        parsed: dict[str, Any] = json.loads(result.output)
-        return parsed
-
-    viewer = offline("keys", "create", "--workspace", "default", "--role", "viewer")["key"]
-    other = offline("workspaces", "create", "other")["key"]
+    viewer = offline(server.data_dir, "keys", "create", "--workspace", "default", "--role", "viewer")["key"]
+    other = offline(server.data_dir, "workspaces", "create", "other")["key"]
     with server.client() as http:
         http.post("/v1/queues", json={"name": "mine"})
         schedule = http.post("/v1/schedules", json={"queue": "mine", "cron": "0 9 * * *", "timezone": "UTC"}).json()

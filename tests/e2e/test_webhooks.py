@@ -8,7 +8,7 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from rotor_lite.sdk import RotorSignatureError, Webhook
-from tests.helpers import Receiver, Reply, ServerProcess, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, offline, wait_until
 
 pytestmark = pytest.mark.both_delivery_paths  # every test: in-process, and through two delivery helpers
 
@@ -154,15 +154,7 @@ def test_crud_validation_and_tenancy(fast_server: ServerProcess, receiver: Recei
 
 
 def _other_workspace_key(server: ServerProcess) -> str:
-    import json
-    import subprocess
-    import sys
-
-    out = subprocess.run(
-        [sys.executable, "-m", "rotor_lite", "workspaces", "create", "other", "--data-dir", str(server.data_dir), "--json"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    return str(json.loads(out)["key"])
+    return str(offline(server.data_dir, "workspaces", "create", "other")["key"])
 
 
 def test_cli_webhooks_and_alerts(fast_server: ServerProcess, receiver: Receiver) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +20,8 @@ NOW = 1_800_000_000_000
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with Database(tmp_path / "rotor.db", "OFF") as opened:
+async def db(make_database: Callable[..., AbstractAsyncContextManager[Any]]) -> AsyncIterator[Database]:
+    async with make_database() as opened:
         await opened.write(lambda conn: workspaces.bootstrap(conn, "rt_ws_unit_bootstrap_key", NOW))
         yield opened
 
@@ -90,14 +92,16 @@ async def test_a_team_key_acts_in_a_workspace_it_reaches_by_id_or_name(db: Datab
         await keys.authenticate(bearer, NOW, outside.name)
 
 
-async def test_retention_days_follow_each_workspaces_plan(tmp_path: Path) -> None:
+async def test_retention_days_follow_each_workspaces_plan(
+    tmp_path: Path, make_database: Callable[..., AbstractAsyncContextManager[Any]]
+) -> None:
     from rotor_lite.config import load_settings
     from rotor_lite.crypto import Vault
     from rotor_lite.services.core import Core
     from tests.notify_helpers import FakeClock
 
     settings = load_settings(env={"ROTOR_PLANS_PRO_RETENTION_DAYS": "45"}, overrides={("storage", "data_dir"): str(tmp_path)})
-    async with Database(settings.db_path, "OFF") as db:
+    async with make_database() as db:
         made = await db.write(lambda conn: [workspaces.create_workspace(conn, name, NOW, plan=plan).workspace.id
                                             for name, plan in (("a", "pro"), ("b", "team"), ("c", "self-hosted"))])
         core = Core(settings, FakeClock(), db, Vault(bytes(32)))

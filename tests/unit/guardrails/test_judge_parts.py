@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
 
 from rotor_lite.config import BrandToneSettings
+from rotor_lite.store import guardrails as guardrail_store
+from rotor_lite.store.contract import is_postgres
 from rotor_lite.engine.judge import (
     CircuitBreaker,
     JudgeError,
@@ -85,3 +88,28 @@ async def test_provider_errors_are_judge_errors() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(529, text="overloaded"))) as http:
         with pytest.raises(JudgeError, match="HTTP 529"):
             await ask_provider(http, BrandToneSettings(base_url="https://llm.test"), "k", "r", "{}")
+
+
+def _screening_job(conn: Any, job_id: str) -> None:
+    conn.execute(
+        "INSERT INTO job (id, queue_id, workspace_id, state, payload, max_attempts, run_at, created_at)"
+        " VALUES (?, 1, 'ws', 'screening', ?, 1, 0, 0)", (job_id, b"{}"),
+    )
+
+
+def test_each_screening_job_goes_to_one_judge_until_its_lease_runs_out(conn: Any) -> None:
+    """Several nodes (PostgreSQL): a judge takes only jobs no other judge holds, so the provider is asked once."""
+    for job_id in ("a", "b", "c"):
+        _screening_job(conn, job_id)
+    first = guardrail_store.screening_jobs(conn, [], 2, now=1000, lease_ms=500)
+    assert [item.id for item in first] == ["a", "b"]
+    others = guardrail_store.screening_jobs(conn, [], 10, now=1100, lease_ms=500)
+    if is_postgres(conn):
+        assert [item.id for item in others] == ["c"]  # a and b are leased to the first judge
+        assert guardrail_store.screening_jobs(conn, [], 10, now=1200, lease_ms=500) == []
+        # the first judge died: after the lease another takes its jobs
+        assert [item.id for item in guardrail_store.screening_jobs(conn, [], 10, now=1501, lease_ms=500)] == ["a", "b"]
+    else:  # one node: its judge skips what it holds in flight itself
+        assert [item.id for item in others] == ["a", "b", "c"]
+    assert guardrail_store.release_screened(conn, first[0].rowid, 2000, to_approval=False)
+    assert conn.execute("SELECT lease_expires_at FROM job WHERE id = 'a'").fetchone()[0] is None

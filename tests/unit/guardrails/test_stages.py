@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -16,16 +17,30 @@ from rotor_lite.store.guardrails import ConfigRow, PolicyReader, open_sqlite_rea
 
 
 @pytest.fixture
-def reader(tmp_path: Path) -> Iterator[PolicyReader]:
-    conn = connect(tmp_path / "rotor.db", "NORMAL")
-    migrate(conn)
+def reader(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[PolicyReader]:
+    """The policy reader of the run's backend, on a database holding two workspaces' do-not-contact lists."""
+    url = request.getfixturevalue("pg_cluster").new_database() if backend == "postgres" else None
+    conn: Any
+    if url is not None:
+        from rotor_lite.store.pg import PgConnection
+
+        conn = PgConnection.open(url)
+        conn.migrate()
+    else:
+        conn = connect(tmp_path / "rotor.db", "NORMAL")
+        migrate(conn)
     conn.execute("BEGIN")
     store.append_dnc(conn, "emails", "ws_a", ["alice@example.com", "bob@example.com"])
     store.append_dnc(conn, "domains", "ws_a", ["bounced.io"])
     store.append_dnc(conn, "emails", "ws_b", ["carol@example.com"])
     conn.execute("COMMIT")
     conn.close()
-    policy_reader = PolicyReader(open_sqlite_reader(tmp_path / "rotor.db"))
+    if url is not None:
+        from rotor_lite.store.pg import BlockingPgConnection
+
+        policy_reader = PolicyReader(BlockingPgConnection(url))
+    else:
+        policy_reader = PolicyReader(open_sqlite_reader(tmp_path / "rotor.db"))
     yield policy_reader
     policy_reader.close()
 
@@ -94,3 +109,11 @@ def test_a_million_entries_cost_a_lookup(tmp_path: Path) -> None:
         assert reader.dnc_hits("emails", "ws", []) == set()
     finally:
         reader.close()
+
+
+def test_blocked_counts_add_up_per_day_and_stage(conn: Any) -> None:
+    """The upsert names its table's column (PostgreSQL would find `blocked` ambiguous with the excluded row's)."""
+    for stage in ("dnc", "dnc", "pii"):
+        store.count_block(conn, "ws_a", "2026-12-05", stage)
+    rows = conn.execute("SELECT stage, blocked FROM guardrail_block ORDER BY stage").fetchall()
+    assert [(row[0], row[1]) for row in rows] == [("dnc", 2), ("pii", 1)]

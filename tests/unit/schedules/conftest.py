@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,6 @@ from rotor_lite.models import Principal, Role
 from rotor_lite.schemas import QueueCreate
 from rotor_lite.services import queues, workspaces
 from rotor_lite.services.core import Core
-from rotor_lite.store.db import Database
 
 
 class FakeClock:
@@ -53,8 +53,9 @@ Opener = Callable[..., AbstractAsyncContextManager[Env]]
 
 
 @pytest.fixture
-def open_env(tmp_path: Path) -> Opener:
-    """Open the same data directory as often as a test likes (a restart is closing and opening again)."""
+def open_env(tmp_path: Path, make_database: Callable[..., AbstractAsyncContextManager[Any]]) -> Opener:
+    """Open the same data directory (and database, of the run's backend) as often as a test likes (a restart
+    is closing and opening again)."""
     key = os.urandom(32)
 
     @asynccontextmanager
@@ -63,7 +64,7 @@ def open_env(tmp_path: Path) -> Opener:
             ("storage", "data_dir"): str(tmp_path), ("schedules", "misfire_grace"): grace,
             ("limits", "monthly_job_quota"): quota,
         })
-        async with Database(settings.db_path, "OFF") as db:
+        async with make_database() as db:
             core = Core(settings, clock, db, Vault(key))
             await db.write(lambda conn: workspaces.bootstrap(conn, "rt_ws_unit_test_key", clock.now_ms()))
             await db.write(lambda conn: core.queues.load(conn, core.vault))
