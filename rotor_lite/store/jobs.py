@@ -100,9 +100,15 @@ def insert_jobs(conn: Conn, queue_rowid: int, jobs: Sequence[Job]) -> None:
 def add_usage(conn: Conn, workspace_id: str, period: str, queue_name: str, accepted: int) -> None:
     conn.execute(
         "INSERT INTO usage (workspace_id, period, queue_name, accepted) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (workspace_id, period, queue_name) DO UPDATE SET accepted = accepted + excluded.accepted",
+        " ON CONFLICT (workspace_id, period, queue_name) DO UPDATE SET accepted = usage.accepted + excluded.accepted",
         (workspace_id, period, queue_name, accepted),
     )
+
+
+def lock_usage(conn: Conn, workspace_id: str) -> None:
+    """Hold the workspace's row until the transaction ends (PostgreSQL): the nodes' enqueues into one
+    workspace then read and add its usage one after another, so its quota holds across them."""
+    conn.execute("SELECT 1 FROM workspace WHERE id = ? FOR UPDATE", (workspace_id,))
 
 
 def usage_total(conn: Conn, workspace_id: str, period: str) -> int:
@@ -693,9 +699,12 @@ def set_state(conn: Conn, job: Job, state: JobState, now: int) -> None:
     counts.move(conn, job.queue_id, job.state, state, 1)
 
 
-def job_row(conn: Conn, queue_rowid: int, job_id: str) -> Sequence[Any] | None:
+def job_row(conn: Conn, queue_rowid: int, job_id: str, *, for_update: bool = False) -> Sequence[Any] | None:
+    """The job's row; `for_update`: locked until the transaction ends on PostgreSQL, so that no other node
+    claims or settles it between this read and the change made from it (SQLite's writer is alone)."""
+    lock = " FOR UPDATE" if for_update and is_postgres(conn) else ""
     row: Sequence[Any] | None = conn.execute(
-        f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?", (queue_rowid, job_id)
+        f"SELECT {_JOB_COLUMNS} FROM job WHERE queue_id = ? AND id = ?{lock}", (queue_rowid, job_id)
     ).fetchone()
     return row
 
@@ -819,7 +828,7 @@ async def list_jobs(
     if not ranges:
         return []
     merged, params = _merged(ranges)
-    sql = f"SELECT {_JOB_COLUMNS} FROM job WHERE rowid IN (SELECT r FROM ({merged}) ORDER BY r DESC LIMIT ?)"
+    sql = f"SELECT {_JOB_COLUMNS} FROM job WHERE rowid IN (SELECT r FROM ({merged}) AS m ORDER BY r DESC LIMIT ?)"
     return list(await db.fetchall(sql + " ORDER BY rowid DESC", [*params, limit]))
 
 
@@ -856,7 +865,7 @@ async def _queues_walked_by_state(
     for queue in queue_rowids:
         enough = min(sum(known[queue].get(state, 0) for state in states) // _TAG_ROW_COST, _TAG_COUNT_MAX)
         tagged = await db.fetchone(
-            "SELECT count(*) FROM (SELECT 1 FROM job_tag WHERE queue_id = ? AND tag = ? AND job_rowid < ? LIMIT ?)",
+            "SELECT count(*) FROM (SELECT 1 FROM job_tag WHERE queue_id = ? AND tag = ? AND job_rowid < ? LIMIT ?) AS t",
             (queue, tag, before, enough + 1),
         )
         if tagged[0] > enough:
@@ -866,9 +875,9 @@ async def _queues_walked_by_state(
 
 def _merged(ranges: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
     """One UNION ALL of the ranges (nested in groups below SQLite's compound limit), and its parameters."""
-    parts = [f"SELECT r FROM ({sql})" for sql, _ in ranges]
+    parts = [f"SELECT r FROM ({sql}) AS p{i}" for i, (sql, _) in enumerate(ranges)]
     params = [value for _, values in ranges for value in values]
     while len(parts) > _COMPOUND_LIMIT:
-        parts = [f"SELECT r FROM ({' UNION ALL '.join(parts[i:i + _COMPOUND_LIMIT])})"
+        parts = [f"SELECT r FROM ({' UNION ALL '.join(parts[i:i + _COMPOUND_LIMIT])}) AS u{i}"
                  for i in range(0, len(parts), _COMPOUND_LIMIT)]
     return " UNION ALL ".join(parts), params
