@@ -625,7 +625,7 @@ def held_leases(conn: Conn, leases: Sequence[tuple[int, str, str]], now: int) ->
 def tags_of(conn: Conn, rowids: Sequence[int]) -> dict[int, list[str]]:
     """The tags of the jobs that have any, by rowid."""
     rows = conn.execute(
-        "SELECT job.rowid, job.tags FROM json_each(?) AS r CROSS JOIN job ON job.rowid = r.value WHERE job.tags IS NOT NULL",
+        "SELECT rowid, tags FROM job WHERE rowid IN (SELECT value FROM json_each(?)) AND tags IS NOT NULL",
         (_json(rowids),),
     ).fetchall()
     return {rowid: msgspec.json.decode(tags) for rowid, tags in rows}
