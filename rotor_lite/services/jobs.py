@@ -28,7 +28,7 @@ from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, is_postgres
 
 MAX_TAGS, MAX_TAG_LENGTH, MAX_KEY_LENGTH, MAX_BATCH = 10, 64, 256, 1000
 MAX_DELAY_MS = 366 * 86_400_000
@@ -223,6 +223,8 @@ def _write_requests(core: Core, conn: Conn, queue: Queue, requests: list[_Reques
     Each statement gives up the GIL and waits to win it back from the busy event loop, so
     statements per enqueue, not rows, are what a group commit costs.
     """
+    if is_postgres(conn):
+        _count_quota_across_nodes(core, conn, queue.workspace_id)
     wanted = set().union(*(r.explicit for r in requests))
     stored = job_store.find_existing(conn, queue.rowid, wanted) if wanted else {}
     taken: set[str] = set()  # explicit ids inserted by an earlier request of this group
@@ -240,6 +242,14 @@ def _write_requests(core: Core, conn: Conn, queue: Queue, requests: list[_Reques
     if repeated:  # the same id twice in one group: the later request sees the earlier one's row
         stored = {**stored, **job_store.find_existing(conn, queue.rowid, repeated)}
     return [o if isinstance(o, RotorError) else {i: stored[i] for i in o} for o in outcomes]
+
+
+def _count_quota_across_nodes(core: Core, conn: Conn, workspace_id: str) -> None:
+    """Several nodes share the workspace's monthly quota: its usage is read again under the workspace's row
+    lock, so the reservations of this write start from every node's committed total, not this node's cache."""
+    if core.plans.limits_in(conn, workspace_id).jobs_per_month:
+        job_store.lock_usage(conn, workspace_id)
+        core.quota.forget()
 
 
 def _admit(
@@ -448,7 +458,7 @@ async def _transition(
     now = core.clock.now_ms()
 
     def write(conn: Conn) -> Job:
-        row = job_store.job_row(conn, queue.rowid, job_id)
+        row = job_store.job_row(conn, queue.rowid, job_id, for_update=True)
         if row is None:
             raise JobNotFound(job_id)
         job = job_store.job_from_row(row, queue.name)

@@ -10,18 +10,21 @@ from rotor_lite.store.db import Database
 from rotor_lite.store.contract import Conn
 
 Tally = tuple[int, int, int, int]  # attempts, errors (attempts that were not a 2xx), completed, failed
+# Both backends: the casts type PostgreSQL's JSON text, the qualified columns tell its upsert which row is meant.
 _ADD = (
     "INSERT INTO queue_minute (queue_id, minute, attempts, errors, completed, failed)"
-    " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)"
-    " WHERE true ON CONFLICT (queue_id, minute) DO UPDATE SET attempts = attempts + excluded.attempts,"
-    " errors = errors + excluded.errors, completed = completed + excluded.completed, failed = failed + excluded.failed"
+    " SELECT " + ", ".join(f"CAST(t.value ->> {i} AS BIGINT)" for i in range(6)) + " FROM json_each(?) AS t"
+    " WHERE true ON CONFLICT (queue_id, minute) DO UPDATE SET attempts = queue_minute.attempts + excluded.attempts,"
+    " errors = queue_minute.errors + excluded.errors, completed = queue_minute.completed + excluded.completed,"
+    " failed = queue_minute.failed + excluded.failed"
 )
 
 
 def add(conn: Conn, tallies: Mapping[tuple[int, int], Tally], keep_from_minute: int) -> None:
     """Add the tallies of (queue rowid, minute) to the table, and forget minutes before `keep_from_minute`."""
     if tallies:
-        rows = [(queue_id, minute, *tally) for (queue_id, minute), tally in tallies.items()]
+        # In key order: each node's flush locks the rows it adds to in the same order (no deadlock between them).
+        rows = sorted((queue_id, minute, *tally) for (queue_id, minute), tally in tallies.items())
         conn.execute(_ADD, (msgspec.json.encode(rows).decode(),))
     conn.execute("DELETE FROM queue_minute WHERE minute < ?", (keep_from_minute,))
 
