@@ -13,7 +13,7 @@ from rotor_lite.clock import Clock, SystemClock
 from rotor_lite.config import Settings
 from rotor_lite.crypto import KEY_CHECK_PLAINTEXT, Vault, load_master_key
 from rotor_lite.errors import ConfigError
-from rotor_lite.files import make_data_dir, open_private
+from rotor_lite.files import make_data_dir, node_id, open_private
 from rotor_lite.engine.delivery import Deliverer
 from rotor_lite.engine.dispatcher import Dispatcher
 from rotor_lite.engine.judge import BrandToneJudge
@@ -115,7 +115,7 @@ class Runtime:
         self.core.queues.load(conn, self.core.vault)
         self.core.plans.load(conn)
         self.core.workflows.load(conn, self.core.vault)
-        return job_store.requeue_orphans(conn, leases.node_id(self.settings.data_path))
+        return job_store.requeue_orphans(conn, node_id(self.settings.data_path))
 
 
 def make_deliverer(settings: Settings, clock: Clock, secrets: SecretSource | None) -> Deliverer:

@@ -29,6 +29,7 @@ import logging
 
 from rotor_lite.clock import iso_from_ms
 from rotor_lite.cron import CronSchedule, compile_schedule
+from rotor_lite.files import node_id
 from rotor_lite.models import Schedule
 from rotor_lite.services import schedules as service
 from rotor_lite.services.core import Core
@@ -65,7 +66,7 @@ class Scheduler:
         self._retry_ms = core.settings.schedules.ms("leader_retry")
         self._leader: AdvisoryLeader | None = None
         if is_postgres(core.db):
-            self._leader = AdvisoryLeader(getattr(core.db, "url"), CRON_LEADER, getattr(core.db, "node_id"))
+            self._leader = AdvisoryLeader(getattr(core.db, "url"), CRON_LEADER, node_id(core.settings.data_path))
 
     async def __aenter__(self) -> Scheduler:
         if service.record_delivery not in self._core.attempt_observers:

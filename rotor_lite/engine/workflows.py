@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import Counter, deque
 from functools import partial
@@ -22,6 +21,7 @@ import msgspec
 from rotor_lite.engine.delivery import Deliverer
 from rotor_lite.engine.sending import Post, Signing, elapsed_ms
 from rotor_lite.files import node_id
+from rotor_lite.services import leases
 from rotor_lite.models import Run, RunCall, Step, StepStatus, StepType
 from rotor_lite.protocol import PROTOCOL_VERSION, CallResult, decode_answer
 from rotor_lite.services import run_progress
@@ -57,7 +57,7 @@ class RunDriver:
         self._core = core
         self._deliverer = deliverer
         self._node = node_id(core.settings.data_path)
-        self._owner = f"{self._node}.{os.urandom(4).hex()}"  # "<node>.<boot>": a restart finds its node's leases
+        self._owner = leases.lease_owner(core.settings.data_path)  # "<node>.<boot>": a restart finds its node's leases
         self._results: deque[tuple[RunCall, CallResult]] = deque()
         self._in_flight: Counter[tuple[str, str]] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -21,7 +21,8 @@ from rotor_lite.store.contract import Conn
 
 log = logging.getLogger("rotor_lite.cluster")
 
-_WAKES_CLAIMERS = frozenset({"job", "queue", "concurrency_lock"})
+# New jobs wake the claimers, not every change of a job: settling one frees a slot its own node fills.
+_WAKES_CLAIMERS = frozenset({"+job", "queue"})
 _WAKES_RUNS = frozenset({"run", "run_step", "run_waiter", "deferred_event", "signal_resolution", "function"})
 _WAKES_SCHEDULER = frozenset({"schedule"})
 _WAKES_OUTBOX = frozenset({"outbox", "delivery", "webhook"})
@@ -45,7 +46,12 @@ class ClusterFollower:
         """A notice of tables another node wrote (on this node's event loop)."""
         if not self._heard:
             asyncio.get_running_loop().call_soon(self._apply)
-        self._heard.update(_EVERYTHING if payload == "*" else payload.split(","))
+        if payload == "*":
+            self._heard.update(_EVERYTHING)
+            return
+        for table in payload.split(","):
+            self._heard.add(table)
+            self._heard.add(table.lstrip("+"))  # an insert is a change of its table too
 
     def _apply(self) -> None:
         tables, self._heard = self._heard, set()

@@ -20,7 +20,7 @@ import msgspec
 
 from rotor_lite.backoff import backoff_ms
 from rotor_lite.clock import iso_from_ms
-from rotor_lite.files import open_private
+from rotor_lite.files import node_id
 from rotor_lite.models import Attempt, Claimed, JobState, Queue, Settlement
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
@@ -32,21 +32,7 @@ Finished = tuple[Queue, Settlement]
 _EVENT_OF_STATE = {JobState.COMPLETED: "job.completed", JobState.FAILED: "job.failed"}
 
 
-_NODE_ID_FILE = "node.id"
 _BOOT = os.urandom(4).hex()  # this process among the node's successive ones
-
-
-def node_id(data_dir: Path) -> str:
-    """This node's identity, the same across restarts: written once in its data directory (whose lock keeps
-    one server per directory, hence per identity)."""
-    path = data_dir / _NODE_ID_FILE
-    fd = open_private(path, os.O_RDWR)
-    with os.fdopen(fd, "r+") as file:
-        known = file.read().strip()
-        if not known:
-            known = os.urandom(8).hex()
-            file.write(known)
-    return known
 
 
 @functools.cache

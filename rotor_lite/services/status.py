@@ -7,6 +7,7 @@ from typing import Any
 
 from rotor_lite import __version__
 from rotor_lite.clock import iso_from_ms
+from rotor_lite.files import node_id
 from rotor_lite.models import Principal, Role
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.queues import counts_of_queues
@@ -50,7 +51,7 @@ async def _cluster(core: Core) -> dict[str, Any]:
     """This node and the cron leader (several nodes on PostgreSQL); the leader's lease shows whether it is alive."""
     leader = await current_leader(core.db, CRON_LEADER)
     return {
-        "node": getattr(core.db, "node_id", None),
+        "node": node_id(core.settings.data_path),
         "cronLeader": None if leader is None else {"node": leader[0], "leaseExpiresAt": iso_from_ms(leader[1])},
     }
 

@@ -18,7 +18,6 @@ import logging
 import re
 import sqlite3
 import threading
-import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -206,7 +205,6 @@ class PgDatabase(Database):
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__(Path("."))
         self.url = url
-        self.node_id = uuid.uuid4().hex[:12]
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None

@@ -24,7 +24,7 @@ _JSON_EACH = re.compile(r"json_each\(\s*\?(\d*)\s*\)", re.IGNORECASE)
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
 _MARKER = re.compile(r"'[^']*'|\?(\d*)")
-_WRITES_TO = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+_WRITES_TO = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Translated:
     sql: str
     list_params: frozenset[int]  # 0-based indexes of parameters given as JSON lists, passed as arrays
     count: int  # how many parameters the PostgreSQL statement takes
-    writes_to: str | None = None  # the table an INSERT, UPDATE or DELETE changes
+    writes_to: str | None = None  # the table an UPDATE or DELETE changes; an INSERT's is "+table"
 
 
 @lru_cache(maxsize=2048)
@@ -59,7 +59,10 @@ def translate(sql: str) -> Translated:
             text += " ON CONFLICT DO NOTHING"
     numbered = _number_markers(text, list_markers)
     target = _WRITES_TO.match(numbered.sql)
-    return Translated(numbered.sql, numbered.list_params, numbered.count, target.group(1).lower() if target else None)
+    writes_to = None
+    if target:
+        writes_to = ("+" if target.group(1).upper().startswith("INSERT") else "") + target.group(2).lower()
+    return Translated(numbered.sql, numbered.list_params, numbered.count, writes_to)
 
 
 def _number_markers(text: str, list_markers: set[str]) -> Translated:
