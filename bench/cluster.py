@@ -9,11 +9,13 @@ Debian's binaries, fsync off — the figures are about CPU, not disks), the Node
 redis-server (bench/compare.py's runner), and the nodes. Every node of a PostgreSQL run shares one fresh
 database (same `ROTOR_STORAGE_URL` and `ROTOR_SECURITY_MASTER_KEY`), with a data dir and a port of its own.
 
-- enqueue / deliver: `--jobs` jobs batch-enqueued (1,000 per request, `--inflight` requests in flight per
-  node, spread round-robin over the nodes) into a paused queue: batch enqueue jobs/s; then the queue is
-  resumed and every node delivers (concurrency `--concurrency`, signed, verified by the receiver) until
-  all are completed: deliveries/s. The same for the SQLite single node and for BullMQ (addBulk, then a
-  Worker with the same concurrency).
+- enqueue: `--jobs` jobs batch-enqueued (1,000 per request, `--inflight` requests in flight per node, dealt
+  round-robin to the nodes) into a pull queue nobody pulls (nothing but the writes): batch enqueue jobs/s.
+- deliver, end to end: the same again into a callback queue (concurrency `--concurrency`, signed, verified by
+  the receiver) while the nodes deliver; from the first request until the last job is completed: jobs/s.
+  BullMQ (compare.py's worker script: addBulk, then a Worker with the same concurrency): its jobs over
+  enqueue + delivery time. The queues are made on node 0 before the other nodes start (a node loads the
+  queues at its start; see the multi-node audit, item 12).
 - CPU per job: user+sys from /proc/<pid>/stat during each phase, per node (the node, its delivery helpers,
   and their exited children), for PostgreSQL (the postmaster and every backend), and for this script
   (the load generator); BullMQ: redis-server and the Node worker.
@@ -44,8 +46,9 @@ import time
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from _common import (
@@ -73,6 +76,7 @@ from tests.pg_cluster import PgCluster  # noqa: E402 - the tests' throwaway clus
 MASTER_KEY = base64.b64encode(b"rotor-lite cluster bench key 32b").decode()
 BATCH = 1000
 PARTS = ("enqueue", "deliver", "claim10m", "failover")
+T = TypeVar("T")
 
 
 # CPU ---------------------------------------------------------------------------------------------------
@@ -137,11 +141,11 @@ class CpuMeter:
 # PostgreSQL nodes ------------------------------------------------------------------------------------
 
 
-def start_nodes(procs: Processes, tmp: Path, dsn: str, count: int, tag: str) -> list[Server]:
+def start_nodes(procs: Processes, tmp: Path, dsn: str, count: int, tag: str, first: int = 0) -> list[Server]:
     """`count` nodes on database `dsn`, one after the other (the first one migrates)."""
     return [start_server(procs, node_dir(tmp, f"{tag}-node{i}"), ROTOR_STORAGE_URL=dsn,
                          ROTOR_SECURITY_MASTER_KEY=MASTER_KEY)
-            for i in range(count)]
+            for i in range(first, first + count)]
 
 
 def node_dir(tmp: Path, name: str) -> Path:
@@ -175,6 +179,7 @@ class Run:
     enqueue_cpu_us: dict[str, float] = field(default_factory=dict)  # tree -> µs per job
     deliver_cpu_us: dict[str, float] = field(default_factory=dict)
     per_node_delivered: list[int] = field(default_factory=list)
+    note: str = ""
 
 
 async def enqueue_round_robin(apis: list[Api], queue: str, jobs: int, inflight: int) -> None:
@@ -191,10 +196,18 @@ async def enqueue_round_robin(apis: list[Api], queue: str, jobs: int, inflight: 
     await asyncio.gather(*(sender() for _ in range(inflight * len(apis))))
 
 
-async def wait_all_completed(api: Api, receiver: str, queue: str, total: int, baseline: int = 0) -> None:
-    """The receiver saw `total` POSTs, then the queue's stats show `baseline + total` completed."""
+async def wait_all_completed(api: Api, receiver: str, queue: str, total: int, baseline: int = 0,
+                             stall_s: float = 30) -> None:
+    """The receiver saw `total` POSTs, then the queue's stats show `baseline + total` completed; fails when no
+    callback arrives for `stall_s` seconds (jobs stuck, e.g. on a node that does not dispatch them)."""
     deadline = time.monotonic() + 900
-    while (await receiver_stats(api.session, receiver))["count"] < total:
+    seen, progress_at = 0, time.monotonic()
+    while seen < total:
+        now_seen = (await receiver_stats(api.session, receiver))["count"]
+        if now_seen > seen:
+            seen, progress_at = now_seen, time.monotonic()
+        elif time.monotonic() - progress_at > stall_s:
+            raise RuntimeError(f"{queue}: no callback for {stall_s:.0f} s at {seen} of {total}: {await api.stats(queue)}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{queue}: the receiver did not see {total} deliveries in time")
         await asyncio.sleep(0.02)
@@ -207,31 +220,41 @@ async def wait_all_completed(api: Api, receiver: str, queue: str, total: int, ba
         await asyncio.sleep(0.005)
 
 
-async def rotor_run(run: Run, nodes: list[Server], pg: PgCluster | None, receiver: str, queue: str,
+async def create_queues(url: str, receiver: str, concurrency: int) -> str:
+    """Queue `enq`, a pull queue with no worker (so the enqueue phase only writes, and no node can deliver it),
+    and `bench`, delivering to the receiver; bench's secret."""
+    async with client_session() as session:
+        api = Api(session, url)
+        await api.create_queue("enq", concurrency=concurrency)
+        created = await api.create_queue("bench", concurrency=concurrency, callback_url=receiver + "/cb")
+        return str(created["callback_secret"])
+
+
+async def rotor_run(run: Run, nodes: list[Server], pg: PgCluster | None, receiver: str, secret: str,
                     args: argparse.Namespace, deliver: bool) -> Run:
-    """Enqueue phase (always: it fills the backlog), then the delivery phase when `deliver`."""
+    """Batch enqueue into the pull queue; then, when `deliver`, end to end: the same jobs batch-enqueued into
+    the delivering queue, from the first request until the last job is completed."""
     meter = CpuMeter(node_cpu_pids(nodes, pg))
     async with client_session(limit=args.inflight * len(nodes) + 8) as session:
         apis = [Api(session, node.url) for node in nodes]
-        created = await apis[0].create_queue(queue, concurrency=args.concurrency, callback_url=receiver + "/cb")
-        receiver_get(receiver, "/secret?value=" + urllib.parse.quote(created["callback_secret"]))
-        await apis[0].call("POST", f"/v1/queues/{queue}/pause")
         meter.start()
         started = time.perf_counter()
-        await enqueue_round_robin(apis, queue, run.jobs, args.inflight)
+        await enqueue_round_robin(apis, "enq", run.jobs, args.inflight)
         run.enqueue_rate = run.jobs / (time.perf_counter() - started)
         run.enqueue_cpu_us = meter.per_job(run.jobs)
         if not deliver:
             return run
+        receiver_get(receiver, "/secret?value=" + urllib.parse.quote(secret))
         receiver_get(receiver, "/reset")
-        delivered_before = [await delivered_by(api, queue) for api in apis]
+        delivered_before = [await delivered_by(api, "bench") for api in apis]
         meter.start()
         started = time.perf_counter()
-        await apis[-1].call("POST", f"/v1/queues/{queue}/resume")  # the last node: the others learn it from the database
-        await wait_all_completed(apis[0], receiver, queue, run.jobs)
+        await enqueue_round_robin(apis, "bench", run.jobs, args.inflight)
+        await wait_all_completed(apis[0], receiver, "bench", run.jobs)
         run.deliver_rate = run.jobs / (time.perf_counter() - started)
         run.deliver_cpu_us = meter.per_job(run.jobs)
-        run.per_node_delivered = [await delivered_by(api, queue) - before for api, before in zip(apis, delivered_before)]
+        run.per_node_delivered = [await delivered_by(api, "bench") - before
+                                  for api, before in zip(apis, delivered_before)]
         seen = await receiver_stats(session, receiver)
         if seen["bad"] or seen["verified"] < run.jobs:
             raise SystemExit(f"signature check failed at the receiver: {seen}")
@@ -256,7 +279,22 @@ def bullmq_run(modules: Path, redis_port: int, receiver: str, jobs: int, concurr
     redis_s = (tree_cpu_seconds(redis) - before_redis) if redis else float("nan")
     # One figure for both phases (the worker script does both and reports only their times): shown as delivery's.
     cpu = {"redis": round(redis_s / jobs * 1e6, 1), "bullmq worker": round(worker_s / jobs * 1e6, 1)}
-    return Run("BullMQ", 1, jobs, jobs / figures["enqueue_s"], figures["rate"], {}, cpu)
+    end_to_end = jobs / (figures["enqueue_s"] + figures["deliver_s"])
+    return Run("BullMQ", 1, jobs, jobs / figures["enqueue_s"], end_to_end, {}, cpu,
+               note=f"addBulk, then the worker: {figures['rate']:,.0f} deliveries/s from the worker's start")
+
+
+def start_cluster(procs: Processes, tmp: Path, dsn: str | None, count: int, tag: str,
+                  setup: Callable[[str], Awaitable[T]]) -> tuple[list[Server], T]:
+    """Node 0 (on SQLite when `dsn` is None), `setup` run against it, then the other nodes on the same database.
+
+    The other nodes start after the setup because a node loads the queues at its start and does not yet learn
+    of a queue another node creates later (multi-node audit, item 12)."""
+    first = start_server(procs, node_dir(tmp, f"{tag}-node0"),
+                         **({} if dsn is None else {"ROTOR_STORAGE_URL": dsn, "ROTOR_SECURITY_MASTER_KEY": MASTER_KEY}))
+    made = run_event_loop(setup(first.url))
+    rest = [] if dsn is None else start_nodes(procs, tmp, dsn, count - 1, tag, first=1)
+    return [first, *rest], made
 
 
 def throughput_runs(args: argparse.Namespace, procs: Processes, tmp: Path, pg: PgCluster, receiver: str) -> list[Run]:
@@ -267,19 +305,18 @@ def throughput_runs(args: argparse.Namespace, procs: Processes, tmp: Path, pg: P
             modules, redis_binary = ensure_bullmq(), ensure_redis()
             redis_port = start_redis(procs, redis_binary, tmp, "everysec")
             runs.append(show(bullmq_run(modules, redis_port, receiver, args.jobs, args.concurrency)))
-        sqlite = start_server(procs, node_dir(tmp, f"sqlite-{round_no}"))
-        runs.append(show(run_event_loop(rotor_run(Run("SQLite", 1, args.jobs), [sqlite], None, receiver, "bench",
-                                                  args, deliver))))
-        procs.stop(sqlite.proc)
-        for count in args.nodes:
-            dsn = pg.create_database(f"nodes{count}_r{round_no}")
-            nodes = start_nodes(procs, tmp, dsn, count, f"pg{count}-{round_no}")
+        configs = [("SQLite", None, 1)] + [("PostgreSQL", f"nodes{n}_r{round_no}", n) for n in args.nodes]
+        for system, database, count in configs:
+            dsn = None if database is None else pg.create_database(database)
+            nodes, secret = start_cluster(procs, tmp, dsn, count, f"{system}{count}-{round_no}",
+                                          lambda url: create_queues(url, receiver, args.concurrency))
             try:
-                runs.append(show(run_event_loop(rotor_run(Run("PostgreSQL", count, args.jobs), nodes, pg, receiver,
-                                                          "bench", args, deliver))))
+                runs.append(show(run_event_loop(rotor_run(Run(system, count, args.jobs), nodes,
+                                                          None if dsn is None else pg, receiver, secret, args,
+                                                          deliver))))
             except (RuntimeError, SystemExit) as error:
-                print(f"PostgreSQL, {count} node(s): FAILED: {error}\n{log_tail(nodes)}", flush=True)
-                runs.append(Run("PostgreSQL", count, args.jobs, enqueue_cpu_us={"error": -1}))
+                print(f"{system}, {count} node(s): FAILED: {error}\n{log_tail(nodes)}", flush=True)
+                runs.append(Run(system, count, args.jobs, note=f"failed: {error}"[:300]))
             finally:
                 stop_nodes(procs, nodes)
     return runs
@@ -310,17 +347,17 @@ def cpu_cell(cpu: dict[str, float]) -> str:
 
 
 def print_runs(runs: list[Run]) -> None:
-    print("\n| system | nodes | batch enqueue jobs/s | CPU per enqueued job | deliveries/s | CPU per delivery "
-          "| deliveries per node |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| system | nodes | batch enqueue jobs/s | CPU per enqueued job | end-to-end jobs/s "
+          "| CPU per job end to end | deliveries per node | note |")
+    print("|---|---|---|---|---|---|---|---|")
     for run in runs:
-        if "error" in run.enqueue_cpu_us:
-            print(f"| {run.system} | {run.nodes} | failed | | | | |")
+        if run.note.startswith("failed"):
+            print(f"| {run.system} | {run.nodes} | failed | | | | {run.note[:120]} |")
             continue
         rate = f"{run.deliver_rate:,.0f}" if run.deliver_rate else "–"
         spread = " / ".join(str(n) for n in run.per_node_delivered) if run.per_node_delivered else "–"
         print(f"| {run.system} | {run.nodes} | {run.enqueue_rate:,.0f} | {cpu_cell(run.enqueue_cpu_us)} | {rate} "
-              f"| {cpu_cell(run.deliver_cpu_us)} | {spread} |")
+              f"| {cpu_cell(run.deliver_cpu_us)} | {spread} | {run.note} |")
 
 
 # Claim cost at 10M rows ----------------------------------------------------------------------------------
@@ -462,14 +499,22 @@ async def find_leader(apis: list[Api], timeout: float = 15) -> int | None:
     return None
 
 
-async def failover_once(nodes: list[Server], receiver: str, watch_s: float) -> Failover:
+async def create_ticking(url: str, receiver: str) -> str:
+    """Queue `tick` and a schedule firing into it every second (6 fields: seconds first); the schedule's id."""
+    async with client_session() as session:
+        api = Api(session, url)
+        await api.create_queue("tick", concurrency=4, callback_url=receiver + "/lat")
+        schedule = await api.call("POST", "/v1/schedules", {
+            "queue": "tick", "name": "every-second", "cron": "* * * * * *", "timezone": "UTC"})
+        return str(schedule["id"])
+
+
+async def failover_once(nodes: list[Server], schedule: str, watch_s: float) -> Failover:
+    """Ticks for `watch_s` with every node up, then SIGKILL to the cron leader; time until a tick fires again."""
     async with client_session() as session:
         apis = [Api(session, node.url) for node in nodes]
-        await apis[0].create_queue("tick", concurrency=4, callback_url=receiver + "/lat")
-        schedule = await apis[0].call("POST", "/v1/schedules", {
-            "queue": "tick", "name": "every-second", "cron": "* * * * * *", "timezone": "UTC"})
         await asyncio.sleep(watch_s)
-        fired = [epoch_ms(r["fired_at"]) for r in await runs_of(apis[0], schedule["id"]) if r.get("fired_at")]
+        fired = [epoch_ms(r["fired_at"]) for r in await runs_of(apis[0], schedule) if r.get("fired_at")]
         span = (max(fired) - min(fired)) / 1000 if len(fired) > 1 else 0.0
         ticks_per_s = (len(fired) - 1) / span if span else 0.0
         if not fired:
@@ -484,7 +529,7 @@ async def failover_once(nodes: list[Server], receiver: str, watch_s: float) -> F
         survivors = [api for i, api in enumerate(apis) if i != leader]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            after = [r for r in await runs_of(survivors[0], schedule["id"])
+            after = [r for r in await runs_of(survivors[0], schedule)
                      if r.get("fired_at") and epoch_ms(r["fired_at"]) > killed_at]
             if after:
                 first = min(after, key=lambda r: epoch_ms(r["fired_at"]))
@@ -502,9 +547,10 @@ def failover_runs(args: argparse.Namespace, procs: Processes, tmp: Path, pg: PgC
     out = []
     for round_no in range(1, args.failover_rounds + 1):
         dsn = pg.create_database(f"failover_{round_no}")
-        nodes = start_nodes(procs, tmp, dsn, 3, f"failover{round_no}")
+        nodes, schedule = start_cluster(procs, tmp, dsn, 3, f"failover{round_no}",
+                                        lambda url: create_ticking(url, receiver))
         try:
-            result = run_event_loop(failover_once(nodes, receiver, args.watch))
+            result = run_event_loop(failover_once(nodes, schedule, args.watch))
         except (RuntimeError, SystemExit) as error:
             result = Failover(False, 0.0, note=f"failed: {error}"[:300])
         stop_nodes(procs, nodes)
