@@ -86,6 +86,9 @@ def _owner() -> str | None:
         return "nobody"
 
 
+_TEMPLATE = "rotor_template"
+
+
 class PgCluster:
     """One PostgreSQL server in a temporary directory: `start()` (or `with`), databases, `stop()`."""
 
@@ -100,6 +103,7 @@ class PgCluster:
         self.data = self.root / "data"
         self.created: list[str] = []  # every database create_database made, in order
         self._started = False
+        self._template_ready = False
 
     def __enter__(self) -> Self:
         return self.start()
@@ -142,8 +146,26 @@ class PgCluster:
         return self.dsn_for(name)
 
     def new_database(self) -> str:
-        """A fresh database with a name of its own; its DSN."""
-        return self.create_database(f"rotor_{len(self.created) + 1}")
+        """A fresh database with a name of its own, the schema already applied (a copy of a template
+        migrated once: each server's start then finds nothing to migrate); its DSN."""
+        if not self._template_ready:
+            self._make_template()
+        return self.create_database(f"rotor_{len(self.created) + 1}", template=_TEMPLATE)
+
+    def _make_template(self) -> None:
+        from rotor_lite.store.pg import migrate_pg
+
+        self.execute(f"CREATE DATABASE {_TEMPLATE}")
+
+        async def migrate() -> None:
+            connection = await asyncpg.connect(self.dsn_for(_TEMPLATE))
+            try:
+                await migrate_pg(connection)
+            finally:
+                await connection.close()
+
+        run_sync(migrate())
+        self._template_ready = True
 
     def drop_database(self, *names: str) -> None:
         """Drop them even while servers are still connected (their connections are ended)."""

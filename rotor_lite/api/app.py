@@ -17,7 +17,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from rotor_lite import __version__
-from rotor_lite.api.auth import RateLimiter, check_declared, provide_principal
+from rotor_lite.api.auth import check_declared, provide_principal
+from rotor_lite.services.rate_limits import RateLimiter
 from rotor_lite.api.controllers.admin import AdminController
 from rotor_lite.api.controllers.api_keys import ApiKeyController
 from rotor_lite.api.controllers.jobs import DlqController, JobController
@@ -72,7 +73,7 @@ def create_app(
             assert runtime.core is not None
             app.state.runtime = runtime
             app.state.core = runtime.core
-            app.state.rate_limiter = RateLimiter()
+            app.state.rate_limiter = RateLimiter(runtime.core.db)
             if on_ready is not None:
                 on_ready(runtime)
             # Everything built at start-up lives as long as the process: keep it out of the

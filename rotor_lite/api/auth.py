@@ -20,7 +20,8 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.routes import ASGIRoute, HTTPRoute
 
 from rotor_lite.api.http import header
-from rotor_lite.errors import Forbidden, KeyRefused, RateLimited, ValidationError
+from rotor_lite.errors import Forbidden, KeyRefused, ValidationError
+from rotor_lite.services.rate_limits import RateLimiter
 from rotor_lite.models import KeyType, Principal, Role
 from rotor_lite.services.core import Core
 
@@ -83,25 +84,6 @@ def check_declared(app: Litestar) -> None:
             access_of(route.route_handler)
 
 
-class RateLimiter:
-    """Requests per workspace per fixed one-minute window, at the limit of the workspace's plan."""
-
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}
-
-    def hit(self, workspace_id: str, per_minute: int, now_s: float) -> tuple[int, int]:
-        """Count one request; returns (remaining, reset epoch seconds) or raises RateLimited."""
-        window = int(now_s // 60)
-        reset_at = (window + 1) * 60
-        start, count = self._windows.get(workspace_id, (window, 0))
-        if start != window:
-            count = 0
-        if count >= per_minute:
-            raise RateLimited(max(1, int(reset_at - now_s)), per_minute, reset_at)
-        self._windows[workspace_id] = (window, count + 1)
-        return per_minute - count - 1, reset_at
-
-
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     """The caller, authenticated, allowed by the route's declared access, and counted against its
     workspace's rate limit."""
@@ -117,7 +99,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     limits = await core.plans.limits(core.db, principal.workspace_id)
     if limits.requests_per_minute:
         limiter: RateLimiter = request.app.state.rate_limiter
-        remaining, reset_at = limiter.hit(principal.workspace_id, limits.requests_per_minute, time.time())
+        remaining, reset_at = await limiter.hit(principal.workspace_id, limits.requests_per_minute, time.time())
         request.state.rate_limit = (limits.requests_per_minute, remaining, reset_at)  # read by before_send
     return principal
 

@@ -22,6 +22,7 @@ from rotor_lite.engine.pool import helper_count
 from rotor_lite.engine.scheduler import Scheduler
 from rotor_lite.engine.sweeper import Sweeper
 from rotor_lite.engine.workflows import RunDriver
+from rotor_lite.services.cluster import follow_other_nodes
 from rotor_lite.services import workspaces
 from rotor_lite.services.core import Core
 from rotor_lite.services.hooks import SecretSource
@@ -30,7 +31,7 @@ from rotor_lite.services.workers import PullBroker
 from rotor_lite.store import jobs as job_store
 from rotor_lite.store import workspaces as ws_store
 from rotor_lite.store.backends import open_database
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, lock_across_nodes
 
 log = logging.getLogger("rotor_lite.runtime")
 _KEY_CHECK = "master_key_check"
@@ -83,6 +84,7 @@ class Runtime:
         await self._stack.enter_async_context(RunDriver(core, deliverer))
         await self._stack.enter_async_context(Sweeper(core, self._wake_claimers))
         core.on_schedules_changed = (await self._stack.enter_async_context(Scheduler(core))).wake
+        follow_other_nodes(core, self._wake_claimers)
         self.dispatcher.wake()
 
     def _wake_claimers(self) -> None:
@@ -107,6 +109,7 @@ class Runtime:
 
     def _prepare(self, conn: Conn) -> int:
         assert self.core is not None
+        lock_across_nodes(conn, "rotor-lite:prepare")  # nodes starting together on an empty database
         _check_master_key(conn, self.core.vault)
         self.bootstrap_key = workspaces.bootstrap(conn, self.settings.auth.bootstrap_api_key, self.clock.now_ms())
         self.core.queues.load(conn, self.core.vault)

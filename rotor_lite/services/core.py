@@ -42,6 +42,12 @@ class QueueRegistry:
                 row.queue.callback_secret = vault.decrypt_text(row.secret_blob, b"callback_secret")
             self.put(row.queue)
 
+    def reload(self, conn: Conn, vault: Vault) -> None:
+        """Read every queue again: another node created, changed or deleted some."""
+        fresh = QueueRegistry()
+        fresh.load(conn, vault)
+        self._by_name, self._by_rowid = fresh._by_name, fresh._by_rowid
+
     def put(self, queue: Queue) -> None:
         self._by_name[(queue.workspace_id, queue.name)] = queue
         self._by_rowid[queue.rowid] = queue

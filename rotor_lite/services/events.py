@@ -85,6 +85,12 @@ class OutboxSink:
         self._wanted[workspace_id] = frozenset(wanted)
         self.generation += 1
 
+    def reload(self, conn: Conn) -> None:
+        """Compute the subscriptions again: another node changed a webhook or an alert."""
+        self._wanted.clear()
+        self.load(conn)
+        self.generation += 1
+
     def load(self, conn: Conn) -> None:
         """Compute every workspace's subscriptions (at start)."""
         workspaces = {hook.workspace_id for hook in webhook_store.all_webhooks(conn)}

@@ -55,6 +55,9 @@ class PolicyCache:
     def invalidate(self, workspace_id: str) -> None:
         self._policies.pop(workspace_id, None)
 
+    def invalidate_all(self) -> None:
+        self._policies.clear()
+
     def probe(self, workspace_id: str) -> Callable[[DncKind, Sequence[str]], set[str]]:
         return lambda kind, values: self._reader.dnc_hits(kind, workspace_id, values)
 

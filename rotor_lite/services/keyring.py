@@ -116,6 +116,10 @@ class Authenticator(PeriodicFlush):
         for token in [token for token, entry in self._cache.items() if entry.row.id == key_id]:
             del self._cache[token]
 
+    def forget_all(self) -> None:
+        """Drop every cached key: another node changed some."""
+        self._cache.clear()
+
     def last_used(self, key_id: str) -> int | None:
         """When this process last saw the key, if it did (newer than the stored value until the next flush)."""
         return self._seen.get(key_id)

@@ -50,6 +50,12 @@ class WorkflowState:
         for workspace_id, event_name, path in run_store.pinned_paths(conn):
             self.add_pin(workspace_id, event_name, path)
 
+    def reload(self, conn: Conn, vault: Vault) -> None:
+        """Read functions and signing keys again: another node changed some."""
+        self._functions.clear()
+        self._keys.clear()
+        self.load(conn, vault)
+
     def put(self, fn: Function) -> None:
         self._functions[(fn.workspace_id, fn.id)] = fn
 

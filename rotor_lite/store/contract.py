@@ -91,3 +91,10 @@ def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
+
+
+def lock_across_nodes(conn: object, name: str) -> None:
+    """Hold `name` until this write commits: nodes doing the same work (a first start's bootstrap) take
+    turns. Nothing on SQLite, whose writer takes every write in turn anyway."""
+    if is_postgres(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))  # type: ignore[attr-defined]

@@ -34,6 +34,7 @@ from rotor_lite.store.pg_dialect import Translated, translate
 
 log = logging.getLogger("rotor_lite.store")
 
+CHANGES_CHANNEL = "rotor_changes"
 _MIGRATION_LOCK = zlib.crc32(b"rotor-lite:migrate")  # one node migrates while the others wait
 _RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
 _STATUS_COUNT = re.compile(r"(\d+)$")
@@ -65,16 +66,19 @@ class PgConnection:
 
     dialect = "postgres"
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, conn: asyncpg.Connection) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: asyncpg.Connection, url: str) -> None:
         self._loop = loop
         self._conn = conn
+        self._url = url
+        self.server_pid = int(conn.get_server_pid())
         self.total_changes = 0
+        self._changed: set[str] = set()  # tables this transaction wrote: told to the other nodes at COMMIT
 
     @classmethod
     def open(cls, url: str) -> PgConnection:
         """Connect from a thread with no running event loop (the writer thread, a CLI command)."""
         loop = asyncio.new_event_loop()
-        return cls(loop, loop.run_until_complete(asyncpg.connect(url)))
+        return cls(loop, loop.run_until_complete(asyncpg.connect(url)), url)
 
     def getlimit(self, category: int) -> int:
         return 32767  # the most parameters asyncpg binds to one statement
@@ -84,20 +88,45 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return bool(self._conn.is_in_transaction())
-
-    @property
-    def server_pid(self) -> int:
-        return int(self._conn.get_server_pid())
+        return not self._conn.is_closed() and bool(self._conn.is_in_transaction())
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
         statement = translate(sql)
+        if statement.sql == "BEGIN" and self._conn.is_closed():
+            self._reconnect()
+        if statement.sql == "COMMIT":
+            self._tell_changes()
+        elif statement.sql == "ROLLBACK":
+            self._changed.clear()
         try:
             cursor: PgCursor = self._call(self._run(statement, pg_args(statement, parameters)))
         except sqlite3.OperationalError:
             log.error("statement failed", extra={"sql": statement.sql[:500]})
             raise
+        if statement.writes_to is not None:
+            self._changed.add(statement.writes_to)
+            if not self.in_transaction:
+                self._tell_changes()
         return cursor
+
+    def _reconnect(self) -> None:
+        """The database went away (a restart, a failover) and the last group failed with it: this group
+        opens a new connection, or fails as unavailable in turn."""
+        try:
+            self._conn = self._loop.run_until_complete(asyncpg.connect(self._url))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise sqlite3.OperationalError(f"cannot reconnect to PostgreSQL: {exc}") from exc
+        self.server_pid = int(self._conn.get_server_pid())
+        self._changed.clear()
+        log.warning("reconnected to PostgreSQL")
+
+    def _tell_changes(self) -> None:
+        """One notice per transaction naming the tables it wrote, delivered when it commits: other nodes
+        reload what they keep in memory of them and wake the loops that work on them (`services/cluster.py`)."""
+        if self._changed:
+            tables = ",".join(sorted(self._changed))
+            self._changed.clear()
+            self._call(self._conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, tables))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> PgCursor:
         statement = translate(sql)
@@ -116,7 +145,7 @@ class PgConnection:
     def _call(self, coro: Any) -> Any:
         try:
             return self._loop.run_until_complete(coro)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise store_error(exc) from exc
 
     async def _run(self, statement: Translated, args: list[Any]) -> PgCursor:
@@ -160,7 +189,7 @@ def pg_args(statement: Translated, parameters: Sequence[Any]) -> list[Any]:
     return args
 
 
-def store_error(exc: asyncpg.PostgresError | asyncpg.InterfaceError) -> sqlite3.Error:
+def store_error(exc: asyncpg.PostgresError | asyncpg.InterfaceError | OSError) -> sqlite3.Error:
     """A PostgreSQL error as the store contract names it (`store.contract`)."""
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return sqlite3.IntegrityError(str(exc))
@@ -182,25 +211,27 @@ class PgDatabase(Database):
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._callbacks: dict[str, list[Callable[[str], None]]] = {}
-        self._writer_pid = 0
-        self._subscribing: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def __aenter__(self) -> PgDatabase:
         self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self._pool_size)
         try:
             async with self._pool.acquire() as conn:
                 await migrate_pg(conn)
-            writer = self._write_conn = await asyncio.to_thread(PgConnection.open, self.url)
-            self._writer_pid = writer.server_pid
+            self._write_conn = await asyncio.to_thread(PgConnection.open, self.url)
             self._thread = threading.Thread(target=self._run_writer, name="rotor-writer", daemon=True)
             self._thread.start()
-            self._listener = await asyncpg.connect(self.url)
+            self._listener = await self._connect_listener()
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
         await self._stop_writer()
         if self._listener is not None:
             await self._listener.close()
@@ -233,21 +264,54 @@ class PgDatabase(Database):
         raise NotImplementedError("the PostgreSQL store reads through fetchall/fetchone")
 
     def listen(self, channel: str, callback: Callable[[str], None]) -> None:
-        """Call `callback(payload)` on this loop whenever another node notifies `channel`."""
+        """Call `callback(payload)` on this loop whenever another node notifies `channel`; after the
+        listening connection was lost and made again, `callback("*")`: anything may have changed."""
         assert self._listener is not None, "database is not open"
         callbacks = self._callbacks.setdefault(channel, [])
         callbacks.append(callback)
         if len(callbacks) == 1:
-            task = asyncio.get_running_loop().create_task(self._listener.add_listener(channel, self._heard))
-            self._subscribing.add(task)
-            task.add_done_callback(self._subscribing.discard)
+            self._spawn(self._listener.add_listener(channel, self._heard))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect_listener(self) -> asyncpg.Connection:
+        listener = await asyncpg.connect(self.url)
+        listener.add_termination_listener(lambda _conn: None if self._closing else self._spawn(self._listen_again()))
+        return listener
+
+    async def _listen_again(self) -> None:
+        """Reconnect the listening connection (the database restarted), then tell every listener that
+        it may have missed notices."""
+        delay = 0.2
+        while not self._closing:
+            try:
+                listener = await self._connect_listener()
+                for channel in self._callbacks:
+                    await listener.add_listener(channel, self._heard)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("cannot listen to the other nodes yet", extra={"error": str(exc), "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._listener = listener
+            log.warning("listening to the other nodes again")
+            for channel in self._callbacks:
+                self._dispatch(channel, "*")
+            return
 
     def _heard(self, _conn: Any, pid: int, channel: str, payload: object) -> None:
-        if pid == self._writer_pid:
+        writer = self._write_conn
+        if writer is not None and pid == writer.server_pid:
             return  # this node's own notice: it acted already when it wrote
+        self._dispatch(channel, str(payload))
+
+    def _dispatch(self, channel: str, payload: str) -> None:
         for callback in self._callbacks.get(channel, ()):
             try:
-                callback(str(payload))
+                callback(payload)
             except Exception:  # one listener's bug must not silence the others
                 log.exception("notice handler failed", extra={"channel": channel})
 

@@ -24,6 +24,7 @@ _JSON_EACH = re.compile(r"json_each\(\s*\?(\d*)\s*\)", re.IGNORECASE)
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
 _MARKER = re.compile(r"'[^']*'|\?(\d*)")
+_WRITES_TO = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Translated:
     sql: str
     list_params: frozenset[int]  # 0-based indexes of parameters given as JSON lists, passed as arrays
     count: int  # how many parameters the PostgreSQL statement takes
+    writes_to: str | None = None  # the table an INSERT, UPDATE or DELETE changes
 
 
 @lru_cache(maxsize=2048)
@@ -55,7 +57,9 @@ def translate(sql: str) -> Translated:
             text = text[: returning.start()] + " ON CONFLICT DO NOTHING" + text[returning.start():]
         else:
             text += " ON CONFLICT DO NOTHING"
-    return _number_markers(text, list_markers)
+    numbered = _number_markers(text, list_markers)
+    target = _WRITES_TO.match(numbered.sql)
+    return Translated(numbered.sql, numbered.list_params, numbered.count, target.group(1).lower() if target else None)
 
 
 def _number_markers(text: str, list_markers: set[str]) -> Translated:

@@ -59,7 +59,8 @@ async def test_the_counter_check_reads_the_database_of_the_data_directory(pg_clu
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(
-            "CREATE TABLE job (queue_id bigint, state text); CREATE TABLE queue_count (queue_id bigint, state text, n bigint);"
+            "DROP TABLE job CASCADE; DROP TABLE queue_count CASCADE;"  # the template's schema: two bare tables do here
+            " CREATE TABLE job (queue_id bigint, state text); CREATE TABLE queue_count (queue_id bigint, state text, n bigint);"
             " INSERT INTO job VALUES (1, 'waiting'), (1, 'waiting'), (2, 'active');"
             " INSERT INTO queue_count VALUES (1, 'waiting', 2), (2, 'active', 1), (2, 'waiting', 0)"
         )
