@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections import Counter, deque
 from functools import partial
@@ -61,7 +60,7 @@ class Dispatcher:
     def __init__(self, core: Core, deliverer: Deliverer) -> None:
         self._core = core
         self._deliverer = deliverer
-        self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._owner = leases.lease_owner(core.settings.data_path)
         self._wake = asyncio.Event()
         self._finished: deque[Finished] = deque()  # appended by the event loop, taken by the writer thread
         self._released: deque[int] = deque()  # queue rowids of slots given back without an outcome

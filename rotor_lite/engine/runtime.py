@@ -23,7 +23,7 @@ from rotor_lite.engine.scheduler import Scheduler
 from rotor_lite.engine.sweeper import Sweeper
 from rotor_lite.engine.workflows import RunDriver
 from rotor_lite.services.cluster import follow_other_nodes
-from rotor_lite.services import workspaces
+from rotor_lite.services import leases, workspaces
 from rotor_lite.services.core import Core
 from rotor_lite.services.hooks import SecretSource
 from rotor_lite.services.keyring import CreatedKey
@@ -115,7 +115,7 @@ class Runtime:
         self.core.queues.load(conn, self.core.vault)
         self.core.plans.load(conn)
         self.core.workflows.load(conn, self.core.vault)
-        return job_store.requeue_orphans(conn)
+        return job_store.requeue_orphans(conn, leases.node_id(self.settings.data_path))
 
 
 def make_deliverer(settings: Settings, clock: Clock, secrets: SecretSource | None) -> Deliverer:

@@ -9,14 +9,18 @@ writer thread, inside the caller's group commit.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from rotor_lite.backoff import backoff_ms
 from rotor_lite.clock import iso_from_ms
+from rotor_lite.files import open_private
 from rotor_lite.models import Attempt, Claimed, JobState, Queue, Settlement
 from rotor_lite.services.core import Core
 from rotor_lite.store import jobs as job_store
@@ -26,6 +30,30 @@ log = logging.getLogger("rotor_lite.dispatcher")
 
 Finished = tuple[Queue, Settlement]
 _EVENT_OF_STATE = {JobState.COMPLETED: "job.completed", JobState.FAILED: "job.failed"}
+
+
+_NODE_ID_FILE = "node.id"
+_BOOT = os.urandom(4).hex()  # this process among the node's successive ones
+
+
+def node_id(data_dir: Path) -> str:
+    """This node's identity, the same across restarts: written once in its data directory (whose lock keeps
+    one server per directory, hence per identity)."""
+    path = data_dir / _NODE_ID_FILE
+    fd = open_private(path, os.O_RDWR)
+    with os.fdopen(fd, "r+") as file:
+        known = file.read().strip()
+        if not known:
+            known = os.urandom(8).hex()
+            file.write(known)
+    return known
+
+
+@functools.cache
+def lease_owner(data_dir: Path) -> str:
+    """The lease owner of this process's claims: `<node id>.<boot>`. At start, a node takes back the jobs its
+    own earlier processes leased (`job_store.requeue_orphans`), never those of the other nodes."""
+    return f"{node_id(data_dir)}.{_BOOT}"
 
 
 def claim_jobs(core: Core, conn: Conn, queue: Queue, limit: int, *, owner: str, lease_ms: int, now: int) -> list[Claimed]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -245,7 +244,7 @@ class PullBroker:
 
     def __init__(self, core: Core) -> None:
         self._core = core
-        self._owner = f"{job_store.WORKER_LEASES}{os.getpid()}-{os.urandom(4).hex()}"
+        self._owner = job_store.WORKER_LEASES + leases.lease_owner(core.settings.data_path)
         self._claims: _Batch[_Ask, _Claim] = _Batch(core.db, self._claim_all)
         self._reports: _Batch[_Report, Reported | None] = _Batch(core.db, self._report_all)
         self._lines: dict[int, deque[_Waiter]] = {}

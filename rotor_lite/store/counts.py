@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from rotor_lite.store.db import Database
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, is_postgres
 
 Changes = Mapping[tuple[int, str], int]  # (queue rowid, state) → jobs added; negative: removed
 
@@ -34,11 +34,21 @@ _SHIFT = (
 )
 
 
+_SHIFT_PG = (
+    "INSERT INTO queue_count (queue_id, state, n) SELECT CAST(c.value ->> 0 AS BIGINT), c.value ->> 1,"
+    " CAST(c.value ->> 2 AS BIGINT) FROM json_each(?) AS c ON CONFLICT (queue_id, state) DO UPDATE SET n = queue_count.n + excluded.n"
+)
+
+
 def shift(conn: Conn, changes: Changes) -> None:
-    """Add `changes` to the counters, in one statement."""
-    rows = [(queue_id, state, n) for (queue_id, state), n in changes.items() if n]
+    """Add `changes` to the counters, in one statement.
+
+    In (queue, state) order: on PostgreSQL each row stays locked until the transaction ends, and nodes that
+    lock them in one order cannot deadlock on them.
+    """
+    rows = sorted((queue_id, state, n) for (queue_id, state), n in changes.items() if n)
     if rows:
-        conn.execute(_SHIFT, (msgspec.json.encode(rows).decode(),))
+        conn.execute(_SHIFT_PG if is_postgres(conn) else _SHIFT, (msgspec.json.encode(rows).decode(),))
 
 
 def move(conn: Conn, queue_rowid: int, source: str, target: str, n: int) -> None:
@@ -74,7 +84,7 @@ _DRIFT = (
     " SELECT queue_id, state, sum(kept) AS kept, sum(actual) AS actual FROM ("
     "  SELECT queue_id, state, n AS kept, 0 AS actual FROM queue_count"
     "  UNION ALL SELECT queue_id, state, 0, count(*) FROM job GROUP BY queue_id, state"
-    " ) GROUP BY queue_id, state HAVING sum(kept) != sum(actual)"
+    " ) AS c GROUP BY queue_id, state HAVING sum(kept) != sum(actual)"
     ") AS d LEFT JOIN queue AS q ON q.rowid = d.queue_id ORDER BY d.queue_id, d.state"
 )
 

@@ -16,10 +16,9 @@ from typing import Any, Protocol
 import msgspec
 
 from rotor_lite.models import Attempt, Claimed, Job, JobState, Settlement
-from rotor_lite.store.contract import upsert
 from rotor_lite.store import counts
 from rotor_lite.store.db import Database
-from rotor_lite.store.contract import Conn, SQLITE_LIMIT_VARIABLE_NUMBER
+from rotor_lite.store.contract import Conn, SQLITE_LIMIT_VARIABLE_NUMBER, is_postgres
 
 _JOB_COLUMNS = (
     "rowid, id, queue_id, workspace_id, state, payload, tags, concurrency_key, priority, attempts, max_attempts,"
@@ -131,8 +130,15 @@ _DUE_PER_QUEUE = (
 )
 
 
+_PROMOTE_PG = "UPDATE job SET state = 'waiting' WHERE state = 'delayed' AND run_at <= ? RETURNING queue_id"
+
+
 def promote_due(conn: Conn, now: int) -> None:
     """Delayed jobs whose time has come become waiting."""
+    if is_postgres(conn):  # another node may promote the same rows: count what this statement changed
+        rows = conn.execute(_PROMOTE_PG, (now,)).fetchall()
+        counts.shift(conn, _moved_per_queue(Counter(row[0] for row in rows).items(), JobState.DELAYED, JobState.WAITING))
+        return
     due = _json_rows(conn, _DUE_PER_QUEUE, (now,), list[tuple[int, int]])
     if due:  # the count comes first: an UPDATE's RETURNING would hand the GIL over once per row
         conn.execute("UPDATE job SET state = 'waiting' WHERE state = 'delayed' AND run_at <= ?", (now,))
@@ -199,20 +205,26 @@ def acquire_jobs(
     (re-checked after `key_recheck_ms`) without using an attempt.
     """
     token = f"{owner}:{next(_lease_sequence)}"
+    postgres = is_postgres(conn)
+    if postgres:
+        limit = min(limit, _free_in_queue(conn, queue_rowid))
     claimed: list[Claimed] = []
     delayed = 0
     while len(claimed) < limit:
         wanted = limit - len(claimed)
         fair = None if turns is None else _fair_rows(conn, queue_rowid, wanted, turns)
+        if postgres and fair:
+            fair = _locked(conn, fair)
         rows: Sequence[_WaitingRow | _FairRow] = _waiting_rows(conn, queue_rowid, wanted) if fair is None else fair
         ready = [row for row in rows if row[5] is None or _key_taken(conn, workspace_id, row, now, key_recheck_ms, key_ttl_ms)]
         delayed += len(rows) - len(ready)
         if ready:
-            conn.execute(
-                "UPDATE job SET state = 'active', started_at = ?, lease_owner = ?, lease_expires_at = ?"
-                " WHERE rowid IN (SELECT value FROM json_each(?))",
-                (now, token, now + lease_ms, _json(row[0] for row in ready)),
-            )
+            leased = conn.execute(
+                _LEASE_PG if postgres else _LEASE, (now, token, now + lease_ms, _json(row[0] for row in ready)),
+            ).fetchall()
+            if postgres:  # the rows are locked by this claim; only a state changed meanwhile drops one
+                taken = {row[0] for row in leased}
+                ready = [row for row in ready if row[0] in taken]
         claimed += [_claimed(row, queue_rowid, token) for row in ready]
         if turns is not None and fair:
             _took_turns(turns, fair, {row[0] for row in ready})
@@ -227,7 +239,38 @@ def acquire_jobs(
     return claimed
 
 
+_LEASE = (
+    "UPDATE job SET state = 'active', started_at = ?, lease_owner = ?, lease_expires_at = ?"
+    " WHERE rowid IN (SELECT value FROM json_each(?))"
+)
+# PostgreSQL, several nodes: the state is checked again on the row as it is now, and the rows taken come back.
+_LEASE_PG = _LEASE + " AND state = 'waiting' RETURNING rowid"
+# The queue's row lock serialises the claims of one queue across nodes: the active jobs counted under it
+# are every node's, and the state read is the queue's as of now (paused on another node, it takes nothing).
+_QUEUE_FOR_CLAIM_PG = "SELECT state, concurrency FROM queue WHERE rowid = ? FOR UPDATE"
+_ACTIVE_PG = "SELECT count(*) FROM job WHERE queue_id = ? AND state = 'active'"
+
+
+def _free_in_queue(conn: Conn, queue_rowid: int) -> int:
+    """How many more jobs the queue may run, over every node (PostgreSQL), holding its row until commit."""
+    row = conn.execute(_QUEUE_FOR_CLAIM_PG, (queue_rowid,)).fetchone()
+    if row is None:  # no queue row to count against (the store's own tests): the caller's limit stands
+        return 2**31
+    if row[0] != "active":
+        return 0
+    return max(0, int(row[1]) - int(conn.execute(_ACTIVE_PG, (queue_rowid,)).fetchone()[0]))
+
+
+_WAITING_PG = (
+    "SELECT rowid, id, encode(payload, 'hex'), attempts, max_attempts, concurrency_key, schedule_id FROM job"
+    " WHERE queue_id = ? AND state = 'waiting' AND group_key IS NULL ORDER BY priority, run_at LIMIT ?"
+    " FOR UPDATE SKIP LOCKED"
+)
+
+
 def _waiting_rows(conn: Conn, queue_rowid: int, limit: int) -> list[_WaitingRow]:
+    if is_postgres(conn):
+        return [tuple(row) for row in conn.execute(_WAITING_PG, (queue_rowid, limit)).fetchall()]
     text = conn.execute(_WAITING_AS_JSON, (queue_rowid, limit)).fetchone()[0]
     return msgspec.json.decode(text, type=list[_WaitingRow])
 
@@ -269,6 +312,41 @@ def _walk_sql(from_start: bool, skipping: bool) -> str:
     )
 
 
+_FAIR_COLUMNS_PG = (
+    "j.rowid, j.id, encode(j.payload, 'hex'), j.attempts, j.max_attempts, j.concurrency_key, j.schedule_id, j.group_key"
+)
+_HEADS_PG = (
+    f"SELECT {_FAIR_COLUMNS_PG} FROM json_array_elements_text(?2::json) WITH ORDINALITY AS k(gk, ord)"
+    " CROSS JOIN LATERAL (SELECT * FROM job WHERE queue_id = ?1 AND state = 'waiting' AND group_key = k.gk"
+    " ORDER BY priority, run_at LIMIT ?3) AS j ORDER BY k.ord, j.priority, j.run_at"
+)
+
+
+@lru_cache(maxsize=4)
+def _walk_sql_pg(from_start: bool) -> str:
+    """`_walk_sql` as PostgreSQL runs it: rows instead of one JSON value, a step counter instead of the
+    LIMIT PostgreSQL does not take in a recursive query, and always the skip list (every parameter must
+    be used; an empty list skips none)."""
+    first = ", ".join(f"({_NEXT_HEAD.format(column, '>=' if from_start else '>', '?2')})" for column in ("rowid", "group_key"))
+    step = ", ".join(f"({_NEXT_HEAD.format(column, '>', 'walk.gk')})" for column in ("rowid", "group_key"))
+    skip = " WHERE j.group_key NOT IN (SELECT value FROM json_each(?4))"
+    return (
+        f"WITH RECURSIVE walk(rid, gk, n) AS (SELECT {first}, 1 UNION ALL SELECT {step}, walk.n + 1 FROM walk"
+        " WHERE walk.rid IS NOT NULL AND walk.n < CAST(?3 AS BIGINT) + CAST(?5 AS BIGINT))"
+        f" SELECT {_FAIR_COLUMNS_PG} FROM walk JOIN job AS j ON j.rowid = walk.rid{skip} ORDER BY walk.n LIMIT ?3"
+    )
+
+
+def _locked(conn: Conn, rows: list[_FairRow]) -> list[_FairRow]:
+    """The rows still waiting, locked for this claim (PostgreSQL: a walk's statement cannot lock them itself)."""
+    found = conn.execute(
+        "SELECT rowid FROM job WHERE rowid IN (SELECT value FROM json_each(?)) AND state = 'waiting'"
+        " FOR UPDATE SKIP LOCKED", (_json(row[0] for row in rows),),
+    ).fetchall()
+    kept = {row[0] for row in found}
+    return [row for row in rows if row[0] in kept]
+
+
 def _fair_rows(conn: Conn, queue_rowid: int, limit: int, turns: Turns) -> list[_FairRow]:
     """Up to `limit` waiting jobs, one per group in turn after `turns.after`, each group's first.
 
@@ -283,15 +361,20 @@ def _fair_rows(conn: Conn, queue_rowid: int, limit: int, turns: Turns) -> list[_
     if len(heads) in (0, limit):
         return heads
     share = -(-limit // len(heads))
-    rows = msgspec.json.decode(
-        conn.execute(_HEADS, (queue_rowid, _json(row[7] for row in heads), share)).fetchone()[0], type=list[_FairRow]
-    )
+    params = (queue_rowid, _json(row[7] for row in heads), share)
+    if is_postgres(conn):
+        rows: list[_FairRow] = [tuple(row) for row in conn.execute(_HEADS_PG, params).fetchall()]
+    else:
+        rows = msgspec.json.decode(conn.execute(_HEADS, params).fetchone()[0], type=list[_FairRow])
     return _within_allowance(_in_turn(rows), turns, limit)
 
 
 def _walk(conn: Conn, queue_rowid: int, after: str | None, limit: int, skipped: list[str]) -> list[_FairRow]:
-    sql = _walk_sql(after is None, bool(skipped))
     params = (queue_rowid, "" if after is None else after, limit, _json(skipped), len(skipped))
+    if is_postgres(conn):
+        found = conn.execute(_walk_sql_pg(after is None), params).fetchall()
+        return [tuple(row) for row in found]
+    sql = _walk_sql(after is None, bool(skipped))
     return msgspec.json.decode(conn.execute(sql, params).fetchone()[0], type=list[_FairRow])
 
 
@@ -343,20 +426,17 @@ def _key_taken(
     return False
 
 
-_TAKE_KEY = upsert("concurrency_lock", ("workspace_id", "key", "job_rowid", "expires_at"), ("workspace_id", "key"))
+# One statement compares and sets: another node taking the same key at once either waits for this
+# row and then finds it held, or holds it first (a separate SELECT would let both take it).
+_TAKE_KEY = (
+    "INSERT INTO concurrency_lock (workspace_id, key, job_rowid, expires_at) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT (workspace_id, key) DO UPDATE SET job_rowid = excluded.job_rowid, expires_at = excluded.expires_at"
+    " WHERE concurrency_lock.expires_at <= ?5 OR concurrency_lock.job_rowid = excluded.job_rowid RETURNING 1"
+)
 
 
 def _take_key(conn: Conn, workspace_id: str, key: str, rowid: int, now: int, ttl_ms: int) -> bool:
-    row = conn.execute(
-        "SELECT job_rowid, expires_at FROM concurrency_lock WHERE workspace_id = ? AND key = ?", (workspace_id, key)
-    ).fetchone()
-    if row is not None and row[0] != rowid and row[1] > now:
-        return False
-    conn.execute(
-        _TAKE_KEY,
-        (workspace_id, key, rowid, now + ttl_ms),
-    )
-    return True
+    return conn.execute(_TAKE_KEY, (workspace_id, key, rowid, now + ttl_ms, now)).fetchone() is not None
 
 
 def _release_keys(conn: Conn, rowids: Sequence[int]) -> None:
@@ -374,6 +454,22 @@ _SETTLE = (
     " result = CASE WHEN s.value ->> 1 = 'completed' THEN CAST(s.value ->> 6 AS BLOB) ELSE result END,"
     " lease_owner = NULL, lease_expires_at = NULL FROM json_each(?) AS s WHERE job.rowid = s.value ->> 0"
 )
+# PostgreSQL, several nodes: the UPDATE itself checks that the lease still holds the job (another node may
+# have reaped and claimed it since), and what it changed is what was settled.
+_SETTLE_PG = (
+    "UPDATE job SET state = s.value ->> 1, attempts = CAST(s.value ->> 2 AS BIGINT),"
+    " finished_at = coalesce(CAST(s.value ->> 3 AS BIGINT), finished_at),"
+    " run_at = coalesce(CAST(s.value ->> 4 AS BIGINT), run_at), fail_reason = s.value ->> 5,"
+    " result = CASE WHEN s.value ->> 1 = 'completed' THEN convert_to(s.value ->> 6, 'UTF8') ELSE result END,"
+    " lease_owner = NULL, lease_expires_at = NULL FROM json_each(?) AS s"
+    " WHERE job.rowid = CAST(s.value ->> 0 AS BIGINT) AND job.lease_owner = s.value ->> 7 AND job.state = 'active'"
+    " RETURNING job.rowid"
+)
+_RECORD_ATTEMPTS_PG = (
+    "INSERT INTO job_attempt (job_rowid, attempt, at, duration_ms, status, outcome, error)"
+    " SELECT CAST(a.value ->> 0 AS BIGINT), CAST(a.value ->> 1 AS BIGINT), CAST(a.value ->> 2 AS BIGINT),"
+    " CAST(a.value ->> 3 AS BIGINT), CAST(a.value ->> 4 AS BIGINT), a.value ->> 5, a.value ->> 6 FROM json_each(?) AS a"
+)
 _RECORD_ATTEMPTS = (
     "INSERT INTO job_attempt (job_rowid, attempt, at, duration_ms, status, outcome, error)"
     " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6"
@@ -388,16 +484,23 @@ def settle_jobs(conn: Conn, settlements: Sequence[Settlement]) -> list[Settlemen
     """
     if not settlements:
         return []
-    leases = [(s.claimed.rowid, s.claimed.lease_token) for s in settlements]
-    held = [settlements[i] for i in _json_rows(conn, _HELD, (_json(leases),), list[int])]
+    if is_postgres(conn):
+        rows = _json((*_settle_row(s), s.claimed.lease_token) for s in settlements)
+        settled = {row[0] for row in conn.execute(_SETTLE_PG, (rows,)).fetchall()}
+        held = [s for s in settlements if s.claimed.rowid in settled]
+    else:
+        leases = [(s.claimed.rowid, s.claimed.lease_token) for s in settlements]
+        held = [settlements[i] for i in _json_rows(conn, _HELD, (_json(leases),), list[int])]
     if not held:
         return []
-    conn.execute(_SETTLE, (_json(_settle_row(s) for s in held),))
-    conn.execute(_RECORD_ATTEMPTS, (_json(_attempt_row(s.claimed.rowid, s.attempt) for s in held),))
+    if not is_postgres(conn):
+        conn.execute(_SETTLE, (_json(_settle_row(s) for s in held),))
+    record = _RECORD_ATTEMPTS_PG if is_postgres(conn) else _RECORD_ATTEMPTS
+    conn.execute(record, (_json(_attempt_row(s.claimed.rowid, s.attempt) for s in held),))
     keyed = [s.claimed.rowid for s in held if s.claimed.concurrency_key is not None]
     if keyed:
         _release_keys(conn, keyed)
-    changes = Counter((s.claimed.queue_id, s.state) for s in held)
+    changes: Counter[tuple[int, str]] = Counter((s.claimed.queue_id, s.state) for s in held)
     for queue_id, n in Counter(s.claimed.queue_id for s in held).items():
         changes[(queue_id, JobState.ACTIVE)] -= n
     counts.shift(conn, changes)
@@ -441,17 +544,27 @@ def _count_requeued(conn: Conn, queue_ids: Iterable[int]) -> None:
     counts.shift(conn, _moved_per_queue(Counter(queue_ids).items(), JobState.ACTIVE, JobState.WAITING))
 
 
-def requeue_orphans(conn: Conn) -> int:
-    """At start every active job the dispatcher leased belongs to a process that is gone: put them all back.
+def requeue_orphans(conn: Conn, node_id: str) -> int:
+    """At start, the active jobs this node's dispatcher leased belong to a process that is gone: put them back.
 
+    SQLite has one node, so that is every such job. On PostgreSQL the other nodes' leases are theirs (live, or
+    reaped by a sweeper when they run out): only this node's own (lease owner `<node_id>.…`) are taken back.
     A job a worker leased (its lease owner starts with WORKER_LEASES) is held by a process that may well
     have outlived the server: its lease runs out as usual, and the worker may still complete it.
     """
-    rows = conn.execute(
-        "UPDATE job SET state = 'waiting', stalled = stalled + 1, lease_owner = NULL, lease_expires_at = NULL"
-        " WHERE state = 'active' AND lease_owner NOT LIKE ? RETURNING rowid, queue_id", (WORKER_LEASES + "%",),
-    ).fetchall()
-    conn.execute("DELETE FROM concurrency_lock WHERE job_rowid NOT IN (SELECT rowid FROM job WHERE state = 'active')")
+    if is_postgres(conn):
+        rows = conn.execute(
+            "UPDATE job SET state = 'waiting', stalled = stalled + 1, lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE state = 'active' AND lease_owner LIKE ? RETURNING rowid, queue_id", (node_id + ".%",),
+        ).fetchall()
+        if rows:
+            _release_keys(conn, [rowid for rowid, _ in rows])
+    else:
+        rows = conn.execute(
+            "UPDATE job SET state = 'waiting', stalled = stalled + 1, lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE state = 'active' AND lease_owner NOT LIKE ? RETURNING rowid, queue_id", (WORKER_LEASES + "%",),
+        ).fetchall()
+        conn.execute("DELETE FROM concurrency_lock WHERE job_rowid NOT IN (SELECT rowid FROM job WHERE state = 'active')")
     _count_requeued(conn, [queue_id for _, queue_id in rows])
     return len(rows)
 
@@ -476,10 +589,24 @@ _HELD_LEASES = (
 _HeldRow = tuple[int, int, str, int, int, int, str | None, str | None, int]
 
 
+# PostgreSQL: the jobs found are locked until the caller's transaction ends, so that no other node reaps
+# or claims them between this check and the extension or outcome that follows it.
+_HELD_LEASES_PG = (
+    "SELECT CAST(l.ord AS BIGINT) - 1, job.rowid, job.id, job.queue_id, job.attempts, job.max_attempts,"
+    " job.concurrency_key, job.schedule_id, job.started_at FROM json_array_elements(?1::json) WITH ORDINALITY AS l(value, ord)"
+    " JOIN job ON job.queue_id = CAST(l.value ->> 0 AS BIGINT) AND job.id = l.value ->> 1"
+    " WHERE job.state = 'active' AND job.lease_owner = l.value ->> 2 AND job.lease_expires_at > ?2"
+    " ORDER BY job.rowid FOR UPDATE OF job"
+)
+
+
 def held_leases(conn: Conn, leases: Sequence[tuple[int, str, str]], now: int) -> list[Held]:
     """Those of the (queue rowid, job id, lease token) that hold their active job at `now`: a wrong token,
     another claim's token or a lease that ran out holds nothing."""
-    found = _json_rows(conn, _HELD_LEASES, (_json(leases), now), list[_HeldRow])
+    if is_postgres(conn):
+        found = [tuple(row) for row in conn.execute(_HELD_LEASES_PG, (_json(leases), now)).fetchall()]
+    else:
+        found = _json_rows(conn, _HELD_LEASES, (_json(leases), now), list[_HeldRow])
     return [
         Held(index=index, started_at=started_at, claimed=Claimed(
             rowid=rowid, id=job_id, queue_id=queue_id, payload=b"", attempt=attempts + 1, max_attempts=max_attempts,
@@ -499,7 +626,15 @@ def tags_of(conn: Conn, rowids: Sequence[int]) -> dict[int, list[str]]:
 
 
 def extend_leases(conn: Conn, expiries: Sequence[tuple[int, int]]) -> None:
-    """Set the lease expiry of each (job rowid, expires at); the caller checked that the leases hold."""
+    """Set the lease expiry of each (job rowid, expires at); the caller checked that the leases hold
+    (`held_leases`, which on PostgreSQL also locked the jobs)."""
+    if is_postgres(conn):
+        conn.execute(
+            "UPDATE job SET lease_expires_at = CAST(e.value ->> 1 AS BIGINT) FROM json_each(?) AS e"
+            " WHERE job.rowid = CAST(e.value ->> 0 AS BIGINT) AND job.state = 'active'",
+            (_json(expiries),),
+        )
+        return
     conn.execute(
         "UPDATE job SET lease_expires_at = e.value ->> 1 FROM json_each(?) AS e WHERE job.rowid = e.value ->> 0",
         (_json(expiries),),
@@ -516,11 +651,26 @@ _GROUP_OF_PAYLOAD = (
 )
 
 
+_PAYLOAD_AT_PG = "(convert_from(payload, 'UTF8')::jsonb #> CAST(?2 AS TEXT[]))"
+_GROUP_OF_PAYLOAD_PG = (
+    f"CASE jsonb_typeof({_PAYLOAD_AT_PG}) WHEN 'string' THEN substr({_PAYLOAD_AT_PG} #>> '{{}}', 1, 256)"
+    f" WHEN 'number' THEN CASE WHEN {_PAYLOAD_AT_PG} #>> '{{}}' ~ '^-?[0-9]+$' THEN {_PAYLOAD_AT_PG} #>> '{{}}' ELSE '' END"
+    " ELSE '' END"
+)
+
+
+def _pg_path(json_path: str) -> list[str]:
+    """A SQLite JSON path of names (`$."a"."b"`) as the names PostgreSQL's `#>` takes (`['a', 'b']`)."""
+    return json_path[3:-1].split('"."') if json_path != "$" else []
+
+
 def regroup_jobs(conn: Conn, queue_rowid: int, *, json_path: str | None, by_concurrency_key: bool) -> None:
     """Recompute the group key of every job of the queue after its grouping changed: from the payload at
     `json_path`, from the concurrency key, or none (neither). One statement, over the queue's jobs."""
     if by_concurrency_key:
         conn.execute("UPDATE job SET group_key = coalesce(concurrency_key, '') WHERE queue_id = ?1", (queue_rowid,))
+    elif json_path is not None and is_postgres(conn):
+        conn.execute(f"UPDATE job SET group_key = {_GROUP_OF_PAYLOAD_PG} WHERE queue_id = ?1", (queue_rowid, _pg_path(json_path)))
     elif json_path is not None:
         conn.execute(f"UPDATE job SET group_key = {_GROUP_OF_PAYLOAD} WHERE queue_id = ?1", (queue_rowid, json_path))
     else:
@@ -584,6 +734,12 @@ _FINISHED_BEFORE = (
 )
 
 
+_FINISHED_BEFORE_PG = (
+    "SELECT rowid, queue_id, state FROM job WHERE workspace_id = ? AND state IN ('completed', 'failed', 'cancelled',"
+    " 'guardrail.blocked') AND finished_at < ? ORDER BY finished_at LIMIT ? FOR UPDATE SKIP LOCKED"
+)
+
+
 _JOB_PARTS = (("job_tags", "job_tag", "job_rowid"), ("job_attempts", "job_attempt", "job_rowid"), ("jobs", "job", "rowid"))
 
 
@@ -593,7 +749,10 @@ def prune_finished(conn: Conn, workspace_id: str, before: int, limit: int = 500)
 
     Small slices: every other write waits while this one holds the writer.
     """
-    found = _json_rows(conn, _FINISHED_BEFORE, (workspace_id, before, limit), list[tuple[int, int, str]])
+    if is_postgres(conn):  # locked: another node's sweeper prunes other rows, and counts only its own
+        found = [tuple(row) for row in conn.execute(_FINISHED_BEFORE_PG, (workspace_id, before, limit)).fetchall()]
+    else:
+        found = _json_rows(conn, _FINISHED_BEFORE, (workspace_id, before, limit), list[tuple[int, int, str]])
     if not found:
         return {}
     rowids = _json(rowid for rowid, _, _ in found)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+
+import pytest
 from typing import Any
 
 from rotor_lite.models import Attempt, Claimed, JobState, Settlement
@@ -15,8 +17,8 @@ def add_job(conn: sqlite3.Connection, job_id: str, *, priority: int = 0, key: st
             payload: str = '{"n":1}', schedule_id: str | None = None) -> None:
     conn.execute(
         "INSERT INTO job (id, queue_id, workspace_id, state, payload, concurrency_key, priority, max_attempts, run_at,"
-        " created_at, schedule_id) VALUES (?, 1, 'ws', 'waiting', CAST(? AS BLOB), ?, ?, 3, ?, ?, ?)",
-        (job_id, payload, key, priority, NOW, NOW, schedule_id),
+        " created_at, schedule_id) VALUES (?, 1, 'ws', 'waiting', ?, ?, ?, 3, ?, ?, ?)",
+        (job_id, payload.encode(), key, priority, NOW, NOW, schedule_id),
     )
 
 
@@ -28,10 +30,10 @@ def claim(conn: sqlite3.Connection, limit: int = 10, now: int = NOW) -> list[Cla
 
 
 def row(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
-    conn.row_factory = sqlite3.Row
-    found = dict(conn.execute("SELECT * FROM job WHERE id = ?", (job_id,)).fetchone())
-    conn.row_factory = None
-    return found
+    cursor = conn.execute("SELECT * FROM job WHERE id = ?", (job_id,))
+    names = [column[0] for column in cursor.description] if hasattr(cursor, "description") else None
+    found = cursor.fetchone()
+    return dict(zip(names, found)) if names is not None else dict(found)
 
 
 def settled(job: Claimed, state: JobState, **fields: Any) -> Settlement:
@@ -87,3 +89,54 @@ def test_outcomes_apply_only_while_the_lease_holds(conn: sqlite3.Connection) -> 
 
 def test_nothing_to_settle_runs_no_statement(conn: sqlite3.Connection) -> None:
     assert job_store.settle_jobs(conn, []) == []
+
+
+def add_queue(conn: sqlite3.Connection, concurrency: int, state: str = "active") -> None:
+    """Queue rowid 1 (the store's claims count every node's active jobs against it under PostgreSQL)."""
+    conn.execute("INSERT INTO workspace (id, name, created_at) VALUES ('ws', 'main', 0)")
+    conn.execute(
+        "INSERT INTO queue (workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms, timeout_ms,"
+        " created_at, updated_at, state) VALUES ('ws', 'q', ?, 1, 'fixed', 0, 1000, 0, 0, ?)", (concurrency, state),
+    )
+
+
+@pytest.mark.postgres_only
+def test_a_claim_counts_the_active_jobs_of_every_node_against_the_queue_concurrency(conn: sqlite3.Connection) -> None:
+    add_queue(conn, concurrency=2)
+    for job_id in ("elsewhere", "a", "b"):
+        add_job(conn, job_id)
+    conn.execute("UPDATE job SET state = 'active', lease_owner = 'othernode.1:1', lease_expires_at = ? WHERE id = 'elsewhere'",
+                 (NOW + 30_000,))
+    assert [job.id for job in claim(conn)] == ["a"]
+    assert claim(conn) == []
+
+
+@pytest.mark.postgres_only
+def test_a_queue_paused_by_another_node_is_not_claimed_from(conn: sqlite3.Connection) -> None:
+    add_queue(conn, concurrency=5, state="paused")
+    add_job(conn, "a")
+    assert claim(conn) == []
+
+
+@pytest.mark.postgres_only
+def test_at_start_a_node_takes_back_only_the_leases_of_its_own_earlier_processes(conn: sqlite3.Connection) -> None:
+    for job_id in ("mine", "theirs", "pulled"):
+        add_job(conn, job_id)
+    for job_id, owner in (("mine", "node1.oldboot:3"), ("theirs", "node2.boot:1"), ("pulled", "pull-node1.oldboot:2")):
+        conn.execute("UPDATE job SET state = 'active', lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+                     (owner, NOW + 30_000, job_id))
+    assert job_store.requeue_orphans(conn, "node1") == 1
+    assert [(r["state"], r["lease_owner"]) for r in map(lambda j: row(conn, j), ("mine", "theirs", "pulled"))] == [
+        ("waiting", None), ("active", "node2.boot:1"), ("active", "pull-node1.oldboot:2"),
+    ]
+
+
+def test_a_concurrency_key_held_by_a_live_job_is_not_taken_and_an_expired_one_is(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO concurrency_lock (workspace_id, key, job_rowid, expires_at) VALUES ('ws', 'k', 999, ?)",
+                 (NOW + 1,))
+    add_job(conn, "a", key="k")
+    assert claim(conn) == []
+    assert row(conn, "a")["state"] == "delayed"
+    conn.execute("UPDATE job SET state = 'waiting' WHERE id = 'a'")
+    [job] = claim(conn, now=NOW + 1)
+    assert conn.execute("SELECT job_rowid FROM concurrency_lock").fetchone()[0] == job.rowid

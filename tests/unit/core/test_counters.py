@@ -3,6 +3,8 @@ count; the migration counts an existing database; `rotor-lite admin recount` reb
 
 from __future__ import annotations
 
+import pytest
+
 import sqlite3
 from pathlib import Path
 
@@ -26,7 +28,7 @@ def job(queue_rowid: int, job_id: str, state: JobState = JobState.WAITING, *, ke
 
 
 def claim(conn: sqlite3.Connection, queue_rowid: int, now: int = NOW, lease_ms: int = 30_000) -> list[Claimed]:
-    return job_store.acquire_jobs(conn, queue_rowid=queue_rowid, workspace_id="ws", limit=100, owner="me",
+    return job_store.acquire_jobs(conn, queue_rowid=queue_rowid, workspace_id="ws", limit=100, owner="node1.boot",
                                   lease_ms=lease_ms, now=now, key_recheck_ms=10_000, key_ttl_ms=300_000)
 
 
@@ -75,7 +77,7 @@ def test_every_state_change_of_the_store_keeps_the_counters_equal_to_a_full_coun
     changed("lease expired", {"completed": 1, "failed": 1, "waiting": 2, "delayed": 1, "pending_approval": 2,
                               "screening": 2, "guardrail.blocked": 1})
     assert len(claim(conn, Q1, NOW + 200)) == 2
-    job_store.requeue_orphans(conn)
+    job_store.requeue_orphans(conn, "node1")
     changed("orphans at start", {"completed": 1, "failed": 1, "waiting": 2, "delayed": 1, "pending_approval": 2,
                                  "screening": 2, "guardrail.blocked": 1})
     approval_store.release_approved_job(conn, Q1, "ask", NOW)
@@ -115,6 +117,7 @@ def test_the_migration_counts_the_jobs_of_an_existing_database(tmp_path: Path) -
     assert kept(conn, 1) == {"completed": 300, "failed": 34}
 
 
+@pytest.mark.sqlite_only  # SQLite's own file or query planner
 def test_recount_rebuilds_the_counters_and_reports_what_had_drifted(tmp_path: Path) -> None:
     conn = connect(tmp_path / "rotor.db")
     migrate(conn)
@@ -136,6 +139,7 @@ def test_recount_rebuilds_the_counters_and_reports_what_had_drifted(tmp_path: Pa
     assert offline(tmp_path, "admin", "recount") == {"fixed": []}
 
 
+@pytest.mark.sqlite_only  # SQLite's own file or query planner
 def test_the_due_jobs_count_and_the_retention_slice_search_their_partial_indexes(conn: sqlite3.Connection) -> None:
     """Both run inside the writer; a plan that walks a whole index costs seconds at 10M jobs."""
     for sql, params, index in (

@@ -32,9 +32,9 @@ def add_jobs(conn: sqlite3.Connection, group: str, count: int, *, priority: int 
     conn.execute(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?4 - 1)"
         " INSERT INTO job (id, queue_id, workspace_id, state, payload, concurrency_key, priority, max_attempts, run_at,"
-        " created_at, group_key) SELECT ?1 || '-' || (i + ?6), 1, 'ws', 'waiting', CAST('{}' AS BLOB), ?5, ?3, 3,"
-        " ?7 + i, ?7 + i, ?2 FROM n",
-        (group, group, priority, count, key, start, NOW + start),
+        " created_at, group_key) SELECT CAST(?1 AS TEXT) || '-' || CAST(i + ?6 AS TEXT), 1, 'ws', 'waiting', ?8, CAST(?5 AS TEXT),"
+        " ?3, 3, ?7 + i, ?7 + i, CAST(?2 AS TEXT) FROM n",
+        (group, group, priority, count, key, start, NOW + start, b"{}"),
     )
     counts.shift(conn, {(1, "waiting"): count})
 
@@ -96,6 +96,7 @@ def test_a_rate_limited_group_is_skipped_until_its_window_moves_on(conn: sqlite3
     assert turns.next_refill(NOW + 1000) == NOW + 2000
 
 
+@pytest.mark.sqlite_only  # counts SQLite's virtual machine steps
 def test_a_claim_costs_the_same_beside_a_backlog_of_a_hundred_or_of_a_hundred_thousand(conn: sqlite3.Connection) -> None:
     def cost(backlog: int) -> int:
         conn.execute("DELETE FROM job")
@@ -155,6 +156,7 @@ def test_group_keys_are_checked_and_read_as_documented() -> None:
             fairness.check_group_key(wrong, "fairness.key")
 
 
+@pytest.mark.sqlite_only  # SQLite's own file or query planner
 def test_a_grouped_job_is_in_one_claim_index_and_every_claim_query_searches_its_own(conn: sqlite3.Connection) -> None:
     add_jobs(conn, "a", 3)
     [waiting] = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'job_waiting'").fetchone()
