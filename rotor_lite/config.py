@@ -183,6 +183,9 @@ class RetentionSettings(_Section):
 
 class ScheduleSettings(_Section):
     misfire_grace: Duration = "1h"
+    # Several nodes on PostgreSQL: how often a node not leading tries to become the cron leader (and the
+    # leader renews its lease), so a dead leader is replaced within about this long.
+    leader_retry: Duration = "1s"
 
 
 def _duration_list(value: list[Duration] | str, key: str) -> list[Duration]:
@@ -326,7 +329,7 @@ _DURATION_KEYS = {
     ("dispatch", "concurrency_key_recheck"), ("dispatch", "concurrency_key_ttl"),
     ("dispatch", "lease"), ("dispatch", "poll_interval"),
     ("retention", "sweep_interval"),
-    ("schedules", "misfire_grace"),
+    ("schedules", "misfire_grace"), ("schedules", "leader_retry"),
     ("webhooks", "timeout"), ("webhooks", "disable_after"), ("webhooks", "previous_secret_ttl"),
     ("webhooks", "poll_interval"),
     ("dashboard", "session_lifetime"),

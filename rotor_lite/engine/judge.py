@@ -41,6 +41,7 @@ SYSTEM_PROMPT = (
     'Answer with JSON only: {"score": <number from 0 to 1>, "reason": "<one short sentence>"}'
 )
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_LEASE_GRACE_MS = 30_000  # a screening job leased to a judge that died is judged elsewhere this long after its timeout
 
 
 class JudgeError(Exception):
@@ -199,7 +200,9 @@ class BrandToneJudge:
         if free <= 0:
             return
         skip = list(self._inflight)
-        items = await self._core.db.write(lambda conn: guardrail_store.screening_jobs(conn, skip, free))
+        now = self._core.clock.now_ms()
+        lease_ms = self._settings.ms("timeout") + _LEASE_GRACE_MS
+        items = await self._core.db.write(lambda conn: guardrail_store.screening_jobs(conn, skip, free, now, lease_ms))
         for item in items:
             self._inflight[item.rowid] = asyncio.create_task(self._judge(item))
 

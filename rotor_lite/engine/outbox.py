@@ -27,13 +27,14 @@ from rotor_lite.store import outbox as outbox_store
 from rotor_lite.store import webhooks as webhook_store
 from rotor_lite.store.outbox import DeliveryRow
 from rotor_lite.store.webhooks import WebhookRow
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, is_postgres
 
 log = logging.getLogger("rotor_lite.outbox")
 _FAN_OUT_BATCH = 500
 _STOP_GRACE_S = 2.0
 _HOOK_CACHE_S = 1.0
 _SNIPPET_BYTES = 300
+_CLAIM_GRACE_MS = 10_000  # a claimed delivery is due again this long after its send would have timed out
 
 
 def install_notifications(core: Core) -> OutboxSink:
@@ -150,19 +151,38 @@ class OutboxDelivery:
         # A send that settles while this read runs may come back still pending: never start it twice.
         self._settled_during_read.clear()
         due = await outbox_store.due_deliveries(self._core.db, now, free + len(self._inflight), exclude=sorted(held))
+        chosen: list[DeliveryRow] = []
+        per_key: Counter[str] = Counter()
         for row in due:
             key = row.webhook_id or row.channel
-            if row.rowid in self._inflight or row.rowid in self._settled_during_read or self._per_key[key] >= self._per_endpoint or key in self._probing:
+            if row.rowid in self._inflight or row.rowid in self._settled_during_read or self._per_key[key] + per_key[key] >= self._per_endpoint or key in self._probing:
                 continue
-            if len(self._inflight) >= self._max:
+            if len(self._inflight) + len(chosen) >= self._max:
                 break
             if key in self._down:  # unreachable last time: one delivery goes first, as a probe
+                if per_key[key]:
+                    continue
+            chosen.append(row)
+            per_key[key] += 1
+        for row in await self._claim(chosen, now):
+            key = row.webhook_id or row.channel
+            if key in self._down:
                 self._probing.add(key)
             self._inflight[row.rowid] = key
             self._per_key[key] += 1
             task = asyncio.create_task(self._deliver(row))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _claim(self, rows: list[DeliveryRow], now: int) -> list[DeliveryRow]:
+        """The rows this node sends: all of them when it is alone on its database; on PostgreSQL, those
+        no other node claimed first (each delivery is sent by one node)."""
+        if not rows or not is_postgres(self._core.db):
+            return rows
+        lease_until = now + self._timeout_ms + _CLAIM_GRACE_MS
+        rowids = [row.rowid for row in rows]
+        won = await self._core.db.write(lambda conn: outbox_store.claim_deliveries(conn, rowids, now, lease_until))
+        return [row for row in rows if row.rowid in won]
 
     async def _deliver(self, row: DeliveryRow) -> None:
         try:
@@ -228,7 +248,7 @@ class OutboxDelivery:
         down = {hook: why for hook, (until, why) in self._down.items() if until > now and hook not in self._probing}
         if not down:
             return
-        rows = await outbox_store.due_deliveries(self._core.db, now, 1000, only=sorted(down))
+        rows = await self._claim(await outbox_store.due_deliveries(self._core.db, now, 1000, only=sorted(down)), now)
         if rows:
             await self._core.db.write(lambda conn: [
                 webhooks.record_outcome(self._core, conn, row, ok=False, status=None, now=now,

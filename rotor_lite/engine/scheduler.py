@@ -14,6 +14,12 @@ schedule change, or one second as a safety net), then handles every due schedule
 Cron matching and wall-clock/DST rules live in `rotor_lite.cron` (APScheduler's CronTrigger
 underneath); this module owns the timing loop and the catch-up policy. The clock is the
 core's, so tests drive `catch_up()` and `run_due()` with a fake one.
+
+Several nodes on one PostgreSQL: only the cron leader (`store.leader.AdvisoryLeader`) runs the loop's
+passes; the others try to take over every `schedules.leader_retry`. A node that leads from its start
+catches up as above; one that takes over from a dead leader fires the ticks missed meanwhile as late
+ticks (within the grace). `claim_tick`'s compare-and-set still fences every tick, so a deposed
+leader's last pass cannot fire a tick twice.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from rotor_lite.services.keyring import DAY_MS
 from rotor_lite.services.plans import DEFAULT_PLAN, plan_limits
 from rotor_lite.services.schedules import TickPlan
 from rotor_lite.store import schedules as store
+from rotor_lite.store.contract import is_postgres
+from rotor_lite.store.leader import CRON_LEADER, AdvisoryLeader
 
 log = logging.getLogger("rotor_lite.scheduler")
 
@@ -41,6 +49,7 @@ _PREPARE_LEAD_MS = 250
 _PREPARE_MARGIN_MS = 5
 # Missed ticks recorded one by one when catching up; a per-second schedule down for a day would be 86,400.
 MAX_SKIPPED_RECORDED = 100
+_LEASES_PER_RETRY = 5  # the visible lease outlives this many missed renewals
 
 
 class Scheduler:
@@ -51,19 +60,60 @@ class Scheduler:
         self._grace_ms = core.settings.schedules.ms("misfire_grace")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._lead_task: asyncio.Task[None] | None = None
         self._last_prune = 0
+        self._retry_ms = core.settings.schedules.ms("leader_retry")
+        self._leader: AdvisoryLeader | None = None
+        if is_postgres(core.db):
+            self._leader = AdvisoryLeader(getattr(core.db, "url"), CRON_LEADER, getattr(core.db, "node_id"))
 
     async def __aenter__(self) -> Scheduler:
         if service.record_delivery not in self._core.attempt_observers:
             self._core.attempt_observers.append(service.record_delivery)
-        await self.catch_up()
+        if await self._try_lead():
+            await self.catch_up()
+        if self._leader is not None:
+            self._lead_task = asyncio.create_task(self._keep_leading(), name="rotor-cron-leader")
         self._task = asyncio.create_task(self._run(), name="rotor-scheduler")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [task for task in (self._task, self._lead_task) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._leader is not None:
+            await self._leader.close()
+
+    @property
+    def leading(self) -> bool:
+        """Whether this node fires ticks (always on SQLite: one node per database)."""
+        return self._leader is None or self._leader.leading
+
+    async def _try_lead(self) -> bool:
+        """Lead if no other node does, or renew the lease if this node does; False if it does not lead."""
+        leader = self._leader
+        if leader is None:
+            return True
+        now, lease = self._core.clock.now_ms(), self._retry_ms * _LEASES_PER_RETRY
+        was_leading = leader.leading
+        try:
+            if was_leading:
+                await leader.renew(now, lease)
+            elif await leader.try_lead(now, lease):
+                log.info("became cron leader", extra={"node": leader.node})
+        except Exception:
+            if was_leading:
+                log.warning("lost cron leadership: the database session ended", exc_info=True)
+            await leader.close()  # a new session next time: the lock is held by a session, never re-found
+        return leader.leading
+
+    async def _keep_leading(self) -> None:
+        while True:
+            was_leading = self.leading
+            if await self._try_lead() and not was_leading:
+                self._wake.set()  # took over: fire what the dead leader left due
+            await asyncio.sleep(self._retry_ms / 1000)
 
     def wake(self) -> None:
         """A schedule changed: look again at what is due."""
@@ -140,6 +190,10 @@ class Scheduler:
         prepared_for: int | None = None
         while True:
             self._wake.clear()
+            if not self.leading:
+                prepared, prepared_for = [], None
+                await self._sleep_until(None)
+                continue
             try:
                 if prepared_for is not None and prepared_for <= self._core.clock.now_ms():
                     await self._apply(prepared)  # stale plans are refused by the writer

@@ -11,6 +11,8 @@ from rotor_lite.models import Principal, Role
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.queues import counts_of_queues
 from rotor_lite.store import jobs as job_store
+from rotor_lite.store.contract import is_postgres
+from rotor_lite.store.leader import CRON_LEADER, current_leader
 
 
 def _period_bounds(now_ms: int) -> tuple[int, int]:
@@ -39,7 +41,18 @@ async def status(core: Core, principal: Principal) -> dict[str, Any]:
             {"pid": h.pid, "alive": h.alive, "inFlight": h.in_flight, "restarts": h.restarts, "delivered": h.delivered}
             for h in core.delivery_helpers()
         ]
+        if is_postgres(core.db):
+            answer["cluster"] = await _cluster(core)
     return answer
+
+
+async def _cluster(core: Core) -> dict[str, Any]:
+    """This node and the cron leader (several nodes on PostgreSQL); the leader's lease shows whether it is alive."""
+    leader = await current_leader(core.db, CRON_LEADER)
+    return {
+        "node": getattr(core.db, "node_id", None),
+        "cronLeader": None if leader is None else {"node": leader[0], "leaseExpiresAt": iso_from_ms(leader[1])},
+    }
 
 
 async def usage(core: Core, principal: Principal) -> dict[str, Any]:

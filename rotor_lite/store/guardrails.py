@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from rotor_lite.models import JobState
-from rotor_lite.store.contract import upsert
+from rotor_lite.store.contract import is_postgres, upsert
 from rotor_lite.store import counts
 from rotor_lite.store.db import Database
 from rotor_lite.store.contract import Conn
@@ -199,15 +199,31 @@ class Screening(msgspec.Struct, kw_only=True, frozen=True):
     payload: bytes
 
 
-def screening_jobs(conn: Conn, skip: Sequence[int], limit: int) -> list[Screening]:
-    """Up to `limit` jobs in state `screening`, oldest first, other than the rowids in `skip`."""
-    # `+rowid`: with a plain ORDER BY rowid the planner walks the whole table in rowid order
-    # (1.2 s at 10M jobs, inside the writer) instead of the small job_screening partial index.
-    rows = conn.execute(
-        "SELECT rowid, id, queue_id, workspace_id, payload FROM job WHERE state = 'screening'"
-        " AND rowid NOT IN (SELECT value FROM json_each(?)) ORDER BY +rowid LIMIT ?",
-        (msgspec.json.encode(list(skip)).decode(), limit),
-    ).fetchall()
+_SCREENING_COLUMNS = "rowid, id, queue_id, workspace_id, payload"
+# Several nodes: a job in screening is leased to one node's judge (its lease_expires_at, unused while
+# screening) so the provider is asked once per job; a judge that dies leaves it to another after the lease.
+_CLAIM_SCREENING_PG = (
+    "UPDATE job SET lease_expires_at = ? WHERE rowid IN (SELECT rowid FROM job WHERE state = 'screening'"
+    " AND (lease_expires_at IS NULL OR lease_expires_at <= ?) AND rowid NOT IN (SELECT value FROM json_each(?))"
+    f" ORDER BY rowid LIMIT ? FOR UPDATE SKIP LOCKED) AND state = 'screening' RETURNING {_SCREENING_COLUMNS}"
+)
+
+
+def screening_jobs(conn: Conn, skip: Sequence[int], limit: int, now: int, lease_ms: int) -> list[Screening]:
+    """Up to `limit` jobs in state `screening`, oldest first, other than the rowids in `skip`; on
+    PostgreSQL only those no other node's judge holds, leased to this one for `lease_ms`."""
+    skipped = msgspec.json.encode(list(skip)).decode()
+    if is_postgres(conn):
+        rows = sorted(conn.execute(_CLAIM_SCREENING_PG, (now + lease_ms, now, skipped, limit)).fetchall(),
+                      key=lambda r: int(r[0]))
+    else:
+        # `+rowid`: with a plain ORDER BY rowid the planner walks the whole table in rowid order
+        # (1.2 s at 10M jobs, inside the writer) instead of the small job_screening partial index.
+        rows = conn.execute(
+            f"SELECT {_SCREENING_COLUMNS} FROM job WHERE state = 'screening'"
+            " AND rowid NOT IN (SELECT value FROM json_each(?)) ORDER BY +rowid LIMIT ?",
+            (skipped, limit),
+        ).fetchall()
     return [Screening(rowid=r[0], id=r[1], queue_id=r[2], workspace_id=r[3], payload=bytes(r[4])) for r in rows]
 
 
@@ -216,7 +232,8 @@ def release_screened(conn: Conn, rowid: int, now: int, *, to_approval: bool) -> 
     state = "'pending_approval'" if to_approval else "CASE WHEN run_at > ? THEN 'delayed' ELSE 'waiting' END"
     params: tuple[Any, ...] = (rowid,) if to_approval else (now, rowid)
     row = conn.execute(
-        f"UPDATE job SET state = {state} WHERE rowid = ? AND state = 'screening' RETURNING queue_id, state", params
+        f"UPDATE job SET state = {state}, lease_expires_at = NULL WHERE rowid = ? AND state = 'screening'"
+        " RETURNING queue_id, state", params
     ).fetchone()
     if row is None:
         return False
@@ -227,8 +244,8 @@ def release_screened(conn: Conn, rowid: int, now: int, *, to_approval: bool) -> 
 def block_screened(conn: Conn, rowid: int, stage: str, reason: str, now: int) -> bool:
     """screening → guardrail.blocked; False if it left screening (cancelled) meanwhile."""
     row = conn.execute(
-        "UPDATE job SET state = 'guardrail.blocked', blocked_by = ?, block_reason = ?, finished_at = ?"
-        " WHERE rowid = ? AND state = 'screening' RETURNING queue_id",
+        "UPDATE job SET state = 'guardrail.blocked', blocked_by = ?, block_reason = ?, finished_at = ?,"
+        " lease_expires_at = NULL WHERE rowid = ? AND state = 'screening' RETURNING queue_id",
         (stage, reason, now, rowid),
     ).fetchone()
     if row is None:

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from rotor_lite.store.db import Database, conditions
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, is_postgres
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 _DELIVERY_COLUMNS = (
@@ -72,14 +72,23 @@ def append_event(conn: Conn, event: OutboxEvent) -> None:
     )
 
 
+_EVENT_COLUMNS = "rowid, id, workspace_id, event_type, data, target, created_at"
+# Several nodes: each takes rows no other node holds, and exactly the rows it read. A sequence value is
+# drawn before its row commits, so `rowid <= last seen` would also delete a later-committing row unseen.
+_TAKE_PG = (
+    f"DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox ORDER BY rowid LIMIT ? FOR UPDATE SKIP LOCKED)"
+    f" RETURNING {_EVENT_COLUMNS}"
+)
+
+
 def take_events(conn: Conn, limit: int) -> list[OutboxEvent]:
     """The oldest `limit` events, removed from the outbox (the caller fans them out in the same transaction)."""
-    rows = conn.execute(
-        "SELECT rowid, id, workspace_id, event_type, data, target, created_at FROM outbox ORDER BY rowid LIMIT ?",
-        (limit,),
-    ).fetchall()
-    if rows:
-        conn.execute("DELETE FROM outbox WHERE rowid <= ?", (rows[-1][0],))
+    if is_postgres(conn):
+        rows = sorted(conn.execute(_TAKE_PG, (limit,)).fetchall(), key=lambda r: int(r[0]))
+    else:  # one writer: what the SELECT saw is all there is up to its last rowid
+        rows = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM outbox ORDER BY rowid LIMIT ?", (limit,)).fetchall()
+        if rows:
+            conn.execute("DELETE FROM outbox WHERE rowid <= ?", (rows[-1][0],))
     return [
         OutboxEvent(rowid=r[0], id=r[1], workspace_id=r[2], event_type=r[3], data=bytes(r[4]), target=r[5],
                     created_at=r[6])
@@ -128,6 +137,22 @@ async def next_due_at(db: Database, exclude: Sequence[str] = ()) -> int | None:
     where, params = _endpoint_filter(exclude, None)
     row = await db.fetchone(f"SELECT min(d.next_attempt_at){_DUE}{where}", params)
     return None if row is None or row[0] is None else int(row[0])
+
+
+def claim_deliveries(conn: Conn, rowids: Sequence[int], now: int, lease_until: int) -> set[int]:
+    """Of these due deliveries, the rowids this node may send now (several nodes on PostgreSQL).
+
+    The claim pushes `next_attempt_at` to `lease_until`: no other node sees them due meanwhile, and a
+    node that dies mid-send leaves them due again once the lease runs out. The outcome (`record_attempt`)
+    then sets the real next attempt. Rows another node claimed first are left out.
+    """
+    rows = conn.execute(
+        "UPDATE delivery SET next_attempt_at = ? WHERE rowid IN (SELECT rowid FROM delivery"
+        " WHERE rowid IN (SELECT value FROM json_each(?)) AND status = 'pending' AND next_attempt_at <= ?"
+        " FOR UPDATE SKIP LOCKED) AND status = 'pending' AND next_attempt_at <= ? RETURNING rowid",
+        (lease_until, msgspec.json.encode(list(rowids)).decode(), now, now),
+    ).fetchall()
+    return {int(row[0]) for row in rows}
 
 
 def _endpoint_filter(exclude: Sequence[str], only: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:

@@ -37,19 +37,19 @@ def _from_row(row: Any) -> QueueRow:
 
 
 def insert_queue(conn: Conn, queue: Queue, secret_blob: bytes | None) -> int:
-    cursor = conn.execute(
+    row = conn.execute(
         "INSERT INTO queue (workspace_id, name, concurrency, max_attempts, backoff_type, backoff_delay_ms,"
         " callback_url, callback_headers, callback_secret, approval_required, timeout_ms, state, created_at, updated_at,"
         " fairness_key, rate_limit_key, rate_limit_max, rate_limit_per_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid",
         (
             queue.workspace_id, queue.name, queue.concurrency, queue.max_attempts, queue.backoff_type,
             queue.backoff_delay_ms, queue.callback_url, msgspec.json.encode(queue.callback_headers).decode(),
             secret_blob, int(queue.approval_required), queue.timeout_ms, queue.state, queue.created_at,
             queue.updated_at, *_grouping(queue),
         ),
-    )
-    return int(cursor.lastrowid or 0)
+    ).fetchone()
+    return int(row[0])  # RETURNING: PostgreSQL has no lastrowid
 
 
 def update_queue(conn: Conn, queue: Queue, secret_blob: bytes | None) -> None:

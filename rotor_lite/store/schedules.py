@@ -40,16 +40,17 @@ def run_from_row(row: Sequence[Any]) -> ScheduleRun:
 
 def insert_schedule(conn: Conn, schedule: Schedule) -> int:
     """Insert a schedule; a taken name raises IntegrityError."""
-    cursor = conn.execute(
+    row = conn.execute(
         "INSERT INTO schedule (id, workspace_id, queue_id, name, cron, timezone, payload, enabled, next_fire_at,"
-        " last_fired_at, created_at, updated_at, function_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_fired_at, created_at, updated_at, function_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING rowid",
         (
             schedule.id, schedule.workspace_id, schedule.queue_id, schedule.name, schedule.cron, schedule.timezone,
             schedule.payload, int(schedule.enabled), schedule.next_fire_at, schedule.last_fired_at,
             schedule.created_at, schedule.updated_at, schedule.function_id,
         ),
-    )
-    return int(cursor.lastrowid or 0)
+    ).fetchone()
+    return int(row[0])  # RETURNING: PostgreSQL has no lastrowid
 
 
 def update_schedule(conn: Conn, schedule: Schedule) -> None:
