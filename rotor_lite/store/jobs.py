@@ -100,7 +100,7 @@ def insert_jobs(conn: Conn, queue_rowid: int, jobs: Sequence[Job]) -> None:
 def add_usage(conn: Conn, workspace_id: str, period: str, queue_name: str, accepted: int) -> None:
     conn.execute(
         "INSERT INTO usage (workspace_id, period, queue_name, accepted) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (workspace_id, period, queue_name) DO UPDATE SET accepted = accepted + excluded.accepted",
+        " ON CONFLICT (workspace_id, period, queue_name) DO UPDATE SET accepted = usage.accepted + excluded.accepted",
         (workspace_id, period, queue_name, accepted),
     )
 
