@@ -12,10 +12,12 @@ from rotor_lite.store.contract import Conn
 Tally = tuple[int, int, int, int]  # attempts, errors (attempts that were not a 2xx), completed, failed
 _ADD = (
     "INSERT INTO queue_minute (queue_id, minute, attempts, errors, completed, failed)"
-    " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)"
-    " WHERE true ON CONFLICT (queue_id, minute) DO UPDATE SET attempts = attempts + excluded.attempts,"
-    " errors = errors + excluded.errors, completed = completed + excluded.completed, failed = failed + excluded.failed"
-)
+    " SELECT CAST(t.value ->> 0 AS BIGINT), CAST(t.value ->> 1 AS BIGINT), CAST(t.value ->> 2 AS BIGINT),"
+    " CAST(t.value ->> 3 AS BIGINT), CAST(t.value ->> 4 AS BIGINT), CAST(t.value ->> 5 AS BIGINT) FROM json_each(?) AS t"
+    " WHERE true ON CONFLICT (queue_id, minute) DO UPDATE SET attempts = queue_minute.attempts + excluded.attempts,"
+    " errors = queue_minute.errors + excluded.errors, completed = queue_minute.completed + excluded.completed,"
+    " failed = queue_minute.failed + excluded.failed"
+)  # PostgreSQL: typed values, and the table's columns named (a bare one is ambiguous beside `excluded`)
 
 
 def add(conn: Conn, tallies: Mapping[tuple[int, int], Tally], keep_from_minute: int) -> None:
