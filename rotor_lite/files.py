@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["make_data_dir", "open_private", "tighten"]
+__all__ = ["make_data_dir", "node_id", "open_private", "tighten"]
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -33,3 +33,19 @@ def tighten(path: Path) -> None:
         pass
     except PermissionError:
         log.warning("cannot make %s readable by its owner only: it belongs to another user", path)
+
+
+def node_id(data_dir: Path) -> str:
+    """This node's id, made once and kept in the data directory: it survives restarts, so a node
+    sharing a database with others can tell the leases it held before a crash from theirs."""
+    path = data_dir / "node.id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    make_data_dir(data_dir)
+    made = os.urandom(8).hex()
+    fd = open_private(path, os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(made + "\n")
+    return made

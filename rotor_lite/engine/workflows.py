@@ -21,14 +21,16 @@ import msgspec
 
 from rotor_lite.engine.delivery import Deliverer
 from rotor_lite.engine.sending import Post, Signing, elapsed_ms
+from rotor_lite.files import node_id
 from rotor_lite.models import Run, RunCall, Step, StepStatus, StepType
 from rotor_lite.protocol import PROTOCOL_VERSION, CallResult, decode_answer
 from rotor_lite.services import run_progress
 from rotor_lite.services import runs as run_service
 from rotor_lite.services.core import Core
 from rotor_lite.services.workflow_events import deliver_due_events
+from rotor_lite.services.workflow_state import SIGNING_KEY_CHANNEL
 from rotor_lite.store import runs as store
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, is_postgres
 
 log = logging.getLogger("rotor_lite.workflows")
 
@@ -54,7 +56,8 @@ class RunDriver:
     def __init__(self, core: Core, deliverer: Deliverer) -> None:
         self._core = core
         self._deliverer = deliverer
-        self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._node = node_id(core.settings.data_path)
+        self._owner = f"{self._node}.{os.urandom(4).hex()}"  # "<node>.<boot>": a restart finds its node's leases
         self._results: deque[tuple[RunCall, CallResult]] = deque()
         self._in_flight: Counter[tuple[str, str]] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -73,8 +76,10 @@ class RunDriver:
     async def __aenter__(self) -> RunDriver:
         self._loop = asyncio.get_running_loop()
         self._core.workflows.on_ready = self.wake
+        if is_postgres(self._core.db):
+            self._core.db.listen(SIGNING_KEY_CHANNEL, self._core.workflows.forget_signing_keys)
         now = self._core.clock.now_ms()
-        requeued = await self._core.db.write(lambda conn: store.requeue_orphans(conn, now))
+        requeued = await self._core.db.write(lambda conn: store.requeue_orphans(conn, now, self._node))
         if requeued:
             log.warning("workflow calls left in flight by a previous process are due again", extra={"count": requeued})
         self._task = asyncio.create_task(self._run(), name="rotor-run-driver")
@@ -172,6 +177,8 @@ class RunDriver:
         if fn is None:
             return CallResult(answer=None, failure=f"function '{call.function_id}' is not registered")
         keys = self._core.workflows.signing_keys(call.workspace_id)
+        if keys is None:  # made on another node, or rotated there
+            keys = await self._core.workflows.fetch_signing_keys(self._core.db, self._core.vault, call.workspace_id)
         if keys is None:
             return CallResult(answer=None, failure="the workspace's signing key is gone")
         now = self._core.clock.now_ms()
@@ -223,11 +230,21 @@ class RunDriver:
         if free <= 0:
             return []
         taken: Counter[tuple[str, str]] = Counter()
+        # PostgreSQL: other nodes call the function too, so its calls in flight are counted in the database.
+        postgres = is_postgres(conn)
+        counted: dict[tuple[str, str], int] = {}
+
+        def in_flight(key: tuple[str, str]) -> int:
+            if not postgres:
+                return self._in_flight[key]
+            if key not in counted:
+                counted[key] = store.leased_calls(conn, *key)
+            return counted[key]
 
         def allowed(key: tuple[str, str]) -> bool:
             fn = self._core.workflows.function(*key)
             limit = fn.concurrency if fn is not None else None
-            if limit is not None and self._in_flight[key] + taken[key] >= limit:
+            if limit is not None and in_flight(key) + taken[key] >= limit:
                 return False
             taken[key] += 1
             return True

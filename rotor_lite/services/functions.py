@@ -13,9 +13,9 @@ from rotor_lite.services.core import Core
 from rotor_lite.services.function_schedules import sync_function_schedule
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.services.schedules import check_cron_and_zone
-from rotor_lite.services.workflow_state import SigningKeys, encrypt_keys
+from rotor_lite.services.workflow_state import SIGNING_KEY_CHANNEL, SigningKeys, decrypt_keys, encrypt_keys
 from rotor_lite.store import functions as store
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, is_postgres, notify
 
 __all__ = [
     "FunctionNotFound", "HOOKS", "MAX_RETRIES", "delete_function", "ensure_signing_keys", "get_function",
@@ -109,13 +109,22 @@ def _new_signing_key() -> str:
     return f"signkey_{secrets.token_hex(32)}"
 
 
-def ensure_signing_keys(core: Core, conn: Conn, workspace_id: str) -> SigningKeys:
-    """The workspace's signing keys, made on first need (inside the caller's transaction)."""
+def ensure_signing_keys(core: Core, conn: Conn, workspace_id: str, *, for_update: bool = False) -> SigningKeys:
+    """The workspace's signing keys, made on first need (inside the caller's transaction).
+
+    On PostgreSQL the stored row is the truth (another node may have made or rotated the keys), so it
+    is read every time; a key made meanwhile by another node is kept, never replaced.
+    """
     keys = core.workflows.signing_keys(workspace_id)
-    if keys is None:
-        keys = SigningKeys(current=_new_signing_key())
-        store.set_signing_key(conn, workspace_id, encrypt_keys(core.vault, keys), core.clock.now_ms())
-        core.workflows.set_signing_keys(workspace_id, keys)
+    if keys is not None and not is_postgres(conn):
+        return keys
+    row = store.signing_key_of(conn, workspace_id, for_update=for_update)
+    if row is None:
+        store.add_signing_key(conn, workspace_id, encrypt_keys(core.vault, SigningKeys(current=_new_signing_key())), core.clock.now_ms())
+        row = store.signing_key_of(conn, workspace_id, for_update=for_update)
+        assert row is not None, "a signing key was just added or found"
+    keys = decrypt_keys(core.vault, row)
+    core.workflows.set_signing_keys(workspace_id, keys)
     return keys
 
 
@@ -128,9 +137,10 @@ async def rotate_signing_key(core: Core, principal: Principal) -> SigningKeys:
     now = core.clock.now_ms()
 
     def write(conn: Conn) -> SigningKeys:
-        old = ensure_signing_keys(core, conn, principal.workspace_id)
+        old = ensure_signing_keys(core, conn, principal.workspace_id, for_update=True)
         keys = SigningKeys(current=_new_signing_key(), previous=old.current, previous_expires=now + _PREVIOUS_KEY_TTL_MS)
         store.set_signing_key(conn, principal.workspace_id, encrypt_keys(core.vault, keys), now)
+        notify(conn, SIGNING_KEY_CHANNEL, principal.workspace_id)
         core.workflows.set_signing_keys(principal.workspace_id, keys)
         return keys
 

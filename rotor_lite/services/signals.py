@@ -50,7 +50,9 @@ def _complete(
     if run_id is not None and run_id != waiting_run:
         raise Conflict(f"signal '{signal}' is held by another run", {"signal": signal})
     now = core.clock.now_ms()
-    store.end_step(conn, waiter.step_rowid, StepStatus.COMPLETED, now, output=data)
+    if not store.end_step(conn, waiter.step_rowid, StepStatus.COMPLETED, now, output=data):
+        # Another request (on another node) completed it first, or its wait timed out meanwhile.
+        raise Gone(f"signal '{signal}' was already resolved or timed out", {"signal": signal})
     store.delete_waiter_of_step(conn, waiter.step_rowid)
     store.resolve_signal(conn, workspace_id, signal, waiting_run, "completed", now)
     run_service.continue_run(core, conn, waiter.run_rowid)

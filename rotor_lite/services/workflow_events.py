@@ -23,7 +23,7 @@ from rotor_lite.store import functions as function_store
 from rotor_lite.store import runs as store
 from rotor_lite.store.db import savepoint
 from rotor_lite.store.runs import DeferredEvent
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, is_postgres
 
 __all__ = [
     "CANCEL_EVENT", "MAX_EVENT_BYTES", "Published", "deliver_due_events", "publish", "send_event", "valid_event_name",
@@ -120,7 +120,10 @@ def _start_runs(
     published = Published(id=event.id)
     duplicates = 0
     for fn in functions:
-        existing = store.run_by_idempotency_key(conn, workspace_id, fn.id, key) if key else None
+        existing = None
+        if key:
+            store.lock_idempotency_key(conn, workspace_id, fn.id, key)
+            existing = store.run_by_idempotency_key(conn, workspace_id, fn.id, key)
         if existing is not None:
             duplicates += 1
             published.run_ids.append(existing)
@@ -132,7 +135,11 @@ def _start_runs(
 
 def _resume_waiters(core: Core, conn: Conn, workspace_id: str, event: run_service.NewEvent) -> int:
     data = msgspec.json.decode(event.data)
-    pins = cel_match.pin_values(data, core.workflows.pins(workspace_id, event.name))
+    paths = (
+        store.pinned_paths_of(conn, workspace_id, event.name) if is_postgres(conn)
+        else core.workflows.pins(workspace_id, event.name)
+    )
+    pins = cel_match.pin_values(data, paths)
     whole = {"data": data, "name": event.name, "id": event.id, "ts": event.ts}
     resumed = 0
     for waiter in store.event_waiters(conn, workspace_id, event.name, pins):

@@ -15,8 +15,10 @@ from rotor_lite.models import Function
 from rotor_lite.store import functions as function_store
 from rotor_lite.store import runs as run_store
 from rotor_lite.store.contract import Conn
+from rotor_lite.store.db import Database
 
 _SIGNING_KEY_AAD = b"workflow_signing_key"
+SIGNING_KEY_CHANNEL = "rotor_signing_key"  # PostgreSQL: a workspace's keys were rotated (payload: its id)
 
 
 class SigningKeys(msgspec.Struct, kw_only=True):
@@ -67,6 +69,18 @@ class WorkflowState:
 
     def signing_keys(self, workspace_id: str) -> SigningKeys | None:
         return self._keys.get(workspace_id)
+
+    async def fetch_signing_keys(self, db: Database, vault: Vault, workspace_id: str) -> SigningKeys | None:
+        """The keys as stored now (made or rotated on another node), kept for the next calls."""
+        row = await function_store.fetch_signing_key(db, workspace_id)
+        if row is None:
+            return None
+        keys = self._keys[workspace_id] = decrypt_keys(vault, row)
+        return keys
+
+    def forget_signing_keys(self, workspace_id: str) -> None:
+        """Another node rotated them: the next call reads them again."""
+        self._keys.pop(workspace_id, None)
 
     def set_signing_keys(self, workspace_id: str, keys: SigningKeys) -> None:
         self._keys[workspace_id] = keys

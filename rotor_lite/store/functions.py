@@ -9,7 +9,7 @@ import msgspec
 
 from rotor_lite.models import Function
 from rotor_lite.store.db import Database
-from rotor_lite.store.contract import Conn
+from rotor_lite.store.contract import Conn, is_postgres
 
 _COLUMNS = (
     "rowid, workspace_id, id, serve_url, trigger_type, trigger_event, cron, timezone, retries, concurrency, hooks,"
@@ -88,6 +88,37 @@ class SigningKeyRow(msgspec.Struct, kw_only=True):
 def all_signing_keys(conn: Conn) -> dict[str, SigningKeyRow]:
     rows = conn.execute("SELECT workspace_id, current, previous, previous_expires FROM signing_key").fetchall()
     return {row[0]: SigningKeyRow(current=row[1], previous=row[2], previous_expires=row[3]) for row in rows}
+
+
+def _key_row(row: Sequence[Any]) -> SigningKeyRow:
+    return SigningKeyRow(current=bytes(row[0]), previous=None if row[1] is None else bytes(row[1]), previous_expires=row[2])
+
+
+def signing_key_of(conn: Conn, workspace_id: str, *, for_update: bool = False) -> SigningKeyRow | None:
+    """The workspace's keys as stored; `for_update` holds the row until commit (PostgreSQL: a rotation
+    on another node waits for this one)."""
+    row = conn.execute(
+        "SELECT current, previous, previous_expires FROM signing_key WHERE workspace_id = ?"
+        + (" FOR UPDATE" if for_update and is_postgres(conn) else ""),
+        (workspace_id,),
+    ).fetchone()
+    return None if row is None else _key_row(row)
+
+
+async def fetch_signing_key(db: Database, workspace_id: str) -> SigningKeyRow | None:
+    row = await db.fetchone(
+        "SELECT current, previous, previous_expires FROM signing_key WHERE workspace_id = ?", (workspace_id,)
+    )
+    return None if row is None else _key_row(row)
+
+
+def add_signing_key(conn: Conn, workspace_id: str, key: SigningKeyRow, now: int) -> None:
+    """The workspace's first key, unless one exists already (made meanwhile by another node: it stays)."""
+    conn.execute(
+        "INSERT INTO signing_key (workspace_id, current, previous, previous_expires, rotated_at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (workspace_id) DO NOTHING",
+        (workspace_id, key.current, key.previous, key.previous_expires, now),
+    )
 
 
 def set_signing_key(conn: Conn, workspace_id: str, key: SigningKeyRow, now: int) -> None:

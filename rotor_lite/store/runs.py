@@ -14,7 +14,7 @@ import msgspec
 
 from rotor_lite.models import Run, RunCall, RunStatus, Step, StepStatus, StepType
 from rotor_lite.store.db import Database, conditions
-from rotor_lite.store.contract import Conn, IntegrityError
+from rotor_lite.store.contract import Conn, is_postgres
 
 _RUN_FIELDS = (
     "id, workspace_id, function_id, status, event_id, event_name, event_data, event_ts, attempt, output,"
@@ -54,7 +54,7 @@ def insert_run(conn: Conn, run: Run, due_at: int | None) -> int:
     """Store a new run (due for its first call at `due_at`); returns its rowid."""
     cursor = conn.execute(
         f"INSERT INTO run ({_RUN_FIELDS}, due_at)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING rowid",
         (
             run.id, run.workspace_id, run.function_id, run.status, run.event_id, run.event_name, run.event_data,
             run.event_ts, run.attempt, run.output, run.error, run.parent_run_id, run.parent_step_rowid,
@@ -62,8 +62,7 @@ def insert_run(conn: Conn, run: Run, due_at: int | None) -> int:
             run.ended_at, due_at,
         ),
     )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return int(cursor.fetchone()[0])
 
 
 def run_by_idempotency_key(conn: Conn, workspace_id: str, function_id: str, key: str) -> str | None:
@@ -72,6 +71,14 @@ def run_by_idempotency_key(conn: Conn, workspace_id: str, function_id: str, key:
         (workspace_id, function_id, key),
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def lock_idempotency_key(conn: Conn, workspace_id: str, function_id: str, key: str) -> None:
+    """PostgreSQL: hold the key until commit, so that a run another node is starting with it is seen
+    (`run_by_idempotency_key` after this reads what committed meanwhile) instead of breaking the
+    unique index. SQLite's single writer already serialises them."""
+    if is_postgres(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"run {workspace_id} {function_id} {key}",))
 
 
 def run_row(conn: Conn, rowid: int) -> Run | None:
@@ -87,7 +94,7 @@ def run_by_id(conn: Conn, workspace_id: str, run_id: str) -> Run | None:
 def set_due(conn: Conn, run_rowid: int, due_at: int) -> None:
     """The function body must be called again, at `due_at` at the latest (an earlier due time stays)."""
     conn.execute(
-        "UPDATE run SET due_at = min(coalesce(due_at, ?), ?) WHERE rowid = ? AND status NOT IN"
+        "UPDATE run SET due_at = CASE WHEN due_at < ? THEN due_at ELSE ? END WHERE rowid = ? AND status NOT IN"
         " ('completed', 'failed', 'cancelled')",
         (due_at, due_at, run_rowid),
     )
@@ -138,9 +145,10 @@ def finish_run(
 
 
 def add_hook_error(conn: Conn, run_rowid: int, entry: dict[str, Any]) -> None:
+    row = conn.execute("SELECT hook_errors FROM run WHERE rowid = ?", (run_rowid,)).fetchone()
+    entries = msgspec.json.decode(row[0]) if row is not None and row[0] else []
     conn.execute(
-        "UPDATE run SET hook_errors = json_insert(coalesce(hook_errors, '[]'), '$[#]', json(?)) WHERE rowid = ?",
-        (msgspec.json.encode(entry).decode(), run_rowid),
+        "UPDATE run SET hook_errors = ? WHERE rowid = ?", (msgspec.json.encode([*entries, entry]).decode(), run_rowid)
     )
 
 
@@ -161,24 +169,27 @@ def claim_due_runs(
     """
     calls = []
 
-    def lease(row: Sequence[Any]) -> None:
+    def lease(row: Sequence[Any]) -> bool:
         rowid, run_id, workspace_id, function_id, attempt = row
         token = f"{owner}:r{rowid}:{now}"
-        conn.execute(
+        # The lease re-checks that no other node took the call since the page was read.
+        if conn.execute(
             "UPDATE run SET due_at = NULL, lease_owner = ?, lease_expires_at = ?, started_at = coalesce(started_at, ?),"
-            " status = 'running' WHERE rowid = ?",
+            " status = 'running' WHERE rowid = ? AND lease_owner IS NULL",
             (token, now + lease_ms, now, rowid),
-        )
+        ).rowcount != 1:
+            return False
         calls.append(RunCall(
             run_rowid=rowid, run_id=run_id, workspace_id=workspace_id, function_id=function_id, lease_token=token,
             attempt=attempt,
         ))
+        return True
 
     _lease_due(
         conn, "SELECT rowid, id, workspace_id, function_id, attempt FROM run WHERE due_at <= ? AND lease_owner IS NULL"
         " AND NOT EXISTS (SELECT 1 FROM run_step s WHERE s.run_rowid = run.rowid AND s.status IN ('scheduled', 'running')"
         " AND s.type != 'hook') AND workspace_id || ' ' || function_id NOT IN (SELECT value FROM json_each(?))"
-        " ORDER BY due_at LIMIT ?",
+        " ORDER BY due_at LIMIT ?" + (" FOR UPDATE SKIP LOCKED" if is_postgres(conn) else ""),
         now, limit, allowed, lambda row: (row[2], row[3]), lease,
     )
     return calls
@@ -207,25 +218,29 @@ def claim_due_steps(
     """
     calls = []
 
-    def lease(row: Sequence[Any]) -> None:
+    def lease(row: Sequence[Any]) -> bool:
         step_rowid, key, attempts, name, step_type, run_rowid, run_id, workspace_id, function_id = row
         token = f"{owner}:s{step_rowid}:{now}"
         hook = name if step_type == StepType.HOOK else None
-        conn.execute(
+        if conn.execute(
             "UPDATE run_step SET status = 'running', due_at = NULL, lease_owner = ?, lease_expires_at = ?,"
-            " attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE rowid = ?",
+            " attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE rowid = ? AND lease_owner IS NULL"
+            " AND status = 'scheduled'",
             (token, now + (hook_lease_ms if hook else lease_ms), now, step_rowid),
-        )
+        ).rowcount != 1:
+            return False
         calls.append(RunCall(
             run_rowid=run_rowid, run_id=run_id, workspace_id=workspace_id, function_id=function_id, lease_token=token,
             attempt=attempts + 1, step_rowid=step_rowid, step_key=None if hook else key, hook=hook,
         ))
+        return True
 
     _lease_due(
         conn, "SELECT s.rowid, s.key, s.attempts, s.name, s.type, r.rowid, r.id, r.workspace_id, r.function_id"
         " FROM run_step s JOIN run r ON r.rowid = s.run_rowid"
         " WHERE s.due_at <= ? AND s.lease_owner IS NULL AND s.status = 'scheduled'"
-        " AND r.workspace_id || ' ' || r.function_id NOT IN (SELECT value FROM json_each(?)) ORDER BY s.due_at LIMIT ?",
+        " AND r.workspace_id || ' ' || r.function_id NOT IN (SELECT value FROM json_each(?)) ORDER BY s.due_at LIMIT ?"
+        + (" FOR UPDATE OF s SKIP LOCKED" if is_postgres(conn) else ""),
         now, limit, allowed, lambda row: (row[7], row[8]), lease,
     )
     return calls
@@ -233,13 +248,14 @@ def claim_due_steps(
 
 def _lease_due(
     conn: Conn, query: str, now: int, limit: int, allowed: Allowed,
-    key_of: Callable[[Sequence[Any]], tuple[str, str]], lease: Callable[[Sequence[Any]], None],
+    key_of: Callable[[Sequence[Any]], tuple[str, str]], lease: Callable[[Sequence[Any]], bool],
 ) -> None:
     """Lease up to `limit` rows of `query` (due calls, oldest first) that `allowed(function key)` lets through.
 
     A function `allowed` refuses is at its concurrency limit: the next page leaves its calls out in
     SQL, so that its backlog, however long, never hides the due calls of other functions.
     `query` takes the time, a JSON list of "<workspace> <function>" to leave out, and a row limit.
+    `lease` returns False for a row another node leased first (PostgreSQL: the rows it locked are skipped).
     """
     full: set[tuple[str, str]] = set()
     leased = 0
@@ -254,7 +270,8 @@ def _lease_due(
             if not allowed(key):
                 full.add(key)
                 continue
-            lease(row)
+            if not lease(row):
+                continue
             leased += 1
             if leased == limit:
                 return
@@ -290,23 +307,46 @@ def release_all_leases(conn: Conn, run_rowid: int) -> None:
 
 def reap_expired(conn: Conn, now: int, *, expired_by: int | None = None) -> int:
     """Calls whose lease ran out by `expired_by` (default now) are due again at `now`; returns how many."""
-    limit = now if expired_by is None else expired_by
+    return _put_back(conn, now, "lease_expires_at <= ?", now if expired_by is None else expired_by)
+
+
+def requeue_orphans(conn: Conn, now: int, node_id: str) -> int:
+    """At start the calls this node leased before are orphans: each is due again now.
+
+    On SQLite the node is alone with its database, so every leased call is its own. On PostgreSQL
+    other nodes' calls are in flight: only leases owned by `node_id` (tokens start "<node_id>.")
+    are put back, and the others' wait for their lease to run out (`reap_expired`, on any node).
+    """
+    if not is_postgres(conn):
+        return reap_expired(conn, now, expired_by=2**62)
+    return _put_back(conn, now, "lease_owner LIKE ?", node_id + ".%")
+
+
+def _put_back(conn: Conn, now: int, leases: str, param: Any) -> int:
+    """The leased calls `leases` (a condition with one parameter) selects are due again at `now`."""
     runs = conn.execute(
-        "UPDATE run SET lease_owner = NULL, lease_expires_at = NULL, due_at = ? WHERE lease_owner IS NOT NULL"
-        " AND lease_expires_at <= ?",
-        (now, limit),
+        f"UPDATE run SET lease_owner = NULL, lease_expires_at = NULL, due_at = ? WHERE lease_owner IS NOT NULL AND {leases}",
+        (now, param),
     ).rowcount
     steps = conn.execute(
         "UPDATE run_step SET lease_owner = NULL, lease_expires_at = NULL, status = 'scheduled', due_at = ?"
-        " WHERE lease_owner IS NOT NULL AND lease_expires_at <= ?",
-        (now, limit),
+        f" WHERE lease_owner IS NOT NULL AND {leases}",
+        (now, param),
     ).rowcount
     return runs + steps
 
 
-def requeue_orphans(conn: Conn, now: int) -> int:
-    """At start every leased call belongs to a process that is gone: each is due again now."""
-    return reap_expired(conn, now, expired_by=2**62)
+def leased_calls(conn: Conn, workspace_id: str, function_id: str) -> int:
+    """How many calls of the function are leased, by every node (PostgreSQL: the function's row stays
+    locked until commit, so that two nodes' claims of its calls count one after the other)."""
+    conn.execute("SELECT 1 FROM function WHERE workspace_id = ? AND id = ? FOR UPDATE", (workspace_id, function_id))
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM run WHERE workspace_id = ? AND function_id = ? AND lease_owner IS NOT NULL)"
+        " + (SELECT count(*) FROM run_step s JOIN run r ON r.rowid = s.run_rowid WHERE s.lease_owner IS NOT NULL"
+        " AND r.workspace_id = ? AND r.function_id = ?)",
+        (workspace_id, function_id, workspace_id, function_id),
+    ).fetchone()
+    return int(row[0])
 
 
 def next_due_at(conn: Conn) -> int | None:
@@ -324,13 +364,13 @@ def next_due_at(conn: Conn) -> int | None:
 def prune_finished(conn: Conn, workspace_id: str, before: int, limit: int = 500) -> dict[str, int]:
     """Delete up to `limit` of the workspace's runs that ended before `before`, with their steps
     (retention); returns the rows deleted per kind, nothing when no run was due."""
-    rowids = conn.execute(
-        "SELECT json_group_array(rowid) FROM (SELECT rowid FROM run WHERE workspace_id = ? AND ended_at < ?"
-        " ORDER BY ended_at LIMIT ?)",
+    found = conn.execute(
+        "SELECT rowid FROM run WHERE workspace_id = ? AND ended_at < ? ORDER BY ended_at LIMIT ?",
         (workspace_id, before, limit),
-    ).fetchone()[0]
-    if rowids == "[]":
+    ).fetchall()
+    if not found:
         return {}
+    rowids = msgspec.json.encode([row[0] for row in found]).decode()
     steps = conn.execute("DELETE FROM run_step WHERE run_rowid IN (SELECT value FROM json_each(?))", (rowids,)).rowcount
     runs = conn.execute("DELETE FROM run WHERE rowid IN (SELECT value FROM json_each(?))", (rowids,)).rowcount
     return {"runs": runs, "run_steps": steps}
@@ -361,14 +401,13 @@ def count_steps(conn: Conn, run_rowid: int) -> int:
 def insert_step(conn: Conn, step: Step, *, attempts: int = 0) -> int:
     cursor = conn.execute(
         "INSERT INTO run_step (run_rowid, key, name, type, status, attempts, output, error, child_run_id, signal,"
-        " event_name, started_at, ended_at, due_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " event_name, started_at, ended_at, due_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING rowid",
         (
             step.run_rowid, step.key, step.name, step.type, step.status, attempts or step.attempts, step.output,
             step.error, step.child_run_id, step.signal, step.event_name, step.started_at, step.ended_at, step.due_at,
         ),
     )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return int(cursor.fetchone()[0])
 
 
 def end_step(
@@ -433,7 +472,8 @@ def due_waits(conn: Conn, now: int, limit: int) -> list[Step]:
     """Sleeping steps whose time has come and waiting steps whose timeout has."""
     rows = conn.execute(
         f"SELECT {_STEP_COLUMNS} FROM run_step WHERE due_at <= ? AND lease_owner IS NULL"
-        " AND status IN ('sleeping', 'waiting') ORDER BY due_at LIMIT ?",
+        " AND status IN ('sleeping', 'waiting') ORDER BY due_at LIMIT ?"
+        + (" FOR UPDATE SKIP LOCKED" if is_postgres(conn) else ""),  # another node wakes those it locked
         (now, limit),
     ).fetchall()
     return [step_from_row(row) for row in rows]
@@ -466,12 +506,12 @@ def add_signal_waiter(conn: Conn, workspace_id: str, step: Step, signal: str, no
     A resolution left by an earlier wait on the same id no longer applies: if this wait is deleted
     (its run cancelled), a completion is told the id is unknown (404), not that it is gone (410).
     """
-    try:
-        conn.execute(
-            "INSERT INTO run_waiter (workspace_id, step_rowid, run_rowid, signal, created_at) VALUES (?,?,?,?,?)",
-            (workspace_id, step.rowid, step.run_rowid, signal, now),
-        )
-    except IntegrityError:
+    # DO NOTHING rather than catching the violation: in PostgreSQL that would abort the transaction.
+    if conn.execute(
+        "INSERT INTO run_waiter (workspace_id, step_rowid, run_rowid, signal, created_at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT DO NOTHING",
+        (workspace_id, step.rowid, step.run_rowid, signal, now),
+    ).rowcount != 1:
         return False
     conn.execute("DELETE FROM signal_resolution WHERE workspace_id = ? AND signal = ?", (workspace_id, signal))
     return True
@@ -514,6 +554,16 @@ def event_waiters(
             (workspace_id, event_name, path, value),
         ).fetchall()
     return [Waiter(rowid=row[0], step_rowid=row[1], run_rowid=row[2], match=row[3]) for row in found]
+
+
+def pinned_paths_of(conn: Conn, workspace_id: str, event_name: str) -> set[str]:
+    """The paths the active waiters for this event pin, read in the publishing transaction (PostgreSQL:
+    a waiter registered on another node is in the table, not in this node's memory)."""
+    rows = conn.execute(
+        "SELECT DISTINCT pin_path FROM run_waiter WHERE workspace_id = ? AND event_name = ? AND pin_path IS NOT NULL",
+        (workspace_id, event_name),
+    ).fetchall()
+    return {row[0] for row in rows}
 
 
 def pinned_paths(conn: Conn) -> list[tuple[str, str, str]]:
@@ -570,7 +620,8 @@ def defer_event(conn: Conn, event: DeferredEvent) -> None:
 def take_due_events(conn: Conn, now: int, limit: int) -> list[DeferredEvent]:
     """The deferred events whose time came (up to `limit`), removed, in the order they were sent for."""
     rows = conn.execute(
-        "DELETE FROM deferred_event WHERE rowid IN (SELECT rowid FROM deferred_event WHERE ts <= ? ORDER BY ts LIMIT ?)"
+        "DELETE FROM deferred_event WHERE rowid IN (SELECT rowid FROM deferred_event WHERE ts <= ? ORDER BY ts LIMIT ?"
+        + (" FOR UPDATE SKIP LOCKED)" if is_postgres(conn) else ")") +
         " RETURNING id, workspace_id, name, data, ts, idempotency_key, rowid",
         (now, limit),
     ).fetchall()

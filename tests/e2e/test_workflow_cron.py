@@ -3,10 +3,8 @@ with its function and never shows in `/v1/schedules`."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 from rotor_lite.sdk import create_function
 from rotor_lite.sdk.workflows import Context, Step
 from tests.e2e.workflow_kit import WorkflowEnv, workflow_env
-from tests.helpers import ServerProcess, wait_until
+from tests.helpers import ServerProcess, db_execute, wait_until
 
 EVERY_SECOND = "*/1 * * * * *"
 
@@ -36,8 +34,8 @@ def ticker_runs(env: WorkflowEnv) -> list[dict[str, Any]]:
 
 
 def schedule_rows(env: WorkflowEnv, function_id: str) -> list[tuple[str, str]]:
-    with closing(sqlite3.connect(f"file:{env.server.data_dir / 'rotor.db'}?mode=ro", uri=True, timeout=10)) as conn:
-        return conn.execute("SELECT cron, timezone FROM schedule WHERE function_id = ?", (function_id,)).fetchall()
+    rows = db_execute(env.server.data_dir, "SELECT cron, timezone FROM schedule WHERE function_id = ?", (function_id,))
+    return [(row[0], row[1]) for row in rows]
 
 
 def test_a_cron_function_runs_on_every_tick_until_it_is_deleted(env: WorkflowEnv) -> None:

@@ -3,11 +3,9 @@ retries are used up, `on_cancel` only for a run that had started, and a raising 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
 import pytest
@@ -16,7 +14,7 @@ from rotor_lite.sdk import create_function
 from rotor_lite.sdk.errors import WorkflowError
 from rotor_lite.sdk.workflows import Context, Step
 from tests.e2e.workflow_kit import WorkflowEnv, workflow_env
-from tests.helpers import ServerProcess, wait_until
+from tests.helpers import ServerProcess, db_execute, wait_until
 
 attempts: Counter[str] = Counter()
 hook_calls: list[dict[str, Any]] = []
@@ -93,11 +91,12 @@ def calls_for(run_id: str) -> list[dict[str, Any]]:
 
 def hook_steps(env: WorkflowEnv, run_id: str) -> list[tuple[str, str]]:
     """The run's hook calls as the server recorded them: (hook, status) — the API does not list them as steps."""
-    with closing(sqlite3.connect(f"file:{env.server.data_dir / 'rotor.db'}?mode=ro", uri=True, timeout=10)) as conn:
-        rows = conn.execute(
-            "SELECT s.name, s.status FROM run_step s JOIN run r ON r.rowid = s.run_rowid WHERE r.id = ? AND s.type = 'hook'",
-            (run_id,),
-        ).fetchall()
+    rows = db_execute(
+        env.server.data_dir,
+        "SELECT s.name, s.status FROM run_step s JOIN run r ON r.rowid = s.run_rowid WHERE r.id = ? AND s.type = 'hook'"
+        " ORDER BY s.rowid",
+        (run_id,),
+    )
     return [(row[0], row[1]) for row in rows]
 
 

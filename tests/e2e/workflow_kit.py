@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from typing import Any
 
 from rotor_lite.ids import new_api_key, new_id
 from rotor_lite.sdk import serve_workflow
 from rotor_lite.sdk.workflows import WorkflowFunction
 from rotor_lite.services.keyring import hash_key
-from tests.helpers import ServerProcess, offline, served, wait_until
+from tests.helpers import ServerProcess, db_execute, offline, served, wait_until
 
 
 class WorkflowEnv:
@@ -90,11 +89,11 @@ def role_key(server: ServerProcess, role: str) -> str:
 def queue_scoped_key(server: ServerProcess, queue: str) -> str:
     """A developer key of the default workspace scoped to `queue` (no command makes one: it is written directly)."""
     key, now = new_api_key("ws"), int(time.time() * 1000)
-    with closing(sqlite3.connect(server.data_dir / "rotor.db", timeout=10)) as conn, conn:
-        workspace_id = conn.execute("SELECT workspace_id FROM api_key WHERE key_hash = ?", (hash_key(server.api_key),)).fetchone()[0]
-        conn.execute(
-            "INSERT INTO api_key (id, workspace_id, key_hash, key_prefix, label, role, queue_name, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            (new_id("key", now), workspace_id, hash_key(key), key[:10], "queue-scoped", "developer", queue, now),
-        )
+    workspace_id = db_execute(server.data_dir, "SELECT workspace_id FROM api_key WHERE key_hash = ?", (hash_key(server.api_key),))[0][0]
+    db_execute(
+        server.data_dir,
+        "INSERT INTO api_key (id, workspace_id, key_hash, key_prefix, label, role, queue_name, created_at)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        (new_id("key", now), workspace_id, hash_key(key), key[:10], "queue-scoped", "developer", queue, now),
+    )
     return key

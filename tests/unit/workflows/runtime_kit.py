@@ -15,15 +15,21 @@ from aiohttp import web
 from rotor_lite.clock import Clock
 from rotor_lite.config import load_settings
 from rotor_lite.engine.runtime import Runtime
+from tests.helpers import storage_env
 
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 
 
 @asynccontextmanager
 async def running(tmp_path: Path, clock: Clock) -> AsyncIterator[Runtime]:
-    """The runtime on `tmp_path/data`, started and stopped (a second `running` on it is a restart)."""
+    """The runtime on `tmp_path/data`, started and stopped (a second `running` on it is a restart).
+
+    Under `--backend postgres` its store is a database of the run's cluster (the same one on a restart).
+    """
+    data_dir = tmp_path / "data"
+    storage_url = storage_env(data_dir, None).get("ROTOR_STORAGE_URL", "")
     settings = load_settings(env={}, overrides={
-        ("storage", "data_dir"): str(tmp_path / "data"), ("storage", "synchronous"): "OFF",
+        ("storage", "data_dir"): str(data_dir), ("storage", "synchronous"): "OFF", ("storage", "url"): storage_url,
         ("auth", "bootstrap_api_key"): "rt_ws_unit_test_key", ("callbacks", "allow_private_networks"): True,
         ("workflows", "poll_interval"): "20ms", ("security", "master_key"): MASTER_KEY,
     })
