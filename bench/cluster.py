@@ -467,6 +467,7 @@ class Failover:
     failover_s: float | None = None  # kill -> first tick fired after it
     tick_gap_s: float | None = None  # last tick before the kill -> first after it
     first_tick_late_ms: float | None = None  # that tick's fired_at - scheduled_for (a caught-up tick?)
+    killed: str | None = None  # the leader killed, "node<i>" (node0 made the schedule and started first)
     new_leader: str | None = None
     note: str = ""
 
@@ -538,10 +539,11 @@ async def failover_once(nodes: list[Server], schedule: str, watch_s: float) -> F
                 first = min(after, key=lambda r: epoch_ms(r["fired_at"]))
                 fired_ms = epoch_ms(first["fired_at"])
                 new = await find_leader(survivors, timeout=5)
+                names = [f"node{i}" for i in range(len(apis)) if i != leader]
                 return Failover(True, round(ticks_per_s, 2), round((fired_ms - killed_at) / 1000, 2),
                                 round((fired_ms - last_before) / 1000, 2),
-                                round(fired_ms - epoch_ms(first["scheduled_for"])),
-                                None if new is None else survivors[new].url)
+                                round(fired_ms - epoch_ms(first["scheduled_for"])), f"node{leader}",
+                                None if new is None else names[new])
             await asyncio.sleep(0.05)
         return Failover(True, round(ticks_per_s, 2), note="no tick within 60 s of the kill")
 
@@ -568,13 +570,14 @@ def failover_runs(args: argparse.Namespace, procs: Processes, tmp: Path, pg: PgC
 
 def print_failovers(results: list[Failover]) -> None:
     print("\n| round | ticks/s with 3 nodes up | kill → next tick | last tick before → first after "
-          "| first tick's lateness | new leader | note |")
+          "| first tick's lateness | leader killed → new leader | note |")
     print("|---|---|---|---|---|---|---|")
     for n, r in enumerate(results, 1):
         cells = [f"{r.failover_s} s" if r.failover_s is not None else "–",
                  f"{r.tick_gap_s} s" if r.tick_gap_s is not None else "–",
                  f"{r.first_tick_late_ms:.0f} ms" if r.first_tick_late_ms is not None else "–"]
-        print(f"| {n} | {r.ticks_per_s_before} | {' | '.join(cells)} | {r.new_leader or '–'} | {r.note} |")
+        print(f"| {n} | {r.ticks_per_s_before} | {' | '.join(cells)} | {r.killed or '–'} → {r.new_leader or '–'} "
+              f"| {r.note} |")
 
 
 # Main ----------------------------------------------------------------------------------------------------------
