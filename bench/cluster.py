@@ -323,7 +323,7 @@ def throughput_runs(args: argparse.Namespace, procs: Processes, tmp: Path, pg: P
 
 
 def log_tail(nodes: list[Server], lines: int = 6) -> str:
-    out = []
+    out: list[Failover] = []
     for node in nodes:
         for log in node.data_dir.parent.glob("server-*.log"):
             out += log.read_text(errors="replace").splitlines()[-lines:]
@@ -429,7 +429,7 @@ async def claim_measure(node: Server, dsn: str, pg: PgCluster, receiver: str, ro
 
 
 def claim_runs(args: argparse.Namespace, procs: Processes, tmp: Path, pg: PgCluster, receiver: str) -> list[ClaimFigures]:
-    out = []
+    out: list[ClaimFigures] = []
     for rows in (0, args.claim_rows):
         dsn = pg.create_database(f"claim_{rows}")
         [node] = start_nodes(procs, tmp, dsn, 1, f"claim{rows}")
@@ -549,7 +549,7 @@ async def failover_once(nodes: list[Server], schedule: str, watch_s: float) -> F
 
 
 def failover_runs(args: argparse.Namespace, procs: Processes, tmp: Path, pg: PgCluster, receiver: str) -> list[Failover]:
-    out = []
+    out: list[Failover] = []
     for round_no in range(1, args.failover_rounds + 1):
         dsn = pg.create_database(f"failover_{round_no}")
         nodes, schedule = start_cluster(procs, tmp, dsn, 3, f"failover{round_no}",
