@@ -323,7 +323,7 @@ def throughput_runs(args: argparse.Namespace, procs: Processes, tmp: Path, pg: P
 
 
 def log_tail(nodes: list[Server], lines: int = 6) -> str:
-    out: list[Failover] = []
+    out: list[str] = []
     for node in nodes:
         for log in node.data_dir.parent.glob("server-*.log"):
             out += log.read_text(errors="replace").splitlines()[-lines:]
