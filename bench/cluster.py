@@ -14,8 +14,8 @@ database (same `ROTOR_STORAGE_URL` and `ROTOR_SECURITY_MASTER_KEY`), with a data
 - deliver, end to end: the same again into a callback queue (concurrency `--concurrency`, signed, verified by
   the receiver) while the nodes deliver; from the first request until the last job is completed: jobs/s.
   BullMQ (compare.py's worker script: addBulk, then a Worker with the same concurrency): its jobs over
-  enqueue + delivery time. The queues are made on node 0 before the other nodes start (a node loads the
-  queues at its start; see the multi-node audit, item 12).
+  enqueue + delivery time. The queues are made on node 0 before the other nodes start, so the figures do
+  not depend on how fast a node learns of a queue made on another one.
 - CPU per job: user+sys from /proc/<pid>/stat during each phase, per node (the node, its delivery helpers,
   and their exited children), for PostgreSQL (the postmaster and every backend), and for this script
   (the load generator); BullMQ: redis-server and the Node worker.
@@ -288,8 +288,8 @@ def start_cluster(procs: Processes, tmp: Path, dsn: str | None, count: int, tag:
                   setup: Callable[[str], Awaitable[T]]) -> tuple[list[Server], T]:
     """Node 0 (on SQLite when `dsn` is None), `setup` run against it, then the other nodes on the same database.
 
-    The other nodes start after the setup because a node loads the queues at its start and does not yet learn
-    of a queue another node creates later (multi-node audit, item 12)."""
+    The other nodes start after the setup, so that they load its queues at their start and the figures do not
+    depend on how fast a node learns of a queue made on another one."""
     first = start_server(procs, node_dir(tmp, f"{tag}-node0"),
                          **({} if dsn is None else {"ROTOR_STORAGE_URL": dsn, "ROTOR_SECURITY_MASTER_KEY": MASTER_KEY}))
     made = run_event_loop(setup(first.url))
