@@ -3,7 +3,7 @@ the charts, and where signing in may send the browser."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from rotor_lite.api.dashboard.graph import NODE_H, run_graph, step_detail, step_groups
 from rotor_lite.api.dashboard.render import failure_chart, throughput_chart, total_series
@@ -12,7 +12,6 @@ from rotor_lite.models import (
     Attempt, BackoffType, Claimed, Queue, QueueState, Run, RunStatus, Step, StepStatus, StepType,
 )
 from rotor_lite.services.throughput import MINUTE_MS, Throughput, last_hour
-from rotor_lite.store.db import Database
 
 
 def step(key: str, started: int | None, step_type: StepType = StepType.RUN, status: StepStatus = StepStatus.COMPLETED,
@@ -109,11 +108,11 @@ class Frozen:
         return self.now
 
 
-async def test_delivery_tallies_land_in_the_minute_each_attempt_ended(tmp_path: Path) -> None:
+async def test_delivery_tallies_land_in_the_minute_each_attempt_ended(make_database: Any) -> None:
     now = 1_000 * MINUTE_MS + 30_000
     job = Claimed(rowid=1, id="job_1", queue_id=1, payload=b"{}", attempt=1, max_attempts=3, lease_token="t",
                   concurrency_key=None)
-    async with Database(tmp_path / "rotor.db") as db:
+    async with make_database() as db:
         tallies = Throughput(db, Frozen(now))  # type: ignore[arg-type]
         for ended, outcome, terminal in [(now, "2xx", True), (now, "5xx", False), (now, "5xx", True),
                                          (now - MINUTE_MS, "2xx", True), (now - 61 * MINUTE_MS, "2xx", True)]:
