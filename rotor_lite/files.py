@@ -40,9 +40,12 @@ def node_id(data_dir: Path) -> str:
     sharing a database with others can tell the leases it held before a crash from theirs."""
     path = data_dir / "node.id"
     try:
-        return path.read_text().strip()
+        known = path.read_text().strip()
     except FileNotFoundError:
         pass
+    else:
+        tighten(path)  # as for the database's files: one an older version left readable is made owner-only
+        return known
     make_data_dir(data_dir)
     made = os.urandom(8).hex()
     fd = open_private(path, os.O_WRONLY | os.O_TRUNC)

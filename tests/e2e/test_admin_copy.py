@@ -94,6 +94,7 @@ def snapshot(http: httpx.Client, jobs: dict[str, list[str]], run_id: str) -> dic
         "jobs": {j: http.get(f"/v1/queues/{q}/jobs/{j}").json() for q, ids in jobs.items() for j in ids},
         "queues": http.get("/v1/queues").json(),
         "stats": http.get("/v1/queues/work/stats").json(),
+        "tagged": http.get("/v1/queues/work/jobs", params={"tag": "campaign:spring"}).json(),
         "schedule": http.get("/v1/schedules/nightly").json(),
         "runs": http.get("/v1/schedules/nightly/runs").json(),
         "secrets": http.get("/v1/secrets").json(),
@@ -176,7 +177,7 @@ def test_a_sqlite_installation_moves_to_postgresql_and_a_node_serves_it(
             wait_until(lambda: http.get(f"/v1/queues/work/jobs/{fresh.json()['id']}").json()["state"] == "completed")
         delivered = [r for r in receiver.for_path("/work") if r.json() == {"n": "after"}]
         assert delivered and delivered[0].headers["x-token"] == TOKEN  # the secret decrypts on the new node
-        wait_until(lambda: any(fresh.json()["id"] in r.text for r in receiver.for_path("/hook")))
+        wait_until(lambda: any(fresh.json()["id"].encode() in r.body for r in receiver.for_path("/hook")))
     finally:
         node.terminate()
     rowids = run_sync(fetch(target, "SELECT max(rowid) FROM job"))[0][0]

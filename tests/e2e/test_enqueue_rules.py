@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, storage_env
 
 QueueMaker = Callable[..., str]
 ERROR_CODES = {
@@ -54,9 +56,10 @@ def accepted(http: httpx.Client, queue: str) -> int:
     return int(http.get("/v1/usage").json()["executions"]["byQueue"].get(queue, 0))
 
 
-def cli(*args: str, cwd: Any) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "rotor_lite", *args], capture_output=True, text=True, cwd=cwd, timeout=30,
-                          check=False)
+def cli(*args: str, cwd: Any, data_dir: Path) -> dict[str, Any]:
+    """The CLI in a process of its own, on the database of `data_dir`'s servers."""
+    done = subprocess.run([sys.executable, "-m", "rotor_lite", *args, "--data-dir", str(data_dir)], capture_output=True,
+                          text=True, cwd=cwd, timeout=30, check=False, env={**os.environ, **storage_env(data_dir, None)})
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 
@@ -495,8 +498,8 @@ def test_unknown_route_is_a_404_envelope(http: httpx.Client) -> None:
 def test_another_workspace_sees_404_never_401_or_403(http: httpx.Client, shared_server: ServerProcess) -> None:
     queue = new_queue(http)
     job_id = http.post(f"/v1/queues/{queue}/jobs", json={"payload": {"secret": 1}}).json()["id"]
-    other = cli("workspaces", "create", f"other-{uuid.uuid4().hex[:6]}", "--data-dir", str(shared_server.data_dir), "--json",
-                cwd=shared_server.data_dir.parent)
+    other = cli("workspaces", "create", f"other-{uuid.uuid4().hex[:6]}", "--json", cwd=shared_server.data_dir.parent,
+                data_dir=shared_server.data_dir)
     assert set(other) == {"id", "name", "key"} and other["key"].startswith("rt_ws_")
 
     with shared_server.client(other["key"]) as intruder:
@@ -534,11 +537,12 @@ def test_another_workspace_sees_404_never_401_or_403(http: httpx.Client, shared_
 # Status, usage, metrics, docs, health ---------------------------------------------------------------
 
 
-def test_status_shape(http: httpx.Client) -> None:
+def test_status_shape(http: httpx.Client, backend: str) -> None:
     status = http.get("/v1/status")
     assert status.status_code == 200
     body = status.json()
-    assert set(body) == {"api", "database", "version", "quota", "deliveryHelpers"}  # the helpers: to admins only
+    several_nodes = {"cluster"} if backend == "postgres" else set()  # its node and the cron leader: to admins only
+    assert set(body) == {"api", "database", "version", "quota", "deliveryHelpers"} | several_nodes  # helpers too
     assert body["api"] == "ok" and body["database"] == "ok" and isinstance(body["version"], str) and body["version"]
     assert set(body["quota"]) == {"used", "limit", "plan", "resetAt"}
     assert isinstance(body["quota"]["used"], int) and body["quota"]["limit"] is None
