@@ -28,7 +28,7 @@ from rotor_lite.services import secrets as vault
 from rotor_lite.services.core import Core, billing_period
 from rotor_lite.services.paging import decode_cursor, encode_cursor
 from rotor_lite.store import jobs as job_store
-from rotor_lite.store.contract import Conn, is_postgres
+from rotor_lite.store.contract import Conn, is_postgres, lock_across_nodes
 
 MAX_TAGS, MAX_TAG_LENGTH, MAX_KEY_LENGTH, MAX_BATCH = 10, 64, 256, 1000
 MAX_DELAY_MS = 366 * 86_400_000
@@ -226,6 +226,9 @@ def _write_requests(core: Core, conn: Conn, queue: Queue, requests: list[_Reques
     if is_postgres(conn):
         _count_quota_across_nodes(core, conn, queue.workspace_id)
     wanted = set().union(*(r.explicit for r in requests))
+    if wanted:
+        # Another node may be writing the same ids now: it commits first, then this write sees its rows.
+        lock_across_nodes(conn, f"job-ids:{queue.rowid}")
     stored = job_store.find_existing(conn, queue.rowid, wanted) if wanted else {}
     taken: set[str] = set()  # explicit ids inserted by an earlier request of this group
     outcomes: list[set[str] | RotorError] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,23 @@ def test_nodes_carry_on_after_the_database_drops_their_connections(nodes: list[S
     eventually(lambda: a.get("/v1/queues/from-b").status_code == 200)
     a.close()
     b.close()
+
+
+def test_one_job_id_sent_to_every_node_at_once_makes_one_job(nodes: list[ServerProcess]) -> None:
+    """Idempotency holds across nodes: the same `jobId` (and batch keys) enqueued through three nodes at the
+    same moment is one job, and every caller is answered with it."""
+    nodes[0].client().post("/v1/queues", json={"name": "once", "concurrency": 1})
+    for node in nodes:
+        eventually(lambda node=node: node.client().get("/v1/queues/once").status_code == 200)
+    for round_ in range(5):
+        job_id, key = f"contact-{round_}", f"batch-{round_}"
+        with ThreadPoolExecutor(6) as pool:
+            singles = list(pool.map(lambda n: n.client().post("/v1/queues/once/jobs", json={"jobId": job_id}), nodes))
+            batches = list(pool.map(
+                lambda n: n.client().post("/v1/queues/once/jobs/batch", json={"jobs": [{}], "idempotencyKeys": [key]}),
+                nodes))
+        assert {r.status_code for r in singles} <= {200, 201} and {r.json()["id"] for r in singles} == {job_id}
+        assert {r.status_code for r in batches} <= {200, 201}, [r.text for r in batches]
+    listed = nodes[1].client().get("/v1/queues/once/jobs", params={"limit": 100}).json()
+    ids = [job["id"] for job in listed["data"]]
+    assert len(ids) == len(set(ids)) == 10, ids
