@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -169,6 +170,14 @@ _PORTABLE_DRIFT = (
     " UNION ALL SELECT queue_id, state, 0, count(*) FROM job GROUP BY queue_id, state"
     ") AS c GROUP BY queue_id, state HAVING sum(kept) <> sum(actual) ORDER BY queue_id, state"
 )
+
+
+def cluster_nodes(parent: Path, url: str, count: int = 3, names: tuple[str, ...] = (), **env: str) -> list[ServerProcess]:
+    """`count` nodes (not started) sharing the database `url` and one master key, a data directory each
+    under `parent` (`node0`, … or `names`); `env` is given to all of them."""
+    shared = {"ROTOR_SECURITY_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(), **env}
+    names = names or tuple(f"node{i}" for i in range(count))
+    return [ServerProcess(data_dir=parent / name, storage_url=url, env=shared) for name in names]
 
 
 def assert_counts_match(data_dir: Path) -> None:

@@ -22,7 +22,7 @@ from rotor_lite.engine.pool import helper_count
 from rotor_lite.engine.scheduler import Scheduler
 from rotor_lite.engine.sweeper import Sweeper
 from rotor_lite.engine.workflows import RunDriver
-from rotor_lite.services import leases, workspaces
+from rotor_lite.services import workspaces
 from rotor_lite.services.cluster import follow_other_nodes
 from rotor_lite.services.core import Core
 from rotor_lite.services.hooks import SecretSource

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import msgspec
 
 from rotor_lite.mcp.tools import CURSOR, LIMIT, Call, Tool, arguments, param, rest
 from rotor_lite.schemas import (

@@ -14,7 +14,7 @@ import msgspec
 from rotor_lite import cel_match
 from rotor_lite.backoff import backoff_ms
 from rotor_lite.ids import new_id
-from rotor_lite.models import BackoffType, Function, Run, RunCall, RunStatus, Step, StepStatus, StepType
+from rotor_lite.models import BackoffType, Run, RunCall, RunStatus, Step, StepStatus, StepType
 from rotor_lite.protocol import (
     OPTS_TYPES, Answer, CallResult, Complete, ErrorInfo, EventWaitOpts, Failure, HookDone, InvokeOpts, Plan, PlannedStep,
     SendEventOpts, SignalOpts, SleepOpts, StepDone, Waiting, error_json,

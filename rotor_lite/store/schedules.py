@@ -11,7 +11,7 @@ from typing import Any
 
 from rotor_lite.models import Schedule, ScheduleRun
 from rotor_lite.store.db import Database, conditions
-from rotor_lite.store.contract import Conn, IntegrityError
+from rotor_lite.store.contract import Conn
 
 _COLUMNS = (
     "rowid, id, workspace_id, queue_id, name, cron, timezone, payload, enabled, next_fire_at, last_fired_at,"

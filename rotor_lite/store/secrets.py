@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from rotor_lite.store.db import Database
-from rotor_lite.store.contract import Conn, IntegrityError
+from rotor_lite.store.contract import Conn
 
 
 class SecretRow(msgspec.Struct, kw_only=True, frozen=True):

@@ -9,10 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.helpers import ServerProcess, offline, wait_until
+from tests.helpers import ServerProcess, cluster_nodes, offline, wait_until
 
 pytestmark = pytest.mark.postgres_only
 
@@ -20,13 +19,8 @@ pytestmark = pytest.mark.postgres_only
 @pytest.fixture
 def nodes(tmp_path: Path, pg_cluster: Any) -> Iterator[list[ServerProcess]]:
     """Three nodes on one fresh database, with one master key."""
-    url = pg_cluster.new_database()
-    key = base64.b64encode(os.urandom(32)).decode()
-    started = [
-        ServerProcess(data_dir=tmp_path / f"node{i}", storage_url=url,
-                      env={"ROTOR_SECURITY_MASTER_KEY": key, "ROTOR_PLANS_PRO_REQUESTS_PER_MINUTE": "8"}).start()
-        for i in range(3)
-    ]
+    started = [node.start() for node in
+               cluster_nodes(tmp_path, pg_cluster.new_database(), ROTOR_PLANS_PRO_REQUESTS_PER_MINUTE="8")]
     yield started
     for node in started:
         node.kill()

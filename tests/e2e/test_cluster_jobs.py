@@ -7,8 +7,6 @@ that restarts takes back only its own leases, never a live node's.
 
 from __future__ import annotations
 
-import base64
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import Receiver, ServerProcess, wait_until
+from tests.helpers import Receiver, ServerProcess, cluster_nodes, wait_until
 
 pytestmark = pytest.mark.postgres_only
 
@@ -27,10 +25,7 @@ CONCURRENCY = 2
 @pytest.fixture
 def cluster(tmp_path: Path, pg_cluster: object) -> Iterator[list[ServerProcess]]:
     """Three nodes: one database, one master key, a data directory each."""
-    url = pg_cluster.new_database()  # type: ignore[attr-defined]
-    key = base64.b64encode(os.urandom(32)).decode()
-    nodes = [ServerProcess(data_dir=tmp_path / f"node{i}", storage_url=url, env={"ROTOR_SECURITY_MASTER_KEY": key})
-             for i in range(3)]
+    nodes = cluster_nodes(tmp_path, pg_cluster.new_database())  # type: ignore[attr-defined]
     for node in nodes:
         node.start()
     yield nodes

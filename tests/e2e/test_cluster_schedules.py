@@ -14,27 +14,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Receiver, ServerProcess, wait_until
+from tests.helpers import Receiver, ServerProcess, cluster_nodes, wait_until
 
 pytestmark = pytest.mark.postgres_only
 
-MASTER_KEY = "c2V2ZXJhbC1ub2Rlcy1vbmUta2V5LWZvci10ZXN0cyE="  # the same on every node
-CLUSTER_ENV = {
-    "ROTOR_SECURITY_MASTER_KEY": MASTER_KEY,
-    "ROTOR_WEBHOOKS_RETRY_SCHEDULE": "0s,50ms,100ms",
-    "ROTOR_WEBHOOKS_POLL_INTERVAL": "50ms",
-}
+CLUSTER_ENV = {"ROTOR_WEBHOOKS_RETRY_SCHEDULE": "0s,50ms,100ms", "ROTOR_WEBHOOKS_POLL_INTERVAL": "50ms"}
 
 
 @pytest.fixture(params=["200ms", "1s"])
 def nodes(tmp_path: Path, pg_cluster: Any, request: pytest.FixtureRequest) -> Iterator[list[ServerProcess]]:
     """Three servers (data directories of their own) on one database, trying to lead every `param`
     (the default and a fast one); started by the test, killed after it."""
-    url = pg_cluster.new_database()
-    env = {**CLUSTER_ENV, "ROTOR_SCHEDULES_LEADER_RETRY": request.param}
-    servers = [ServerProcess(data_dir=tmp_path / f"node{i}", env=env, storage_url=url, log_level="info")
-               for i in range(3)]
+    servers = cluster_nodes(tmp_path, pg_cluster.new_database(), **CLUSTER_ENV, ROTOR_SCHEDULES_LEADER_RETRY=request.param)
     for server in servers:
+        server.log_level = "info"
         server.data_dir.mkdir()
     yield servers
     for server in servers:

@@ -8,8 +8,6 @@ the run to the others, which finish it once its lease runs out.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,7 +20,7 @@ import pytest
 from rotor_lite.sdk import create_function
 from rotor_lite.sdk.workflows import Context, Step
 from tests.e2e.workflow_kit import WorkflowEnv
-from tests.helpers import ServerProcess, db_execute, wait_until
+from tests.helpers import ServerProcess, cluster_nodes, db_execute, wait_until
 
 pytestmark = pytest.mark.postgres_only
 
@@ -79,15 +77,12 @@ def _executed(run_id: str, name: str) -> str:
 def nodes(tmp_path: Path, pg_cluster: Any) -> Iterator[list[ServerProcess]]:
     """Three nodes on one database, with one master key (the call lease is short: a dead node's call is
     due again within seconds)."""
-    url = pg_cluster.new_database()
-    env = {
-        "ROTOR_SECURITY_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "ROTOR_WORKFLOWS_CALL_TIMEOUT": "8s", "ROTOR_WORKFLOWS_LEASE": "1s",
-    }
+    made = cluster_nodes(tmp_path, pg_cluster.new_database(), names=("a", "b", "c"),
+                         ROTOR_WORKFLOWS_CALL_TIMEOUT="8s", ROTOR_WORKFLOWS_LEASE="1s")
     started = []
     try:
-        for name in ("a", "b", "c"):  # one after the other: the first one makes the schema and the workspace
-            started.append(ServerProcess(data_dir=tmp_path / name, env=env, storage_url=url).start())
+        for node in made:  # one after the other: the first one makes the schema and the workspace
+            started.append(node.start())
         yield started
     finally:
         for node in started:

@@ -3,7 +3,6 @@ when several migrations (or servers) start at once on one database."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests import helpers
-from tests.helpers import ServerProcess, db_execute, storage_env, storage_url_of
+from tests.helpers import ServerProcess, cluster_nodes, db_execute, storage_env, storage_url_of
 
 
 def migrate_command(data_dir: Path, *options: str) -> list[str]:
@@ -94,9 +93,7 @@ def test_after_a_migration_applied_once_the_schema_table_has_one_row_per_version
 
 @pytest.mark.postgres_only
 def test_three_servers_started_at_once_on_one_empty_database_all_start(tmp_path: Path, data_dir: Path) -> None:
-    master = {"ROTOR_SECURITY_MASTER_KEY": base64.b64encode(bytes(range(32))).decode()}
-    url = storage_url_of(data_dir)
-    servers = [ServerProcess(data_dir=tmp_path / f"node{n}", env=master, storage_url=url) for n in range(3)]
+    servers = cluster_nodes(tmp_path, str(storage_url_of(data_dir)))
     failures: list[BaseException] = []
 
     def start(server: ServerProcess) -> None:

@@ -21,7 +21,7 @@ from rotor_lite.api.auth import OPERATOR, provide_principal
 from rotor_lite.api.http import core_of, header, json_response, page_limit, read_body
 from rotor_lite.api.render import job_out
 from rotor_lite.clock import iso
-from rotor_lite.errors import Forbidden, KeyRefused
+from rotor_lite.errors import KeyRefused
 from rotor_lite.models import Principal, Schedule
 from rotor_lite.schemas import FiredNow, JobOut, QueueList, Replayed, ReplayRequest, ScheduleOut
 from rotor_lite.services import jobs, operator, schedules
