@@ -24,8 +24,10 @@ from typing import Any, TypeVar
 
 from rotor_lite.backoff import parse_retry_after
 from rotor_lite.engine.delivery import Deliverer, Outcome, Ticket
+from rotor_lite.files import node_id
 from rotor_lite.models import Attempt, Claimed, Queue, QueueState, Settlement
 from rotor_lite.services import leases
+from rotor_lite.services.cluster import ConcurrencyShare
 from rotor_lite.services.core import Core
 from rotor_lite.services.leases import Finished
 from rotor_lite.store import jobs as job_store
@@ -61,6 +63,7 @@ class Dispatcher:
         self._core = core
         self._deliverer = deliverer
         self._owner = leases.lease_owner(core.settings.data_path)
+        self._share = ConcurrencyShare(node_id(core.settings.data_path))
         self._wake = asyncio.Event()
         self._finished: deque[Finished] = deque()  # appended by the event loop, taken by the writer thread
         self._released: deque[int] = deque()  # queue rowids of slots given back without an outcome
@@ -238,6 +241,7 @@ class Dispatcher:
         self._settle(conn, op.finished)
         if op.claim and (op.freed or requests != self._claims_seen):
             self._claims_seen = requests
+            self._share.refresh(conn, now)
             wants = self._free_slots(op.freed)
             op.claimed, op.next_due = self._claim(conn, wants, now), leases.next_due(self._core, conn, now)
             op.looked_ahead = True
@@ -254,7 +258,7 @@ class Dispatcher:
         for queue in self._core.queues.all():
             if queue.state != QueueState.ACTIVE or not queue.callback_url:
                 continue
-            free = queue.concurrency - held.get(queue.rowid, 0)
+            free = self._share.of(queue.concurrency) - held.get(queue.rowid, 0)
             if free > 0:
                 wants[queue.rowid] = (queue, free)
         return wants

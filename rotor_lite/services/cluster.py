@@ -17,7 +17,8 @@ from collections.abc import Callable
 from rotor_lite.services.core import Core
 from rotor_lite.services.events import OutboxSink
 from rotor_lite.services.guardrails import GuardrailAdmission
-from rotor_lite.store.contract import Conn
+from rotor_lite.store import nodes as node_store
+from rotor_lite.store.contract import Conn, is_postgres
 
 log = logging.getLogger("rotor_lite.cluster")
 
@@ -114,3 +115,32 @@ def follow_other_nodes(core: Core, wake_claimers: Callable[[], None]) -> None:
         from rotor_lite.store.pg import CHANGES_CHANNEL  # asyncpg only where PostgreSQL is used
 
         core.db.listen(CHANGES_CHANNEL, ClusterFollower(core, wake_claimers).heard)
+
+
+class ConcurrencyShare:
+    """This node's share of each queue's concurrency: the concurrency over the nodes seen lately, rounded up.
+
+    A queue's concurrency holds across nodes (claims count every node's active jobs); without shares, the
+    node that first fills a queue keeps every slot, refilling each as it settles, and the other nodes never
+    deliver for it. With one node (always, on SQLite) the share is the whole concurrency.
+    """
+
+    REPORT_EVERY_MS = 2_000
+    LIVE_FOR_MS = 10_000  # a node not seen for this long no longer counts: its share goes to the others
+
+    def __init__(self, node: str) -> None:
+        self._node = node
+        self._nodes = 1
+        self._reported_at: int | None = None
+
+    def refresh(self, conn: Conn, now: int) -> None:
+        """In a claim's write: say this node is alive and count the live nodes (every few seconds)."""
+        if not is_postgres(conn):
+            return
+        if self._reported_at is not None and now - self._reported_at < self.REPORT_EVERY_MS:
+            return
+        self._nodes = node_store.report_and_count(conn, self._node, now, now - self.LIVE_FOR_MS)
+        self._reported_at = now
+
+    def of(self, concurrency: int) -> int:
+        return -(-concurrency // self._nodes)

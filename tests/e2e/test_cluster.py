@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ServerProcess, cluster_nodes, offline, wait_until
+from tests.helpers import Receiver, Reply, ServerProcess, cluster_nodes, offline, wait_until
 
 pytestmark = pytest.mark.postgres_only
 
@@ -110,3 +110,23 @@ def test_one_job_id_sent_to_every_node_at_once_makes_one_job(nodes: list[ServerP
     listed = nodes[1].client().get("/v1/queues/once/jobs", params={"limit": 100}).json()
     ids = [job["id"] for job in listed["data"]]
     assert len(ids) == len(set(ids)) == 10, ids
+
+
+def deliveries_made_by(node: ServerProcess, queue: str) -> float:
+    text = node.client().get("/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("rotor_deliveries_total{") and f'queue="{queue}"' in line)
+
+
+def test_the_nodes_share_a_queues_concurrency_and_each_delivers(nodes: list[ServerProcess], receiver: Receiver) -> None:
+    """A node claims no more than its share of a queue's concurrency, so one node filling every slot and
+    refilling each as it settles does not leave the others idle."""
+    receiver.script("/slow", *[Reply(delay=0.02)] * 400)
+    a = nodes[0].client()
+    assert a.post("/v1/queues", json={"name": "spread", "concurrency": 6, "callback_url": receiver.url("/slow")}).status_code == 201
+    for node in nodes:
+        eventually(lambda node=node: node.client().get("/v1/queues/spread").status_code == 200)
+    assert a.post("/v1/queues/spread/jobs/batch", json={"jobs": [{"payload": {"n": n}} for n in range(300)]}).status_code == 201
+    wait_until(lambda: len(receiver.for_path("/slow")) >= 300, timeout=60)
+    made = [deliveries_made_by(node, "spread") for node in nodes]
+    assert sum(made) >= 300 and all(count > 0 for count in made), made
