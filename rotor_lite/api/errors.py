@@ -11,7 +11,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from rotor_lite.api.render import error_body
-from rotor_lite.errors import RateLimited, RotorError
+from rotor_lite.errors import RateLimited, RotorError, Unavailable
+from rotor_lite.store.contract import IntegrityError, StoreError
 
 log = logging.getLogger("rotor_lite.api")
 
@@ -48,6 +49,11 @@ def http_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[by
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, StoreError) and not isinstance(exc, IntegrityError):
+        # A read that found the database gone (PostgreSQL restarting): the request may be tried again.
+        log.error("storage unavailable", extra={"path": request.url.path, "error": str(exc)})
+        unavailable = Unavailable("storage is unavailable: try again shortly")
+        return envelope(unavailable.status, unavailable.code, unavailable.message)
     log.exception("unhandled error", extra={"path": request.url.path}, exc_info=exc)
     return envelope(500, "INTERNAL", "internal server error")
 

@@ -146,6 +146,8 @@ class Dispatcher:
             await self._settle_one_by_one(op.finished)
             with self._lock:
                 self._slots.subtract(op.freed)  # recorded now, or given up on: their leases run out
+            # The database may be gone (PostgreSQL restarting): try again after a poll, not at once.
+            await asyncio.sleep(self._poll_ms / 1000)
         else:
             if op.looked_ahead:
                 self._next_due = op.next_due

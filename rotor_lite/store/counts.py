@@ -40,6 +40,9 @@ _SHIFT_PG = (
 )
 
 
+_LOCK_QUEUES_PG = "SELECT rowid FROM queue WHERE rowid IN (SELECT value FROM json_each(?)) ORDER BY rowid FOR UPDATE"
+
+
 def shift(conn: Conn, changes: Changes) -> None:
     """Add `changes` to the counters, in one statement.
 
@@ -47,8 +50,15 @@ def shift(conn: Conn, changes: Changes) -> None:
     lock them in one order cannot deadlock on them.
     """
     rows = sorted((queue_id, state, n) for (queue_id, state), n in changes.items() if n)
-    if rows:
-        conn.execute(_SHIFT_PG if is_postgres(conn) else _SHIFT, (msgspec.json.encode(rows).decode(),))
+    if not rows:
+        return
+    if is_postgres(conn):
+        # The queue rows first, as a claim takes them: a node claiming (queue row, then its counters) and one
+        # settling (counters, then a claim's queue row) would otherwise each wait for the other.
+        conn.execute(_LOCK_QUEUES_PG, (msgspec.json.encode(sorted({row[0] for row in rows})).decode(),))
+        conn.execute(_SHIFT_PG, (msgspec.json.encode(rows).decode(),))
+    else:
+        conn.execute(_SHIFT, (msgspec.json.encode(rows).decode(),))
 
 
 def move(conn: Conn, queue_rowid: int, source: str, target: str, n: int) -> None:

@@ -72,6 +72,7 @@ class PgConnection:
         self.server_pid = int(conn.get_server_pid())
         self.total_changes = 0
         self._changed: set[str] = set()  # tables this transaction wrote: told to the other nodes at COMMIT
+        self._open_transaction = False
 
     @classmethod
     def open(cls, url: str) -> PgConnection:
@@ -91,8 +92,12 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
         statement = translate(sql)
-        if statement.sql == "BEGIN" and self._conn.is_closed():
-            self._reconnect()
+        if self._conn.is_closed() and (statement.sql == "BEGIN" or not self._open_transaction):
+            self._reconnect()  # never inside a transaction: its earlier statements are gone with the connection
+        if statement.sql == "BEGIN":
+            self._open_transaction = True
+        elif statement.sql in ("COMMIT", "ROLLBACK"):
+            self._open_transaction = False
         if statement.sql == "COMMIT":
             self._tell_changes()
         elif statement.sql == "ROLLBACK":
@@ -109,7 +114,7 @@ class PgConnection:
         return cursor
 
     def _reconnect(self) -> None:
-        """The database went away (a restart, a failover) and the last group failed with it: this group
+        """The database went away (a restart, a failover): the next transaction (or statement outside one)
         opens a new connection, or fails as unavailable in turn."""
         try:
             self._conn = self._loop.run_until_complete(asyncpg.connect(self._url))
