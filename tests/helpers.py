@@ -28,6 +28,7 @@ from click.testing import CliRunner
 
 from rotor_lite.cli import main
 from rotor_lite.store import counts
+from tests.pg_cluster import in_thread
 
 
 def api_routes(prefix: str = "/v1/") -> list[tuple[str, str]]:
@@ -184,7 +185,7 @@ def assert_counts_match(data_dir: Path) -> None:
     """The per-queue state counters of a stopped server's database equal a full count of its jobs table."""
     url = storage_url_of(data_dir)
     if url is not None:
-        from tests.pg_cluster import fetch, run_sync  # asyncpg only for the PostgreSQL runs
+        from tests.pg_cluster import fetch, run_sync
 
         drift = [(queue, state, int(kept), int(actual)) for queue, state, kept, actual in run_sync(fetch(url, _PORTABLE_DRIFT))]
         assert not drift, f"job counters drifted from the jobs table in {url}: (queue, state, kept, actual) {drift}"
@@ -214,7 +215,7 @@ def db_execute(data_dir: Path, sql: str, params: tuple[Any, ...] | list[Any] = (
             finally:
                 conn.close()
 
-        return _in_thread(on_postgres)  # a test may run inside an event loop; PgConnection drives its own
+        return in_thread(on_postgres)  # a test may run inside an event loop; PgConnection drives its own
     conn = sqlite3.connect(data_dir / "rotor.db", timeout=30, isolation_level=None)
     conn.row_factory = sqlite3.Row
     try:
@@ -223,28 +224,10 @@ def db_execute(data_dir: Path, sql: str, params: tuple[Any, ...] | list[Any] = (
         conn.close()
 
 
-def _in_thread(work: Callable[[], Any]) -> Any:
-    result: list[Any] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(work())
-        except BaseException as exc:  # handed to the caller
-            failure.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
-
-
 def offline(data_dir: Path, *args: str) -> dict[str, Any]:
     """Run an offline admin command (`keys create …`, `workspaces create …`) on a data directory: its JSON."""
     runner = CliRunner(env=storage_env(data_dir, None))  # its database, made now when no server made it yet
-    result = _in_thread(  # a test may run inside an event loop; the command's PgConnection drives its own
+    result = in_thread(  # a test may run inside an event loop; the command's PgConnection drives its own
         lambda: runner.invoke(main, [*args, "--data-dir", str(data_dir), "--json"], catch_exceptions=False))
     assert result.exit_code == 0, result.output
     parsed: dict[str, Any] = json.loads(result.output)

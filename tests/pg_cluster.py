@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -42,14 +42,15 @@ def binaries() -> Path | None:
     return max(numbered, key=lambda path: int(path.parent.name), default=None)
 
 
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to its end from synchronous code, even from inside a running event loop (an async test)."""
+def in_thread(work: Callable[[], T]) -> T:
+    """`work()` on a thread of its own, waited for: code that drives an event loop of its own runs even from
+    inside a running one (an async test)."""
     outcome: list[T] = []
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            outcome.append(asyncio.run(coroutine))
+            outcome.append(work())
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             failure.append(error)
 
@@ -59,6 +60,11 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from synchronous code, even from inside a running event loop."""
+    return in_thread(lambda: asyncio.run(coroutine))
 
 
 async def fetch(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
