@@ -129,7 +129,7 @@ async def due_deliveries(
     columns = ", ".join(f"d.{c.strip()}" for c in _DELIVERY_COLUMNS.split(","))
     where, params = _endpoint_filter(exclude, only)
     rows = await db.fetchall(
-        f"SELECT {columns}{_DUE}{where} AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?",
+        f"SELECT {columns}{_DUE}{where} AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.rowid LIMIT ?",
         (*params, now, limit),
     )
     return [_delivery(row) for row in rows]
