@@ -66,7 +66,7 @@ class Scheduler:
         self._retry_ms = core.settings.schedules.ms("leader_retry")
         self._leader: AdvisoryLeader | None = None
         if is_postgres(core.db):
-            self._leader = AdvisoryLeader(getattr(core.db, "url"), CRON_LEADER, node_id(core.settings.data_path))
+            self._leader = AdvisoryLeader(core.settings.storage.url, CRON_LEADER, node_id(core.settings.data_path))
 
     async def __aenter__(self) -> Scheduler:
         if service.record_delivery not in self._core.attempt_observers:
